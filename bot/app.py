@@ -1,0 +1,33 @@
+"""Builds the Bolt app and registers each kind of listener."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+
+from bot import dedupe, errors
+from bot.listeners import actions, commands, views
+from bot.services import Services
+
+
+def build_app(services: Services) -> App:
+    """A Bolt app whose every Web API call goes to SLACK_API_URL.
+
+    Start-up does not call Slack (no `auth.test`), so the bot starts, and reports
+    ready, even while Slack is unreachable.
+    """
+    settings = services.settings
+    app = App(
+        client=services.slack,
+        signing_secret=settings.slack_signing_secret.get_secret_value() or None,
+        token_verification_enabled=False,
+        request_verification_enabled=bool(settings.slack_signing_secret.get_secret_value()),
+        logger=logging.getLogger("agentbot.slack"),
+    )
+    dedupe.register(app, services)
+    errors.register(app, services)
+    commands.register(app, services)
+    actions.register(app, services)
+    views.register(app, services)
+    return app

@@ -1,0 +1,379 @@
+"""Block Kit for tasks, built by pure functions with `slack_sdk.models.blocks`.
+
+Slack's own validation runs when a message is rendered (`to_dict()`), and every text
+is clipped to Slack's limits here, so a long plan or log is truncated with a note
+rather than rejected by Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from jobs.models import Approval, Task
+from jobs.states import CANCELLABLE, TaskState
+
+HEADER_LIMIT = 150
+SECTION_LIMIT = 3000
+FIELD_LIMIT = 2000
+CONTEXT_LIMIT = 2000
+MAX_BLOCKS = 50
+MAX_FIELDS = 10
+TRUNCATED = "… _(truncated)_"
+
+STATE_EMOJI = {
+    TaskState.QUEUED: ":hourglass_flowing_sand:",
+    TaskState.PLANNING: ":mag:",
+    TaskState.AWAITING_APPROVAL: ":raised_hand:",
+    TaskState.APPROVED: ":white_check_mark:",
+    TaskState.EXECUTING: ":hammer_and_wrench:",
+    TaskState.SUCCEEDED: ":tada:",
+    TaskState.FAILED: ":x:",
+    TaskState.REJECTED: ":no_entry_sign:",
+    TaskState.CANCELLED: ":black_square_for_stop:",
+}
+
+APPROVE = "plan_approve"
+APPROVE_WITH_COMMENT = "plan_approve_comment"
+REJECT = "plan_reject"
+CANCEL = "task_cancel"
+RETRY = "task_retry"
+REJECT_VIEW = "reject_reason"
+APPROVE_VIEW = "approve_comment"
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut `text` to `limit` characters, saying so when it was cut."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(TRUNCATED)].rstrip() + TRUNCATED
+
+
+def plain_clip(text: str, limit: int) -> str:
+    """Like `clip`, for plain-text fields (no markdown in the note)."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def escape(text: str) -> str:
+    """Escape Slack's control characters so user text cannot ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(user: str) -> str:
+    """How a user id reads in a message."""
+    return f"<@{user}>" if user and user[0] in "UW" else escape(user or "someone")
+
+
+def elapsed(task: Task, now: datetime | None = None) -> str:
+    """How long the task has taken so far (or took), as `1h 02m` / `3m 05s`."""
+    end = task.finished_at or now or datetime.now(UTC)
+    start = task.created_at
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if end.tzinfo is None:
+        end = end.replace(tzinfo=UTC)
+    seconds = max(0, int((end - start).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s"
+
+
+def section(text: str) -> SectionBlock:
+    """A markdown section clipped to Slack's limit."""
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT)))
+
+
+def fields_section(pairs: Sequence[tuple[str, str]]) -> SectionBlock:
+    """A section of `*label*\\nvalue` fields (at most ten, as Slack allows)."""
+    return SectionBlock(
+        fields=[
+            MarkdownTextObject(text=clip(f"*{label}*\n{value}", FIELD_LIMIT))
+            for label, value in pairs[:MAX_FIELDS]
+        ]
+    )
+
+
+def context(text: str) -> ContextBlock:
+    """A small grey line."""
+    return ContextBlock(elements=[MarkdownTextObject(text=clip(text, CONTEXT_LIMIT))])
+
+
+def header(text: str) -> HeaderBlock:
+    """A header clipped to 150 characters."""
+    return HeaderBlock(text=PlainTextObject(text=plain_clip(text, HEADER_LIMIT), emoji=True))
+
+
+def button(text: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
+    """A button carrying the task id as its value."""
+    return ButtonElement(text=text, action_id=action_id, value=value, style=style)
+
+
+def finish(blocks: list[Block]) -> list[dict[str, Any]]:
+    """Validate, keep within 50 blocks, and serialize."""
+    if len(blocks) > MAX_BLOCKS:
+        blocks = [*blocks[: MAX_BLOCKS - 1], context("_More was left out to fit Slack._")]
+    return [block.to_dict() for block in blocks]
+
+
+def title(task: Task) -> str:
+    """`T-12 · first line of the description`."""
+    first = task.description.strip().splitlines()[0] if task.description.strip() else ""
+    return f"{task.key} · {first}"
+
+
+def agent_label(scripted: bool, name: str) -> str:
+    """Who did the work, stated plainly: a scripted agent is never presented as AI."""
+    if scripted:
+        return ":robot_face: Planned and executed by the *scripted agent* (deterministic, not AI)"
+    return f":sparkles: Planned and executed by *{escape(name)}*"
+
+
+def approvers_of(approvals: Sequence[Approval]) -> list[str]:
+    """Users who approved, in order."""
+    return [a.user_id for a in approvals if a.decision == "approve"]
+
+
+def render_status_card(
+    task: Task,
+    approvals: Sequence[Approval] = (),
+    *,
+    agent: str = "scripted agent",
+    scripted: bool = True,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The one card per task, edited in place as the task moves."""
+    state = task.task_state
+    pairs = [
+        ("State", f"{STATE_EMOJI[state]} {state.label}"),
+        ("Requester", mention(task.requester)),
+        ("Repo", f"`{escape(task.repo)}`"),
+        ("Elapsed", elapsed(task, now)),
+    ]
+    approved_by = approvers_of(approvals)
+    if approved_by:
+        pairs.append(("Approved by", ", ".join(mention(u) for u in approved_by)))
+    rejected = [a for a in approvals if a.decision == "reject"]
+    if rejected:
+        pairs.append(("Rejected by", mention(rejected[-1].user_id)))
+    if task.agent_cost_usd:
+        pairs.append(("Agent cost", f"${task.agent_cost_usd:.2f}"))
+    if task.source != "slack":
+        pairs.append(("Source", escape(task.source)))
+    blocks: list[Block] = [
+        header(title(task)),
+        section(escape(task.description)),
+        fields_section(pairs),
+    ]
+    if state == TaskState.FAILED and task.error:
+        blocks.append(section(f":warning: *Error:* {escape(task.error)}"))
+    if state == TaskState.SUCCEEDED and task.result:
+        link = task.result.get("pr_url") or f"branch `{escape(str(task.result.get('branch')))}`"
+        blocks.append(section(f":white_check_mark: *Result:* {link}"))
+    actions: list[ButtonElement] = []
+    if state in CANCELLABLE:
+        actions.append(button("Cancel", CANCEL, str(task.id), style="danger"))
+    if state == TaskState.FAILED:
+        actions.append(button("Retry", RETRY, str(task.id), style="primary"))
+    if actions:
+        blocks.append(ActionsBlock(block_id=f"task-{task.id}-actions", elements=actions))
+    blocks.append(context(f"{agent_label(scripted, agent)} · {task.key} · updated {_clock(now)}"))
+    return finish(blocks)
+
+
+def _clock(now: datetime | None) -> str:
+    return (now or datetime.now(UTC)).strftime("%H:%M:%S UTC")
+
+
+def render_plan(
+    task: Task,
+    approvals: Sequence[Approval] = (),
+    *,
+    required: int = 1,
+    agent: str = "scripted agent",
+    scripted: bool = True,
+) -> list[dict[str, Any]]:
+    """The plan in the task's thread, with Approve / Reject while it awaits a decision."""
+    plan = task.plan or {}
+    blocks: list[Block] = [
+        header(f"Plan for {task.key}"),
+        section(f"*Summary*\n{escape(str(plan.get('summary', '')))}"),
+        section(f"*Root cause*\n{escape(str(plan.get('root_cause', '')))}"),
+    ]
+    files = [f"• `{escape(str(name))}`" for name in plan.get("affected_files", [])]
+    if files:
+        blocks.append(section("*Affected files*\n" + "\n".join(files)))
+    steps = [
+        f"{n}. *{escape(str(step.get('kind')))}* — {escape(str(step.get('description')))}"
+        for n, step in enumerate(plan.get("steps", []), 1)
+    ]
+    blocks.append(section("*Steps (tests first)*\n" + "\n".join(steps)))
+    blocks.append(
+        fields_section(
+            [
+                ("Test command", f"`{escape(str(plan.get('test_command', '')))}`"),
+                ("Risk", str(plan.get("risk", "?"))),
+                ("Estimate", f"{plan.get('estimated_minutes', '?')} min"),
+                ("Approvals needed", str(required)),
+            ]
+        )
+    )
+    if task.result and task.result.get("plan_pr_url"):
+        blocks.append(context(f":memo: PLAN.md in draft PR {task.result['plan_pr_url']}"))
+    else:
+        blocks.append(context(f":memo: PLAN.md is on branch `agent/{task.key}`"))
+    blocks.append(context(agent_label(scripted, agent)))
+    blocks.append(DividerBlock())
+    blocks.extend(_decision_blocks(task, approvals, required))
+    return finish(blocks)
+
+
+def _decision_blocks(task: Task, approvals: Sequence[Approval], required: int) -> list[Block]:
+    state = task.task_state
+    approved = [a for a in approvals if a.decision == "approve"]
+    rejected = [a for a in approvals if a.decision == "reject"]
+    if rejected:
+        last = rejected[-1]
+        return [
+            section(
+                f":no_entry_sign: Rejected by {mention(last.user_id)}: {escape(last.comment or '')}"
+            )
+        ]
+    lines = []
+    for approval in approved:
+        note = f" — {escape(approval.comment)}" if approval.comment else ""
+        lines.append(f":white_check_mark: Approved by {mention(approval.user_id)}{note}")
+    blocks: list[Block] = [section("\n".join(lines))] if lines else []
+    if state == TaskState.AWAITING_APPROVAL:
+        if approved:
+            blocks.append(context(f"{len(approved)} of {required} approvals"))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"plan-{task.id}-decision",
+                elements=[
+                    button("Approve", APPROVE, str(task.id), style="primary"),
+                    button("Approve with comment…", APPROVE_WITH_COMMENT, str(task.id)),
+                    button("Reject…", REJECT, str(task.id), style="danger"),
+                ],
+            )
+        )
+    elif state == TaskState.CANCELLED and not approved:
+        blocks.append(context("Cancelled before a decision."))
+    return blocks
+
+
+def render_outcome(
+    task: Task, *, agent: str = "scripted agent", scripted: bool = True
+) -> list[dict[str, Any]]:
+    """The closing message in the thread: completion card, or what went wrong."""
+    state = task.task_state
+    blocks: list[Block] = [header(f"{STATE_EMOJI[state]} {task.key} {state.label}")]
+    result = task.result or {}
+    if state == TaskState.SUCCEEDED:
+        before = result.get("tests_before", {})
+        after = result.get("tests_after", {})
+        files = result.get("files_changed", [])
+        link = result.get("pr_url")
+        pairs = [
+            ("Pull request", link if link else f"branch `{escape(str(result.get('branch')))}`"),
+            (
+                "Files changed",
+                f"{len(files)} (+{result.get('lines_added', 0)} -{result.get('lines_removed', 0)})",
+            ),
+            ("Tests before", _counts(before)),
+            ("Tests after", _counts(after)),
+            ("Duration", f"{result.get('duration_seconds', 0)} s"),
+            ("Agent cost", f"${task.agent_cost_usd:.2f}"),
+        ]
+        blocks.append(fields_section(pairs))
+        if files:
+            blocks.append(section("\n".join(f"• `{escape(str(f))}`" for f in files)))
+        if not link:
+            blocks.append(context("No GitHub access is configured for this repo: branch only."))
+    elif state == TaskState.FAILED:
+        blocks.append(section(f"*What went wrong:* {escape(task.error or 'unknown error')}"))
+        evidence = result.get("evidence")
+        if evidence:
+            blocks.append(section(f"```{clip(escape(str(evidence)), SECTION_LIMIT - 10)}```"))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"outcome-{task.id}-actions",
+                elements=[button("Retry", RETRY, str(task.id), style="primary")],
+            )
+        )
+    elif state == TaskState.REJECTED:
+        blocks.append(section("The plan was rejected; nothing was changed."))
+    elif state == TaskState.CANCELLED:
+        blocks.append(section("The task was cancelled; its agent was stopped."))
+    blocks.append(context(agent_label(scripted, agent)))
+    return finish(blocks)
+
+
+def _counts(run: dict[str, Any]) -> str:
+    if not run:
+        return "—"
+    text = f"{run.get('passed', 0)} passed, {run.get('failed', 0)} failed"
+    return text + (f", {run['errors']} errors" if run.get("errors") else "")
+
+
+def render_progress(task: Task, lines: Sequence[str], now: datetime | None = None) -> str:
+    """The single progress message, as plain mrkdwn text."""
+    state = task.task_state
+    recent = "\n".join(f"• {escape(line)}" for line in lines[-5:])
+    return clip(
+        f"{STATE_EMOJI[state]} *{state.label.capitalize()}* · {elapsed(task, now)}\n{recent}",
+        SECTION_LIMIT,
+    )
+
+
+def render_task_list(tasks: Sequence[Task], heading: str) -> list[dict[str, Any]]:
+    """`/agent list`: one line per task."""
+    if not tasks:
+        return finish([section(f"*{escape(heading)}*\nNo tasks.")])
+    lines = [
+        f"{STATE_EMOJI[t.task_state]} *{t.key}* {t.task_state.label} · `{escape(t.repo)}` · "
+        f"{mention(t.requester)} · {escape(plain_clip(t.description.splitlines()[0], 80))}"
+        for t in tasks
+    ]
+    return finish([section(f"*{escape(heading)}*\n" + "\n".join(lines))])
+
+
+def reason_modal(task: Task, *, approve: bool, channel: str | None) -> View:
+    """The modal that asks for a rejection reason (or an approval comment)."""
+    from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
+
+    label = "Comment (optional)" if approve else "Why reject this plan?"
+    return View(
+        type="modal",
+        callback_id=APPROVE_VIEW if approve else REJECT_VIEW,
+        private_metadata=f"{task.id}|{channel or ''}",
+        title=PlainTextObject(text="Approve plan" if approve else "Reject plan"),
+        submit=PlainTextObject(text="Approve" if approve else "Reject"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            section(f"*{escape(plain_clip(title(task), 200))}*"),
+            InputBlock(
+                block_id="reason",
+                label=PlainTextObject(text=label),
+                optional=approve,
+                element=PlainTextInputElement(action_id="text", multiline=True, max_length=2000),
+            ),
+        ],
+    )

@@ -1,0 +1,143 @@
+"""The `agentbot` console script."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from bot.settings import ConfigError, Settings, get_settings
+
+log = logging.getLogger("agentbot")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve Slack events, probes and webhooks over HTTP with gunicorn."""
+    from bot.server import serve
+
+    settings = get_settings()
+    settings.require_slack()
+    _setup_logging(settings)
+    serve(settings, port=args.port or settings.port, workers=args.workers, threads=args.threads)
+    return 0
+
+
+def cmd_socket(args: argparse.Namespace) -> int:
+    """Connect to Slack over Socket Mode (no public URL needed)."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import build_app
+    from bot.services import build_services
+
+    settings = get_settings()
+    settings.require_slack(socket_mode=True)
+    _setup_logging(settings)
+    services = build_services(settings)
+    handler = SocketModeHandler(build_app(services), settings.slack_app_token.get_secret_value())
+    handler.start()  # type: ignore[no-untyped-call]
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run an RQ worker on the given queues."""
+    from bot.runtime import job_context
+    from bot.services import build_services
+    from jobs.context import install
+    from jobs.queues import ALL_QUEUES
+    from jobs.worker import AgentbotWorker
+
+    settings = get_settings()
+    _setup_logging(settings)
+    services = build_services(settings)
+    install(job_context(services))
+    queues = args.queues or list(ALL_QUEUES)
+    unknown = [q for q in queues if q not in ALL_QUEUES]
+    if unknown:
+        raise ConfigError(f"unknown queue {unknown[0]}; queues are {', '.join(ALL_QUEUES)}")
+    worker = AgentbotWorker(
+        [services.queues.queue(name) for name in queues], connection=services.redis
+    )
+    worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level.upper())
+    return 0
+
+
+def cmd_cron(args: argparse.Namespace) -> int:
+    """Run the scheduler that enqueues periodic jobs (reconciler, digests)."""
+    from bot.services import build_services
+    from jobs.schedule import run_cron
+
+    settings = get_settings()
+    _setup_logging(settings)
+    services = build_services(settings)
+    run_cron(services.redis, services.config)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the database schema."""
+    from jobs.db import migrate
+
+    settings = get_settings()
+    _setup_logging(settings)
+    migrate(settings.database_url, args.revision)
+    print(f"database is at revision {args.revision}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one subcommand per process kind."""
+    parser = argparse.ArgumentParser(
+        prog="agentbot",
+        description="Slack-first chatops: coding agents behind an approval gate, AWS health "
+        "and cost. Configuration comes from the environment, .env, and AGENTBOT_CONFIG.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help=cmd_serve.__doc__, description=cmd_serve.__doc__)
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT or 3000)")
+    serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    serve.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    serve.set_defaults(func=cmd_serve)
+
+    socket = sub.add_parser("socket", help=cmd_socket.__doc__, description=cmd_socket.__doc__)
+    socket.set_defaults(func=cmd_socket)
+
+    worker = sub.add_parser("worker", help=cmd_worker.__doc__, description=cmd_worker.__doc__)
+    worker.add_argument("queues", nargs="*", help="queues to work (default: plan execute default)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    worker.set_defaults(func=cmd_worker)
+
+    cron = sub.add_parser("cron", help=cmd_cron.__doc__, description=cmd_cron.__doc__)
+    cron.set_defaults(func=cmd_cron)
+
+    migrate = sub.add_parser("migrate", help=cmd_migrate.__doc__, description=cmd_migrate.__doc__)
+    migrate.add_argument("revision", nargs="?", default="head", help="target (default: head)")
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `agentbot` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"agentbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The one error handler: domain errors become short ephemeral messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from redis.exceptions import RedisError
+from slack_bolt import App, BoltResponse
+from slack_bolt.context.respond import Respond
+from sqlalchemy.exc import OperationalError
+
+from bot import dedupe
+from bot.services import Services
+from jobs.exceptions import UNAVAILABLE, AgentbotError
+
+log = logging.getLogger(__name__)
+
+GENERIC = "Something went wrong on Agentbot's side; it has been logged. Please try again."
+
+
+def user_message(error: Exception) -> str:
+    """What the user reads for an error: never a stack trace."""
+    if isinstance(error, AgentbotError):
+        return str(error)
+    if isinstance(error, OperationalError | RedisError | ConnectionError):
+        return UNAVAILABLE
+    return GENERIC
+
+
+def register(app: App, services: Services) -> None:
+    """Install the app-wide error handler."""
+
+    @app.error
+    def handle_error(
+        error: Exception,
+        body: dict[str, Any],
+        response: BoltResponse | None,
+        respond: Respond | None,
+    ) -> BoltResponse | None:
+        if not isinstance(error, AgentbotError):
+            log.error("listener failed: %s", error, exc_info=error)
+        dedupe.release(services, body)
+        message = user_message(error)
+        if body.get("type") == "view_submission":
+            return BoltResponse(
+                status=200,
+                headers={"content-type": "application/json"},
+                body=json.dumps({"response_action": "errors", "errors": {"reason": message}}),
+            )
+        if body.get("command") and response is not None:
+            # Not acknowledged yet: the message travels in the acknowledgement itself.
+            return BoltResponse(
+                status=200,
+                headers={"content-type": "application/json"},
+                body=json.dumps({"response_type": "ephemeral", "text": message}),
+            )
+        if respond is not None and body.get("response_url"):
+            try:
+                respond(text=message, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.warning("could not tell the user about an error", exc_info=True)
+        # Slack shows nothing for a button's acknowledgement; the message went by
+        # response_url. A 200 keeps Slack from showing its own error too.
+        return BoltResponse(status=200, body="") if response is not None else None

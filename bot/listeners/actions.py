@@ -1,0 +1,78 @@
+"""Buttons on cards and plans: Approve, Approve with comment, Reject, Cancel, Retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_bolt.context.respond import Respond
+from slack_sdk import WebClient
+
+from bot import blocks
+from bot.services import Services
+from jobs.exceptions import Conflict, NotAllowed
+from jobs.states import TaskState
+from jobs.tasks import get_task
+
+
+def _task_id(body: dict[str, Any]) -> int:
+    return int(body["actions"][0]["value"])
+
+
+def _tell(respond: Respond, text: str) -> None:
+    respond(text=text, response_type="ephemeral", replace_original=False)
+
+
+def register(app: App, services: Services) -> None:
+    """Register the button handlers."""
+
+    @app.action(blocks.APPROVE)
+    def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        # The work (one transaction and an enqueue) fits well inside Slack's three
+        # seconds; acknowledging after it lets a failure reach the error handler first.
+        decision = services.lifecycle.approve(_task_id(body), body["user"]["id"])
+        ack()
+        if not decision.moved:
+            _tell(
+                respond,
+                f"Your approval of {decision.task.key} is recorded "
+                f"({decision.approvals} of {decision.required}).",
+            )
+
+    def open_reason_modal(
+        ack: Ack, body: dict[str, Any], client: WebClient, *, approve: bool
+    ) -> None:
+        user = body["user"]["id"]
+        with services.db.session() as session:
+            task = get_task(session, _task_id(body))
+        # Refuse before asking for a reason nobody may give.
+        refusal = services.access.approval_refusal(user, task.requester)
+        if refusal is not None:
+            raise NotAllowed(refusal)
+        if task.task_state != TaskState.AWAITING_APPROVAL:
+            raise Conflict(f"{task.key} is {task.task_state.label}, not awaiting approval.")
+        ack()
+        channel = (body.get("channel") or {}).get("id")
+        # trigger_id expires in three seconds, so the modal opens here, not in a worker.
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=blocks.reason_modal(task, approve=approve, channel=channel),
+        )
+
+    @app.action(blocks.REJECT)
+    def reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        open_reason_modal(ack, body, client, approve=False)
+
+    @app.action(blocks.APPROVE_WITH_COMMENT)
+    def approve_with_comment(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        open_reason_modal(ack, body, client, approve=True)
+
+    @app.action(blocks.CANCEL)
+    def cancel(ack: Ack, body: dict[str, Any]) -> None:
+        services.lifecycle.cancel(_task_id(body), body["user"]["id"])
+        ack()
+
+    @app.action(blocks.RETRY)
+    def retry(ack: Ack, body: dict[str, Any]) -> None:
+        services.lifecycle.retry(_task_id(body), body["user"]["id"])
+        ack()

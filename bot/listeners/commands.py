@@ -1,0 +1,111 @@
+"""`/agent …`: validate, write, enqueue, acknowledge — within Slack's three seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot import blocks
+from bot.commands import USAGE, Command, parse
+from bot.services import Services
+from jobs.exceptions import NotAllowed
+from jobs.tasks import approvals_of, get_task, list_tasks
+
+AWS_NOT_CONFIGURED = (
+    "AWS is not configured for this Agentbot yet: add accounts and regions to the config file."
+)
+
+
+def register(app: App, services: Services) -> None:
+    """Register the `/agent` command."""
+
+    @app.command("/agent")
+    def agent_command(ack: Ack, command: dict[str, Any]) -> None:
+        parsed = parse(command.get("text", ""))
+        user = command["user_id"]
+        channel = command["channel_id"]
+        if parsed.name == "help":
+            ack(text=USAGE, response_type="ephemeral")
+            return
+        allowed = services.config.slack.channels
+        if allowed and channel not in allowed:
+            raise NotAllowed("Agentbot doesn't take commands in this channel.")
+        handler = HANDLERS[parsed.name]
+        handler(services, ack, parsed, user, channel)
+
+
+def _run(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    task = services.lifecycle.request(
+        description=cmd.text, requester=user, channel=channel, repo_name=cmd.repo
+    )
+    ack(
+        text=f":inbox_tray: {task.key} queued for `{task.repo}`; its card will appear here.",
+        response_type="ephemeral",
+    )
+
+
+def _status(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    assert cmd.task_id is not None
+    with services.db.session() as session:
+        task = get_task(session, cmd.task_id)
+        approvals = list(approvals_of(session, task.id))
+    kind = services.config.agent.kind
+    card = blocks.render_status_card(task, approvals, scripted=kind == "scripted", agent=kind)
+    ack(blocks=card, text=f"{task.key} · {task.task_state.label}", response_type="ephemeral")
+
+
+def _list(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    with services.db.session() as session:
+        tasks = list_tasks(session, state=cmd.state, requester=user if cmd.mine else None)
+    heading = "Your recent tasks" if cmd.mine else "Recent tasks"
+    if cmd.state is not None:
+        heading += f" ({cmd.state.label})"
+    ack(blocks=blocks.render_task_list(tasks, heading), text=heading, response_type="ephemeral")
+
+
+def _approve(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    assert cmd.task_id is not None
+    decision = services.lifecycle.approve(cmd.task_id, user, cmd.text or None)
+    if decision.moved:
+        text = f":white_check_mark: You approved {decision.task.key}; it is queued for execution."
+    else:
+        text = (
+            f":white_check_mark: Your approval of {decision.task.key} is recorded "
+            f"({decision.approvals} of {decision.required})."
+        )
+    ack(text=text, response_type="ephemeral")
+
+
+def _reject(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    assert cmd.task_id is not None
+    task = services.lifecycle.reject(cmd.task_id, user, cmd.text)
+    ack(text=f":no_entry_sign: You rejected {task.key}.", response_type="ephemeral")
+
+
+def _retry(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    assert cmd.task_id is not None
+    task = services.lifecycle.retry(cmd.task_id, user)
+    ack(text=f":repeat: {task.key} is queued again.", response_type="ephemeral")
+
+
+def _cancel(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    assert cmd.task_id is not None
+    task = services.lifecycle.cancel(cmd.task_id, user)
+    ack(text=f":black_square_for_stop: {task.key} is cancelled.", response_type="ephemeral")
+
+
+def _aws(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+    ack(text=AWS_NOT_CONFIGURED, response_type="ephemeral")
+
+
+HANDLERS = {
+    "run": _run,
+    "status": _status,
+    "list": _list,
+    "approve": _approve,
+    "reject": _reject,
+    "retry": _retry,
+    "cancel": _cancel,
+    "aws": _aws,
+}

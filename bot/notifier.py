@@ -1,0 +1,154 @@
+"""Makes Slack reflect the database: one status card per task, its thread, progress.
+
+`sync` is idempotent and convergent: it compares the task's version with the version
+Slack last showed, and posts or edits only what is missing or stale. Any number of
+syncs, in any order, leave the same messages in Slack, once each. A per-task lock
+keeps two workers from posting the same card at the same moment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+
+from redis import Redis
+from slack_sdk import WebClient
+from sqlalchemy import update
+
+from bot import blocks
+from jobs.config import AgentbotConfig
+from jobs.db import Database
+from jobs.models import Approval, Task
+from jobs.tasks import approvals_of, get_task
+
+log = logging.getLogger(__name__)
+
+LOCK_SECONDS = 60
+AGENT_NAMES = {"scripted": "scripted agent", "claude-code": "Claude Code", "codex": "Codex"}
+
+
+class SlackNotifier:
+    """The `jobs.notify.Notifier` that speaks Slack's Web API."""
+
+    def __init__(
+        self, db: Database, client: WebClient, redis: Redis, config: AgentbotConfig
+    ) -> None:
+        self.db = db
+        self.client = client
+        self.redis = redis
+        self.config = config
+        self._progress: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=5))
+
+    @property
+    def agent(self) -> str:
+        """The agent's name as users read it."""
+        return AGENT_NAMES[self.config.agent.kind]
+
+    @property
+    def scripted(self) -> bool:
+        """Whether tasks are handled by the scripted (non-AI) agent."""
+        return self.config.agent.kind == "scripted"
+
+    def sync(self, task_id: int) -> None:
+        """Post or edit the card, plan and outcome messages until Slack is current."""
+        with self.redis.lock(
+            f"agentbot:slack-sync:{task_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS
+        ):
+            # Loop: the task may move while we render; stop once Slack shows the latest.
+            for _ in range(5):
+                with self.db.session() as session:
+                    task = get_task(session, task_id)
+                    approvals = list(approvals_of(session, task_id))
+                if task.slack_version >= task.version:
+                    return
+                self._render(task, approvals)
+
+    def _render(self, task: Task, decided: list[Approval]) -> None:
+        card = blocks.render_status_card(task, decided, agent=self.agent, scripted=self.scripted)
+        text = f"{task.key} · {task.task_state.label}"
+        updates: dict[str, object] = {}
+        if task.card_ts is None:
+            response = self.client.chat_postMessage(channel=task.channel, blocks=card, text=text)
+            updates["card_ts"] = updates["thread_ts"] = task.card_ts = task.thread_ts = str(
+                response["ts"]
+            )
+            # A card can be posted to a channel id or a user id; Slack answers with
+            # the real channel, which later edits must use.
+            if response.get("channel") and response["channel"] != task.channel:
+                updates["channel"] = task.channel = str(response["channel"])
+        else:
+            self.client.chat_update(channel=task.channel, ts=task.card_ts, blocks=card, text=text)
+        if task.plan:
+            plan = blocks.render_plan(
+                task,
+                decided,
+                required=self.config.access.approvals_required,
+                agent=self.agent,
+                scripted=self.scripted,
+            )
+            plan_text = f"Plan for {task.key}"
+            if task.plan_ts is None:
+                response = self.client.chat_postMessage(
+                    channel=task.channel, thread_ts=task.thread_ts, blocks=plan, text=plan_text
+                )
+                updates["plan_ts"] = str(response["ts"])
+            else:
+                self.client.chat_update(
+                    channel=task.channel, ts=task.plan_ts, blocks=plan, text=plan_text
+                )
+        if task.task_state.is_terminal and task.outcome_ts is None:
+            self._finish_progress(task)
+            outcome = blocks.render_outcome(task, agent=self.agent, scripted=self.scripted)
+            response = self.client.chat_postMessage(
+                channel=task.channel,
+                thread_ts=task.thread_ts,
+                blocks=outcome,
+                text=f"{task.key} {task.task_state.label}",
+            )
+            updates["outcome_ts"] = str(response["ts"])
+        with self.db.session() as session:
+            # slack_version is bookkeeping, not a change users see: no version bump.
+            session.execute(
+                update(Task).where(Task.id == task.id).values(slack_version=task.version, **updates)
+            )
+
+    def _finish_progress(self, task: Task) -> None:
+        if task.progress_ts is None:
+            return
+        lines = list(self._progress.pop(task.id, []))
+        self.client.chat_update(
+            channel=task.channel,
+            ts=task.progress_ts,
+            text=blocks.render_progress(task, lines or ["done"]),
+        )
+
+    def progress(self, task_id: int, line: str) -> None:
+        """Edit the task's one progress message (posting it the first time)."""
+        self._progress[task_id].append(line)
+        with self.db.session() as session:
+            task = get_task(session, task_id)
+        if task.thread_ts is None:
+            self.sync(task_id)
+            with self.db.session() as session:
+                task = get_task(session, task_id)
+        text = blocks.render_progress(task, list(self._progress[task_id]))
+        if task.progress_ts is None:
+            response = self.client.chat_postMessage(
+                channel=task.channel, thread_ts=task.thread_ts, text=text
+            )
+            with self.db.session() as session:
+                session.execute(
+                    update(Task).where(Task.id == task_id).values(progress_ts=str(response["ts"]))
+                )
+        else:
+            self.client.chat_update(channel=task.channel, ts=task.progress_ts, text=text)
+
+    def say(self, task_id: int, text: str) -> None:
+        """Post a message in the task's thread."""
+        with self.db.session() as session:
+            task = get_task(session, task_id)
+        if task.thread_ts is None:
+            self.sync(task_id)
+            with self.db.session() as session:
+                task = get_task(session, task_id)
+        self.client.chat_postMessage(channel=task.channel, thread_ts=task.thread_ts, text=text)

@@ -1,0 +1,119 @@
+"""Process configuration: environment variables plus the TOML file they point at.
+
+Everything the product reads from its environment goes through `get_settings()`;
+nothing else touches `os.environ` (the coding-agent environment allowlist is the one
+deliberate exception, and it lives with the runner).
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobs.config import AgentbotConfig
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "xoxb-your-token", "secret"}
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line that names it."""
+
+
+class Settings(BaseSettings):
+    """Settings from the environment or a `.env` file, named as in the product brief."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: Literal["local", "production"] = Field(
+        "production", validation_alias=AliasChoices("AGENTBOT_ENV")
+    )
+    slack_bot_token: SecretStr = Field(SecretStr(""), validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr = Field(SecretStr(""), validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr = Field(SecretStr(""), validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(DEFAULT_SLACK_API_URL, validation_alias="SLACK_API_URL")
+    database_url: str = Field("sqlite:///agentbot.db", validation_alias="DATABASE_URL")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
+    github_token: SecretStr = Field(SecretStr(""), validation_alias="GITHUB_TOKEN")
+    github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
+    port: int = Field(3000, validation_alias="PORT", ge=1, le=65535)
+    config_path: Path | None = Field(None, validation_alias="AGENTBOT_CONFIG")
+    log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _slack_api_url_ends_with_slash(cls, value: str) -> str:
+        # WebClient joins method names onto the base URL; without the slash it
+        # would produce ".../apichat.postMessage".
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") else value + "/"
+
+    def require_slack(self, *, socket_mode: bool = False) -> None:
+        """Fail fast when the Slack credentials a server needs are missing.
+
+        Args:
+            socket_mode: Also require the app-level token used by Socket Mode.
+
+        Raises:
+            ConfigError: Naming the first missing or placeholder setting.
+        """
+        required = [("SLACK_BOT_TOKEN", self.slack_bot_token)]
+        if socket_mode:
+            required.append(("SLACK_APP_TOKEN", self.slack_app_token))
+        else:
+            required.append(("SLACK_SIGNING_SECRET", self.slack_signing_secret))
+        for name, value in required:
+            if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ConfigError(f"{name} is not set")
+
+    def load_config(self) -> AgentbotConfig:
+        """Read the TOML file named by AGENTBOT_CONFIG (defaults when unset).
+
+        Raises:
+            ConfigError: When the file is missing, unreadable or invalid.
+        """
+        if self.config_path is None:
+            return AgentbotConfig()
+        return load_config_file(self.config_path)
+
+
+def load_config_file(path: Path) -> AgentbotConfig:
+    """Parse and validate one configuration file.
+
+    Raises:
+        ConfigError: One line naming the file and the offending key.
+    """
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"AGENTBOT_CONFIG: file not found: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"AGENTBOT_CONFIG: cannot read {path}: {exc}") from None
+    try:
+        return AgentbotConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"AGENTBOT_CONFIG: {first_error(exc)}") from None
+
+
+def first_error(exc: ValidationError) -> str:
+    """Render the first validation error as `dotted.path: message`."""
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"]) or "(root)"
+    return f"{location}: {error['msg']}"
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process's settings, read once. Tests clear the cache to override."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        raise ConfigError(f"{name}: {error['msg']}") from None

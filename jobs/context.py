@@ -1,0 +1,55 @@
+"""What job functions run with, built once per worker process.
+
+RQ imports job functions by dotted path and calls them with primitives, so they
+cannot take collaborators as arguments. The worker's entry point builds a
+`JobContext` from its settings and installs it before it starts working; job
+functions fetch it with `current()`. Nothing else in the code reaches for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis import Redis
+
+from agents.base import AgentPair
+from agents.workspace import Workspaces
+from jobs.config import AgentbotConfig, RepoConfig
+from jobs.db import Database
+from jobs.notify import Notifier
+from jobs.queues import Queues
+
+AgentFactory = Callable[[RepoConfig], AgentPair]
+
+
+@dataclass
+class JobContext:
+    """The collaborators of every job function."""
+
+    db: Database
+    redis: Redis
+    queues: Queues
+    config: AgentbotConfig
+    notifier: Notifier
+    agents: AgentFactory
+    workspaces: Workspaces
+
+
+_installed: list[JobContext] = []
+
+
+def install(context: JobContext) -> None:
+    """Make `context` the one job functions in this process use."""
+    _installed[:] = [context]
+
+
+def current() -> JobContext:
+    """The installed context.
+
+    Raises:
+        RuntimeError: When the process was not started through `agentbot worker`.
+    """
+    if not _installed:
+        raise RuntimeError("no job context installed; start workers with `agentbot worker`")
+    return _installed[0]

@@ -1,0 +1,36 @@
+"""Domain errors. Each carries a short message fit to show a user as it is."""
+
+from __future__ import annotations
+
+UNAVAILABLE = "Agentbot could not reach its database or queue. Please try again in a moment."
+
+
+class AgentbotError(Exception):
+    """Base class: `str(error)` is a short, user-facing sentence."""
+
+
+class BadRequest(AgentbotError):
+    """The user's input cannot be understood; nothing was changed."""
+
+
+class TaskNotFound(AgentbotError):
+    """No task has the id the user typed."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"There is no task {key}.")
+        self.key = key
+
+
+class NotAllowed(AgentbotError):
+    """The user may not do this; nothing was changed."""
+
+
+class Conflict(AgentbotError):
+    """The task is not in a state where this makes sense (it moved on)."""
+
+
+class Unavailable(AgentbotError):
+    """A backing service (database, Redis) did not answer; the user may try again."""
+
+    def __init__(self, message: str = UNAVAILABLE) -> None:
+        super().__init__(message)

@@ -1,0 +1,295 @@
+"""What people can do to tasks: request, approve, reject, cancel, retry.
+
+Each operation validates, writes in one transaction, and enqueues; none of them talks
+to Slack. Refusals raise a domain error whose message is shown to the user as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from jobs.access import AccessPolicy
+from jobs.config import AgentbotConfig, RepoConfig
+from jobs.db import Database
+from jobs.exceptions import BadRequest, Conflict, NotAllowed, Unavailable
+from jobs.models import Approval, Task, utcnow
+from jobs.queues import Queues
+from jobs.states import CANCELLABLE, TaskState
+from jobs.tasks import create_task, get_task, transition
+
+log = logging.getLogger(__name__)
+
+MAX_DESCRIPTION = 8000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The result of an approval: whether it moved the task, and what is still needed."""
+
+    task: Task
+    moved: bool
+    approvals: int
+    required: int
+
+
+class Lifecycle:
+    """The task lifecycle's entry points, wired with explicit collaborators."""
+
+    def __init__(
+        self, db: Database, queues: Queues, config: AgentbotConfig, access: AccessPolicy
+    ) -> None:
+        self.db = db
+        self.queues = queues
+        self.config = config
+        self.access = access
+
+    # -- requesting -------------------------------------------------------------------
+
+    def resolve_repo(self, name: str | None, channel: str | None) -> RepoConfig:
+        """The repo a request names, or the channel's / only one.
+
+        Raises:
+            BadRequest: Unknown repo, or none could be chosen.
+        """
+        if name:
+            repo = self.config.repo(name)
+            if repo is None:
+                known = ", ".join(r.name for r in self.config.repos) or "none configured"
+                raise BadRequest(f"Unknown repo `{name[:100]}`. Known repos: {known}.")
+            return repo
+        repo = self.config.default_repo(channel)
+        if repo is None:
+            if not self.config.repos:
+                raise BadRequest("No repos are configured yet; add one to the config file.")
+            raise BadRequest("Which repo? Add `--repo owner/name`.")
+        return repo
+
+    def request(
+        self,
+        *,
+        description: str,
+        requester: str,
+        channel: str,
+        repo_name: str | None = None,
+        source: str = "slack",
+        source_ref: str | None = None,
+        source_data: dict[str, object] | None = None,
+        check_access: bool = True,
+    ) -> Task:
+        """Create a task and queue its planning.
+
+        Raises:
+            NotAllowed: The requester is not allowed to start tasks.
+            BadRequest: Empty or oversized description, unknown repo.
+        """
+        if check_access and not self.access.may_request(requester):
+            raise NotAllowed("You are not on the list of people who can start tasks.")
+        description = description.strip()
+        if not description:
+            raise BadRequest("Describe the work: `/agent run <description> [--repo owner/name]`.")
+        if len(description) > MAX_DESCRIPTION:
+            raise BadRequest(f"That description is too long (over {MAX_DESCRIPTION} characters).")
+        repo = self.resolve_repo(repo_name, channel)
+        with self._session() as session:
+            task = create_task(
+                session,
+                description=description,
+                repo=repo.name,
+                requester=requester,
+                channel=channel,
+                source=source,
+                source_ref=source_ref,
+                source_data=dict(source_data) if source_data else None,
+            )
+            task.job_id = self.queues.new_job_id(task.id, plan=True)
+        self._enqueue(task.id, task.job_id, plan=True)
+        return task
+
+    # -- deciding ---------------------------------------------------------------------
+
+    def approve(self, task_id: int, user: str, comment: str | None = None) -> Decision:
+        """Record an approval; the N-th distinct approver moves the task on.
+
+        Raises:
+            NotAllowed: The user may not approve this task.
+            Conflict: The task is not awaiting approval (already decided, cancelled…).
+        """
+        required = self.config.access.approvals_required
+        with self._session() as session:
+            # The row lock serializes approvers of one task, so N racing approvals
+            # are counted one after another and exactly one of them moves it.
+            task = get_task(session, task_id, for_update=True)
+            self._check_decider(task, user)
+            already = session.execute(
+                select(Approval.id).where(
+                    Approval.task_id == task_id,
+                    Approval.user_id == user,
+                    Approval.decision == "approve",
+                )
+            ).first()
+            if already is not None:
+                raise Conflict(f"You already approved {task.key}.")
+            session.add(
+                Approval(task_id=task_id, user_id=user, decision="approve", comment=comment)
+            )
+            session.flush()
+            count = session.execute(
+                select(func.count(func.distinct(Approval.user_id))).where(
+                    Approval.task_id == task_id, Approval.decision == "approve"
+                )
+            ).scalar_one()
+            moved = False
+            job_id = self.queues.new_job_id(task_id, plan=False)
+            if count >= required:
+                moved = transition(
+                    session,
+                    task_id,
+                    TaskState.AWAITING_APPROVAL,
+                    TaskState.APPROVED,
+                    actor=user,
+                    reason=comment or "approved",
+                    approved_at=utcnow(),
+                    job_id=job_id,
+                )
+                if not moved:
+                    raise Conflict(f"{task.key} was decided a moment ago.")
+            session.refresh(task)
+        if moved:
+            self._enqueue(task_id, job_id, plan=False)
+        else:
+            self.queues.enqueue_sync(task_id)
+        return Decision(task=task, moved=moved, approvals=count, required=required)
+
+    def reject(self, task_id: int, user: str, reason: str) -> Task:
+        """Reject a plan; one approver's rejection ends the task.
+
+        Raises:
+            NotAllowed: The user may not reject this task.
+            Conflict: The task is not awaiting approval.
+            BadRequest: No reason given.
+        """
+        reason = reason.strip()
+        if not reason:
+            raise BadRequest("Say why you reject it: `/agent reject T-12 <reason>`.")
+        with self._session() as session:
+            task = get_task(session, task_id, for_update=True)
+            self._check_decider(task, user)
+            session.add(Approval(task_id=task_id, user_id=user, decision="reject", comment=reason))
+            if not transition(
+                session,
+                task_id,
+                TaskState.AWAITING_APPROVAL,
+                TaskState.REJECTED,
+                actor=user,
+                reason=reason,
+            ):
+                raise Conflict(f"{task.key} was decided a moment ago.")
+            session.refresh(task)
+        self.queues.enqueue_sync(task_id)
+        return task
+
+    def _check_decider(self, task: Task, user: str) -> None:
+        refusal = self.access.approval_refusal(user, task.requester)
+        if refusal is not None:
+            raise NotAllowed(refusal)
+        if task.task_state != TaskState.AWAITING_APPROVAL:
+            raise Conflict(f"{task.key} is {task.task_state.label}, not awaiting approval.")
+
+    # -- stopping and restarting -------------------------------------------------------
+
+    def cancel(self, task_id: int, user: str) -> Task:
+        """Stop a task wherever it is, killing its running job.
+
+        Raises:
+            NotAllowed: Neither its requester nor an approver.
+            Conflict: The task already ended.
+        """
+        with self._session() as session:
+            task = get_task(session, task_id, for_update=True)
+            if not self.access.may_cancel(user, task.requester):
+                raise NotAllowed("Only the requester or an approver can cancel a task.")
+            state = task.task_state
+            if state not in CANCELLABLE or not transition(
+                session, task_id, state, TaskState.CANCELLED, actor=user, reason="cancelled"
+            ):
+                raise Conflict(f"{task.key} is {state.label}; there is nothing to cancel.")
+            job_id = task.job_id
+            session.refresh(task)
+        if job_id:
+            self.queues.stop(job_id)
+        self.queues.enqueue_sync(task_id)
+        return task
+
+    def retry(self, task_id: int, user: str) -> Task:
+        """Re-run a failed task: execution again if its plan was approved, else planning.
+
+        Raises:
+            NotAllowed: Neither its requester nor an approver.
+            Conflict: The task has not failed.
+        """
+        with self._session() as session:
+            task = get_task(session, task_id, for_update=True)
+            if not self.access.may_cancel(user, task.requester):
+                raise NotAllowed("Only the requester or an approver can retry a task.")
+            if task.task_state != TaskState.FAILED:
+                raise Conflict(f"{task.key} is {task.task_state.label}; only failed tasks retry.")
+            execute = task.approved_at is not None and task.plan is not None
+            target = TaskState.APPROVED if execute else TaskState.QUEUED
+            job_id = self.queues.new_job_id(task_id, plan=not execute)
+            fresh: dict[str, object] = {"error": None, "outcome_ts": None, "progress_ts": None}
+            if not execute:
+                fresh |= {"plan": None, "plan_ts": None}
+            if not transition(
+                session,
+                task_id,
+                TaskState.FAILED,
+                target,
+                actor=user,
+                reason="retry",
+                finished_at=None,
+                job_id=job_id,
+                **fresh,
+            ):
+                raise Conflict(f"{task.key} was retried a moment ago.")
+            session.refresh(task)
+        self._enqueue(task_id, job_id, plan=not execute)
+        return task
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _enqueue(self, task_id: int, job_id: str, *, plan: bool) -> None:
+        # The task and its job id are committed before the job exists; if Redis is
+        # down here the reconciler finds the task without its job and queues it again.
+        try:
+            self.queues.enqueue_phase(task_id, job_id, plan=plan)
+            self.queues.enqueue_sync(task_id)
+        except Exception:
+            log.exception("could not enqueue T-%s; the reconciler will pick it up", task_id)
+
+    def _session(self) -> _GuardedSession:
+        return _GuardedSession(self.db)
+
+
+class _GuardedSession:
+    """A database session whose connection failures read as `Unavailable`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._context = db.session()
+
+    def __enter__(self) -> Session:
+        try:
+            return self._context.__enter__()
+        except OperationalError as exc:
+            raise Unavailable() from exc
+
+    def __exit__(self, *exc_info: object) -> bool | None:
+        try:
+            return self._context.__exit__(*exc_info)  # type: ignore[arg-type]
+        except OperationalError as exc:
+            raise Unavailable() from exc

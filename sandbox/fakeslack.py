@@ -1,0 +1,472 @@
+"""A Slack Web API on loopback: the real `slack_sdk` client talks to it over HTTP.
+
+It keeps channels, threads, edits, ephemeral messages, modals and uploaded files the
+way Slack does, validates Block Kit against Slack's limits (so a message Slack would
+reject is rejected here too), and records every call. It can be told to answer the
+next calls of a method with a 429 (with Retry-After) or a 5xx. The local sandbox
+renders from it; tests assert against it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+BOT_USER = "UAGENTBOT"
+TEAM = "TSANDBOX"
+
+
+@dataclass
+class Message:
+    """A message as a channel shows it."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    user: str = BOT_USER
+    thread_ts: str | None = None
+    edited: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Slack's JSON shape (roughly) of the message."""
+        data: dict[str, Any] = {
+            "type": "message",
+            "channel": self.channel,
+            "ts": self.ts,
+            "text": self.text,
+            "blocks": self.blocks,
+            "user": self.user,
+        }
+        if self.thread_ts:
+            data["thread_ts"] = self.thread_ts
+        if self.edited:
+            data["edited"] = {"user": self.user, "ts": self.ts, "count": self.edited}
+        if self.files:
+            data["files"] = self.files
+        return data
+
+
+@dataclass
+class Call:
+    """One recorded Web API call."""
+
+    method: str
+    params: dict[str, Any]
+    token: str | None
+    status: int
+
+
+@dataclass
+class Ephemeral:
+    """A message only one user sees (response_url or chat.postEphemeral)."""
+
+    user: str | None
+    channel: str | None
+    text: str
+    blocks: list[dict[str, Any]]
+    via: str
+
+
+def block_errors(blocks: list[dict[str, Any]]) -> list[str]:
+    """Slack's own limits for message blocks; empty when the blocks are acceptable."""
+    errors = []
+    if len(blocks) > 50:
+        errors.append("no more than 50 items allowed [json-pointer:/blocks]")
+    for index, block in enumerate(blocks):
+        kind = block.get("type")
+        text = block.get("text") or {}
+        if kind == "header" and len(text.get("text", "")) > 150:
+            errors.append(f"must be less than 151 characters [json-pointer:/blocks/{index}/text]")
+        if kind == "section":
+            if text and len(text.get("text", "")) > 3000:
+                errors.append(
+                    f"must be less than 3001 characters [json-pointer:/blocks/{index}/text]"
+                )
+            for field_ in block.get("fields", []) or []:
+                if len(field_.get("text", "")) > 2000:
+                    errors.append(f"field too long [json-pointer:/blocks/{index}/fields]")
+            if len(block.get("fields", []) or []) > 10:
+                errors.append(f"no more than 10 fields [json-pointer:/blocks/{index}/fields]")
+            if not text and not block.get("fields"):
+                errors.append(f"missing text or fields [json-pointer:/blocks/{index}]")
+        if kind == "actions" and len(block.get("elements", [])) > 25:
+            errors.append(f"too many elements [json-pointer:/blocks/{index}/elements]")
+    return errors
+
+
+class FakeSlack:
+    """The fake workspace and its HTTP server."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = "xoxb-test-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        groups: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.token = token
+        self.groups = dict(groups or {})
+        self.messages: list[Message] = []
+        self.ephemerals: list[Ephemeral] = []
+        self.views: list[dict[str, Any]] = []
+        self.calls: list[Call] = []
+        self.files: dict[str, dict[str, Any]] = {}
+        self.response_urls: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, list[tuple[int, int]]] = {}
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._clock = itertools.count(1)
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The server's root URL."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    @property
+    def api_url(self) -> str:
+        """What SLACK_API_URL should be set to."""
+        return self.url + "api/"
+
+    def start(self) -> FakeSlack:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget every message, call and injected failure."""
+        with self._lock:
+            self.messages.clear()
+            self.ephemerals.clear()
+            self.views.clear()
+            self.calls.clear()
+            self.files.clear()
+            self.response_urls.clear()
+            self._failures.clear()
+
+    # -- test and sandbox helpers ------------------------------------------------------
+
+    def fail_next(self, method: str, status: int = 429, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with `status` (no effect on state)."""
+        with self._lock:
+            self._failures.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def new_response_url(self, **context: Any) -> str:
+        """A response_url for a command or action, remembered with its context."""
+        token = uuid.uuid4().hex
+        with self._lock:
+            self.response_urls[token] = context
+        return f"{self.url}response/{token}"
+
+    def channel_messages(self, channel: str) -> list[Message]:
+        """Top-level messages of a channel, oldest first."""
+        with self._lock:
+            return [m for m in self.messages if m.channel == channel and m.thread_ts is None]
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """Replies in a thread, oldest first."""
+        with self._lock:
+            return [m for m in self.messages if m.channel == channel and m.thread_ts == ts]
+
+    def calls_to(self, method: str) -> list[Call]:
+        """Recorded calls of one method."""
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait until `predicate()` is truthy (re-checked on every change)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError("the fake Slack never saw what was expected")
+                self._changed.wait(min(remaining, 0.2))
+
+    # -- the API -----------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        return f"{1_700_000_000 + next(self._clock)}.000100"
+
+    def _notify(self, kind: str, payload: dict[str, Any]) -> None:
+        self._changed.notify_all()
+        for listener in list(self.listeners):
+            listener(kind, payload)
+
+    def handle_api(
+        self, method: str, params: dict[str, Any], token: str | None
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Answer one Web API call: (HTTP status, JSON body, extra headers)."""
+        with self._lock:
+            queued = self._failures.get(method)
+            if queued:
+                status, retry_after = queued.pop(0)
+                self.calls.append(Call(method, params, token, status))
+                headers = {"Retry-After": str(retry_after)} if status == 429 else {}
+                body = {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}
+                return status, body, headers
+            self.calls.append(Call(method, params, token, 200))
+            if self.token is not None and token != self.token:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            handler = getattr(self, "_api_" + method.replace(".", "_"), None)
+            if handler is None:
+                return 200, {"ok": False, "error": "unknown_method"}, {}
+            result: dict[str, Any] = handler(params)
+            self._notify(method, params)
+            return 200, result, {}
+
+    @staticmethod
+    def _blocks(params: dict[str, Any]) -> list[dict[str, Any]]:
+        blocks = params.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        return list(blocks)
+
+    def _api_auth_test(self, _params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "user_id": BOT_USER, "team_id": TEAM, "bot_id": "BAGENTBOT"}
+
+    def _api_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        blocks = self._blocks(params)
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not params.get("text") and not blocks:
+            return {"ok": False, "error": "no_text"}
+        errors = block_errors(blocks)
+        if errors:
+            return {"ok": False, "error": "invalid_blocks", "errors": errors}
+        thread_ts = params.get("thread_ts") or None
+        if thread_ts and not any(m.ts == thread_ts for m in self.messages):
+            return {"ok": False, "error": "thread_not_found"}
+        message = Message(
+            channel=str(params["channel"]),
+            ts=self._next_ts(),
+            text=str(params.get("text") or ""),
+            blocks=blocks,
+            thread_ts=thread_ts,
+        )
+        self.messages.append(message)
+        return {"ok": True, "channel": message.channel, "ts": message.ts,
+                "message": message.to_dict()}
+
+    def _api_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        for message in self.messages:
+            if message.channel == params.get("channel") and message.ts == params.get("ts"):
+                blocks = self._blocks(params)
+                errors = block_errors(blocks)
+                if errors:
+                    return {"ok": False, "error": "invalid_blocks", "errors": errors}
+                message.text = str(params.get("text") or message.text)
+                if "blocks" in params:
+                    message.blocks = blocks
+                message.edited += 1
+                return {"ok": True, "channel": message.channel, "ts": message.ts,
+                        "message": message.to_dict()}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.ephemerals.append(
+            Ephemeral(
+                user=params.get("user"),
+                channel=params.get("channel"),
+                text=str(params.get("text") or ""),
+                blocks=self._blocks(params),
+                via="chat.postEphemeral",
+            )
+        )
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _api_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        view = params.get("view")
+        view = json.loads(view) if isinstance(view, str) else dict(view or {})
+        view["id"] = f"V{len(self.views) + 1:06d}"
+        view["trigger_id"] = params["trigger_id"]
+        self.views.append(view)
+        return {"ok": True, "view": view}
+
+    def _api_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = str(params.get("usergroup"))
+        if group not in self.groups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": self.groups[group]}
+
+    def _api_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{len(self.files) + 1:06d}"
+        self.files[file_id] = {"id": file_id, "name": params.get("filename"), "data": b"",
+                               "length": int(params.get("length") or 0)}
+        return {"ok": True, "upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
+
+    def _api_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        files = json.loads(files) if isinstance(files, str) else list(files or [])
+        attached = []
+        for item in files:
+            stored = self.files.get(item["id"])
+            if stored is None:
+                return {"ok": False, "error": "file_not_found"}
+            stored["title"] = item.get("title") or stored["name"]
+            attached.append({"id": stored["id"], "name": stored["name"], "title": stored["title"],
+                             "size": len(stored["data"]),
+                             "url_private": f"{self.url}files/{stored['id']}"})
+        channel = params.get("channel_id")
+        if channel:
+            message = Message(
+                channel=str(channel),
+                ts=self._next_ts(),
+                text=str(params.get("initial_comment") or ""),
+                blocks=[],
+                thread_ts=params.get("thread_ts") or None,
+                files=attached,
+            )
+            self.messages.append(message)
+        return {"ok": True, "files": attached}
+
+    def _api_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        ts = params.get("ts")
+        root = [m for m in self.messages if m.ts == ts]
+        replies = self.thread(str(params.get("channel")), str(ts))
+        return {"ok": True, "messages": [m.to_dict() for m in root + replies]}
+
+    def handle_response_url(self, token: str, payload: dict[str, Any]) -> bool:
+        """A POST to a response_url: an ephemeral reply, or an edit of the original."""
+        with self._lock:
+            context = self.response_urls.get(token)
+            if context is None:
+                return False
+            self.calls.append(Call("response_url", payload, None, 200))
+            if payload.get("replace_original") and context.get("message_ts"):
+                for message in self.messages:
+                    if message.ts == context["message_ts"]:
+                        message.text = str(payload.get("text") or message.text)
+                        message.blocks = list(payload.get("blocks") or message.blocks)
+                        message.edited += 1
+            else:
+                self.ephemerals.append(
+                    Ephemeral(
+                        user=context.get("user"),
+                        channel=context.get("channel"),
+                        text=str(payload.get("text") or ""),
+                        blocks=list(payload.get("blocks") or []),
+                        via="response_url",
+                    )
+                )
+            self._notify("response_url", payload)
+            return True
+
+    def handle_upload(self, file_id: str, data: bytes) -> bool:
+        """The second step of files_upload_v2: the file's bytes."""
+        with self._lock:
+            stored = self.files.get(file_id)
+            if stored is None:
+                return False
+            stored["data"] = data
+            return True
+
+    # -- HTTP --------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+            def _send(self, status: int, body: bytes, content_type: str,
+                      headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _json(self, status: int, payload: dict[str, Any],
+                      headers: dict[str, str] | None = None) -> None:
+                self._send(status, json.dumps(payload).encode(), "application/json; charset=utf-8",
+                           headers)
+
+            def _body(self) -> bytes:
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def do_POST(self) -> None:
+                path = urlparse(self.path).path
+                raw = self._body()
+                if path.startswith("/api/"):
+                    params = self._params(raw)
+                    auth = self.headers.get("Authorization", "")
+                    token = auth.removeprefix("Bearer ").strip() or params.pop("token", None)
+                    status, payload, headers = fake.handle_api(path[5:], params, token)
+                    self._json(status, payload, headers)
+                elif path.startswith("/response/"):
+                    ok = fake.handle_response_url(path[10:], json.loads(raw or b"{}"))
+                    self._send(200 if ok else 404, b"ok" if ok else b"no", "text/plain")
+                elif path.startswith("/upload/"):
+                    ok = fake.handle_upload(path[8:], raw)
+                    self._send(200 if ok else 404, b"OK" if ok else b"no", "text/plain")
+                else:
+                    self._json(404, {"ok": False, "error": "not_found"})
+
+            def do_GET(self) -> None:
+                parsed = urlparse(self.path)
+                if parsed.path.startswith("/api/"):
+                    params = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+                    auth = self.headers.get("Authorization", "")
+                    token = auth.removeprefix("Bearer ").strip() or params.pop("token", None)
+                    status, payload, headers = fake.handle_api(parsed.path[5:], params, token)
+                    self._json(status, payload, headers)
+                elif parsed.path.startswith("/files/"):
+                    stored = fake.files.get(parsed.path[7:])
+                    if stored is None:
+                        self._send(404, b"no", "text/plain")
+                    else:
+                        self._send(200, stored["data"], "application/octet-stream")
+                else:
+                    self._json(404, {"ok": False, "error": "not_found"})
+
+            def _params(self, raw: bytes) -> dict[str, Any]:
+                content_type = self.headers.get("Content-Type", "")
+                if "application/json" in content_type:
+                    return dict(json.loads(raw or b"{}"))
+                if "multipart/form-data" in content_type:
+                    return {}
+                parsed = parse_qs(raw.decode("utf-8"), keep_blank_values=True)
+                return {key: values[0] for key, values in parsed.items()}
+
+        return Handler

@@ -1,0 +1,142 @@
+"""Shared fixtures: real PostgreSQL and Redis, a fake Slack on loopback, a sample repo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from redis import Redis
+from sqlalchemy import text
+
+from bot.app import build_app
+from bot.runtime import job_context
+from bot.services import Services, build_services
+from bot.settings import Settings
+from jobs.config import AccessConfig, AgentbotConfig, AgentConfig, JobConfig, RepoConfig
+from jobs.context import install
+from jobs.db import migrate
+from sandbox.fakeslack import FakeSlack
+from sandbox.sample import make_sample_repo
+from tests.slackclient import SlackUser
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "AGENTBOT_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEST_DB = "agentbot_test"
+REDIS_URL = os.environ.get("AGENTBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token"
+
+REQUESTER = "UREQUESTER"
+APPROVER = "UAPPROVER"
+APPROVER_2 = "UAPPROVER2"
+STRANGER = "USTRANGER"
+CHANNEL = "CDEV"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A PostgreSQL database for this test run, migrated to head."""
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {TEST_DB}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def fake_slack() -> Iterator[FakeSlack]:
+    """One fake Slack server for the session, emptied before each test."""
+    with FakeSlack(token=BOT_TOKEN, groups={"SAPPROVERS": [APPROVER_2]}) as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack(fake_slack: FakeSlack) -> FakeSlack:
+    """The fake Slack, empty."""
+    fake_slack.reset()
+    return fake_slack
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Redis]:
+    """The real Redis, its test database flushed."""
+    client = Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def sample_repo(tmp_path: Path) -> Path:
+    """A bare git repo with a real bug, a passing suite and a scripted-agent script."""
+    return make_sample_repo(tmp_path / "remote")
+
+
+@pytest.fixture
+def config(sample_repo: Path, tmp_path: Path) -> AgentbotConfig:
+    """A configuration with one repo, one approver and no retries."""
+    return AgentbotConfig(
+        repos=(
+            RepoConfig(
+                name="acme/calc",
+                git_url=str(sample_repo),
+                default_branch="main",
+                test_command="python -m pytest -q",
+            ),
+        ),
+        access=AccessConfig(
+            requesters=(REQUESTER, APPROVER, APPROVER_2, "SAPPROVERS"),
+            approvers=(APPROVER, "SAPPROVERS"),
+        ),
+        agent=AgentConfig(workspace_dir=str(tmp_path / "workspaces")),
+        jobs=JobConfig(max_retries=0),
+    )
+
+
+@pytest.fixture
+def settings(database_url: str, slack: FakeSlack) -> Settings:
+    """Settings pointing at the test services, with no environment or .env involved."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        DATABASE_URL=database_url,
+        REDIS_URL=REDIS_URL,
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, config: AgentbotConfig, redis_client: Redis) -> Iterator[Services]:
+    """Wired services on clean tables, with the job context installed for workers."""
+    built = build_services(settings, config)
+    with built.db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "TRUNCATE tasks, task_events, approvals, slack_deliveries RESTART IDENTITY CASCADE"
+            )
+        )
+    install(job_context(built))
+    yield built
+    built.db.dispose()
+    built.redis.close()
+
+
+@pytest.fixture
+def user(services: Services, slack: FakeSlack) -> SlackUser:
+    """Sends signed Slack requests to a real Bolt app, as REQUESTER by default."""
+    return SlackUser(build_app(services), SIGNING_SECRET, slack, services)
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git and return stdout (test helper)."""
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
