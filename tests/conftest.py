@@ -21,13 +21,14 @@ from jobs.context import install
 from jobs.db import migrate
 from sandbox.fakeslack import FakeSlack
 from sandbox.sample import make_sample_repo
+from tests.services import RedisServer
 from tests.slackclient import SlackUser
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "AGENTBOT_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TEST_DB = "agentbot_test"
-REDIS_URL = os.environ.get("AGENTBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# One database and one Redis server per test session, so parallel runs never collide.
+TEST_DB = f"agentbot_test_{os.getpid()}"
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 
@@ -39,14 +40,34 @@ CHANNEL = "CDEV"
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    """A PostgreSQL database for this test run, migrated to head."""
+def database_url() -> Iterator[str]:
+    """A PostgreSQL database for this test run, migrated to head, dropped afterwards."""
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
         connection.execute(f"CREATE DATABASE {TEST_DB}")
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{TEST_DB}"
     migrate(url)
-    return url
+    yield url
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {TEST_DB} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server of this test session's own, on a free loopback port."""
+    explicit = os.environ.get("AGENTBOT_TEST_REDIS_URL")
+    if explicit:
+        yield RedisServer(url=explicit, process=None)
+        return
+    server = RedisServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of the session's Redis."""
+    return redis_server.url
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +85,9 @@ def slack(fake_slack: FakeSlack) -> FakeSlack:
 
 
 @pytest.fixture
-def redis_client() -> Iterator[Redis]:
-    """The real Redis, its test database flushed."""
-    client = Redis.from_url(REDIS_URL)
+def redis_client(redis_url: str) -> Iterator[Redis]:
+    """The real Redis, flushed."""
+    client = Redis.from_url(redis_url)
     client.flushdb()
     yield client
     client.flushdb()
@@ -101,7 +122,7 @@ def config(sample_repo: Path, tmp_path: Path) -> AgentbotConfig:
 
 
 @pytest.fixture
-def settings(database_url: str, slack: FakeSlack) -> Settings:
+def settings(database_url: str, redis_url: str, slack: FakeSlack) -> Settings:
     """Settings pointing at the test services, with no environment or .env involved."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -109,7 +130,7 @@ def settings(database_url: str, slack: FakeSlack) -> Settings:
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack.api_url,
         DATABASE_URL=database_url,
-        REDIS_URL=REDIS_URL,
+        REDIS_URL=redis_url,
     )
 
 
