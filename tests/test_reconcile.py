@@ -1,0 +1,164 @@
+"""The reconciler: no task waits forever after its worker or its Redis data is lost."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from rq.job import JobStatus
+
+from bot import blocks
+from jobs.models import Task
+from jobs.reconcile import LOST_WORKER, reconcile
+from jobs.states import TaskState
+from jobs.tasks import get_task, transition
+from sandbox.fakeslack import FakeSlack
+from tests.conftest import APPROVER, CHANNEL
+from tests.slackclient import SlackUser, texts
+
+
+def task_row(user: SlackUser, task_id: int = 1) -> Task:
+    with user.services.db.session() as session:
+        return get_task(session, task_id)
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of a process, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name may hold spaces; fields after its closing parenthesis do not.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_worker_and_horse(worker_pid: int) -> list[int]:
+    """SIGKILL a forking worker and its work horse, as an OOM kill or a lost node would."""
+    victims = [*children_of(worker_pid), worker_pid]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    return victims
+
+
+def start_executing(user: SlackUser, slack: FakeSlack) -> multiprocessing.Process:
+    """A slow task planned, approved, and running in a forked worker of its own."""
+    user.command("run slow discount work")
+    user.work("default", "plan")
+    user.command("approve T-1", user=APPROVER)
+    worker = multiprocessing.get_context("fork").Process(target=user.work, args=("execute",))
+    worker.start()
+    slack.wait_for(lambda: task_row(user).state == "executing", timeout=30)
+    return worker
+
+
+def test_killed_worker_fails_the_task_with_a_message_in_the_thread(
+    user: SlackUser, slack: FakeSlack
+):
+    """SIGKILL of worker and horse mid-execution: the next pass fails the task, says why."""
+    worker = start_executing(user, slack)
+    job_id = task_row(user).job_id
+    assert job_id is not None
+    kill_worker_and_horse(worker.pid or 0)
+    worker.join(timeout=10)
+    assert worker.exitcode == -signal.SIGKILL
+    # Redis still believes the job runs: nothing in RQ notices a SIGKILLed worker soon.
+    assert user.services.queues.job_status(job_id) == JobStatus.STARTED
+
+    # A pass while the job's heartbeat is fresh leaves it alone (it may be a live worker).
+    report = reconcile(
+        user.services.db, user.services.queues, grace=timedelta(0), stale_after=timedelta(60)
+    )
+    assert report.failed == [] and task_row(user).state == "executing"
+
+    time.sleep(1.2)
+    report = reconcile(
+        user.services.db,
+        user.services.queues,
+        grace=timedelta(0),
+        stale_after=timedelta(seconds=1),
+    )
+    assert report.failed == [1]
+    task = task_row(user)
+    assert task.state == "failed"
+    assert LOST_WORKER in (task.error or "")
+
+    user.work("default")
+    card = user.card()
+    assert "failed" in texts(card)
+    outcome = user.thread()[-1]
+    assert "T-1 failed" in texts(outcome)
+    assert LOST_WORKER in texts(outcome)
+    assert "Retry to run it again" in texts(outcome)
+    # A second pass has nothing left to do.
+    again = reconcile(
+        user.services.db, user.services.queues, grace=timedelta(0), stale_after=timedelta(0)
+    )
+    assert again.failed == [] and again.requeued == []
+
+    # Retry from the outcome message runs the approved plan again, to success.
+    user.click(outcome, blocks.RETRY, APPROVER)
+    assert task_row(user).state == "approved"
+
+
+def thread_text(slack: FakeSlack, user: SlackUser, task_id: int) -> str:
+    task = task_row(user, task_id)
+    root = task.thread_ts or task.card_ts
+    assert root is not None, f"T-{task_id} has no card"
+    return "\n".join(texts(m) for m in slack.thread(CHANNEL, root))
+
+
+def test_redis_flushed_requeues_waiting_tasks_and_fails_running_ones(
+    user: SlackUser, slack: FakeSlack
+):
+    """After Redis loses every job, waiting tasks run again and a running one is failed."""
+    user.command("run fix the discount calculation")
+    user.work("default", "plan")
+    user.command("approve T-1", user=APPROVER)  # T-1: approved, execute job queued
+    user.command("run fix the discount calculation again")
+    user.work("default")  # T-2: queued, plan job queued, card posted
+    user.command("run fix the discount calculation a third time")
+    user.work("default")
+    with user.services.db.session() as session:  # T-3: a worker was planning it
+        assert transition(session, 3, TaskState.QUEUED, TaskState.PLANNING)
+    assert [task_row(user, n).state for n in (1, 2, 3)] == ["approved", "queued", "planning"]
+
+    user.services.redis.flushall()
+    report = reconcile(user.services.db, user.services.queues, grace=timedelta(0))
+    assert sorted(report.requeued) == [1, 2]
+    assert report.failed == [3]
+    # Another pass right away finds every job in place.
+    again = reconcile(user.services.db, user.services.queues, grace=timedelta(0))
+    assert again.requeued == [] and again.failed == []
+
+    user.work("default", "plan", "execute")
+    assert task_row(user, 1).state == "succeeded"
+    assert task_row(user, 2).state == "awaiting_approval"
+    assert task_row(user, 3).state == "failed"
+    assert "queued again" in thread_text(slack, user, 1)
+    assert "Plan for T-2" in thread_text(slack, user, 2)
+    assert "queued again" in thread_text(slack, user, 2)
+    t3 = thread_text(slack, user, 3)
+    assert LOST_WORKER in t3 and "job lost" in t3
+
+
+def test_recent_and_live_tasks_are_left_alone(user: SlackUser, slack: FakeSlack):
+    """Within the grace period, or with its job still queued, a task is not touched."""
+    user.command("run fix the discount calculation")
+    job_id = task_row(user).job_id
+    report = reconcile(user.services.db, user.services.queues)  # default 30 s grace
+    assert report.requeued == [] and report.failed == []
+    report = reconcile(user.services.db, user.services.queues, grace=timedelta(0))
+    assert report.requeued == [] and report.failed == []
+    assert task_row(user).job_id == job_id
+    assert user.services.queues.lengths()["plan"] == 1
