@@ -175,7 +175,9 @@ class FakeSlack:
 
     # -- test and sandbox helpers ------------------------------------------------------
 
-    def fail_next(self, method: str, status: int = 429, times: int = 1, retry_after: int = 1) -> None:
+    def fail_next(
+        self, method: str, status: int = 429, times: int = 1, retry_after: int = 1
+    ) -> None:
         """Answer the next `times` calls of `method` with `status` (no effect on state)."""
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after)] * times)
@@ -277,8 +279,12 @@ class FakeSlack:
             thread_ts=thread_ts,
         )
         self.messages.append(message)
-        return {"ok": True, "channel": message.channel, "ts": message.ts,
-                "message": message.to_dict()}
+        return {
+            "ok": True,
+            "channel": message.channel,
+            "ts": message.ts,
+            "message": message.to_dict(),
+        }
 
     def _api_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         for message in self.messages:
@@ -291,8 +297,12 @@ class FakeSlack:
                 if "blocks" in params:
                     message.blocks = blocks
                 message.edited += 1
-                return {"ok": True, "channel": message.channel, "ts": message.ts,
-                        "message": message.to_dict()}
+                return {
+                    "ok": True,
+                    "channel": message.channel,
+                    "ts": message.ts,
+                    "message": message.to_dict(),
+                }
         return {"ok": False, "error": "message_not_found"}
 
     def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -325,8 +335,12 @@ class FakeSlack:
 
     def _api_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{len(self.files) + 1:06d}"
-        self.files[file_id] = {"id": file_id, "name": params.get("filename"), "data": b"",
-                               "length": int(params.get("length") or 0)}
+        self.files[file_id] = {
+            "id": file_id,
+            "name": params.get("filename"),
+            "data": b"",
+            "length": int(params.get("length") or 0),
+        }
         return {"ok": True, "upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
 
     def _api_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -338,9 +352,15 @@ class FakeSlack:
             if stored is None:
                 return {"ok": False, "error": "file_not_found"}
             stored["title"] = item.get("title") or stored["name"]
-            attached.append({"id": stored["id"], "name": stored["name"], "title": stored["title"],
-                             "size": len(stored["data"]),
-                             "url_private": f"{self.url}files/{stored['id']}"})
+            attached.append(
+                {
+                    "id": stored["id"],
+                    "name": stored["name"],
+                    "title": stored["title"],
+                    "size": len(stored["data"]),
+                    "url_private": f"{self.url}files/{stored['id']}",
+                }
+            )
         channel = params.get("channel_id")
         if channel:
             message = Message(
@@ -403,11 +423,16 @@ class FakeSlack:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send(self, status: int, body: bytes, content_type: str,
-                      headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str,
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -416,10 +441,12 @@ class FakeSlack:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _json(self, status: int, payload: dict[str, Any],
-                      headers: dict[str, str] | None = None) -> None:
-                self._send(status, json.dumps(payload).encode(), "application/json; charset=utf-8",
-                           headers)
+            def _json(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
+                self._send(
+                    status, json.dumps(payload).encode(), "application/json; charset=utf-8", headers
+                )
 
             def _body(self) -> bytes:
                 length = int(self.headers.get("Content-Length") or 0)

@@ -26,7 +26,7 @@ def apply_discount(price: float, percent: float) -> float:
     return round(price - percent, 2)
 '''
 
-TEST_TOTAL = '''\
+TEST_TOTAL = """\
 from pricing import total
 
 
@@ -36,9 +36,9 @@ def test_total_adds_prices():
 
 def test_total_of_nothing_is_zero():
     assert total([]) == 0
-'''
+"""
 
-TEST_DISCOUNT = '''\
+TEST_DISCOUNT = """\
 from pricing import apply_discount
 
 
@@ -48,7 +48,7 @@ def test_ten_percent_off_200_is_180():
 
 def test_zero_percent_changes_nothing():
     assert apply_discount(99.99, 0) == 99.99
-'''
+"""
 
 PLAN = {
     "summary": "apply_discount subtracts the percentage as an amount; compute it as a share.",
@@ -90,7 +90,12 @@ SCRIPT = {
         {
             "match": ["already-green"],
             "plan": PLAN,
-            "red": [{"write": "tests/test_more.py", "content": TEST_TOTAL.replace("test_", "test_more_")}],
+            "red": [
+                {
+                    "write": "tests/test_more.py",
+                    "content": TEST_TOTAL.replace("test_", "test_more_"),
+                }
+            ],
             "green": [],
         },
         {

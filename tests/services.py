@@ -35,8 +35,19 @@ class RedisServer:
         port = free_port()
         workdir = tempfile.mkdtemp(prefix="agentbot-redis-")
         process = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", workdir],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -71,6 +82,8 @@ class RedisServer:
         self.process.kill()
         self.process.wait(timeout=10)
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL  # type: ignore[arg-type]
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,  # type: ignore[arg-type]
         )
         self.wait_ready()

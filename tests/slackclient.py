@@ -57,7 +57,11 @@ class SlackUser:
     # -- what people do --------------------------------------------------------------
 
     def command_body(
-        self, text: str, user: str = REQUESTER, channel: str = CHANNEL, trigger_id: str | None = None
+        self,
+        text: str,
+        user: str = REQUESTER,
+        channel: str = CHANNEL,
+        trigger_id: str | None = None,
     ) -> str:
         """The form body Slack posts for `/agent <text>`."""
         trigger = trigger_id or f"trig-{uuid.uuid4().hex}"
@@ -136,8 +140,9 @@ class SlackUser:
             "trigger_id": f"trig-{uuid.uuid4().hex}",
             "view": {
                 **view,
-                "state": {"values": {"reason": {"text": {"type": "plain_text_input",
-                                                         "value": value}}}},
+                "state": {
+                    "values": {"reason": {"text": {"type": "plain_text_input", "value": value}}}
+                },
             },
         }
         return self.deliver(urlencode({"payload": json.dumps(body)}))

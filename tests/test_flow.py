@@ -144,7 +144,9 @@ def test_failed_execution_can_be_retried(user: SlackUser, slack: FakeSlack):
     card = user.card()
     assert "GREEN did not hold" in texts(card)
     # The branch never got the broken fix.
-    assert "fix:" not in git("log", "--format=%s", "agent/T-1", cwd=Path(user.services.config.repos[0].git_url))
+    assert "fix:" not in git(
+        "log", "--format=%s", "agent/T-1", cwd=Path(user.services.config.repos[0].git_url)
+    )
 
     user.click(card, blocks.RETRY, REQUESTER)
     assert task_row(user).state == "approved"
