@@ -60,7 +60,7 @@ class WebApp:
         if path == "/slack/events":
             if method != "POST":
                 return _reply(start_response, "405 Method Not Allowed", "POST only", "text/plain")
-            return self.slack(environ, start_response)  # type: ignore[no-any-return]
+            return self.slack(environ, start_response)
         if path == "/healthz":
             return _json(start_response, "200 OK", {"status": "ok"})
         if path == "/readyz":

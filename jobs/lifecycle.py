@@ -124,7 +124,9 @@ class Lifecycle:
             # The row lock serializes approvers of one task, so N racing approvals
             # are counted one after another and exactly one of them moves it.
             task = get_task(session, task_id, for_update=True)
-            self._check_decider(task, user)
+            refusal = self.access.approval_refusal(user, task.requester)
+            if refusal is not None:
+                raise NotAllowed(refusal)
             already = session.execute(
                 select(Approval.id).where(
                     Approval.task_id == task_id,
@@ -134,6 +136,7 @@ class Lifecycle:
             ).first()
             if already is not None:
                 raise Conflict(f"You already approved {task.key}.")
+            self._check_decider(task, user)
             session.add(
                 Approval(task_id=task_id, user_id=user, decision="approve", comment=comment)
             )

@@ -1,0 +1,109 @@
+"""Block Kit rendering: Slack's limits are respected, text is escaped, buttons fit state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot import blocks
+from jobs.models import Approval, Task
+from sandbox.fakeslack import block_errors
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def make_task(**overrides: object) -> Task:
+    values: dict[str, object] = {
+        "id": 12,
+        "description": "fix the login redirect",
+        "repo": "acme/web",
+        "requester": "UREQ",
+        "channel": "CDEV",
+        "state": "queued",
+        "source": "slack",
+        "agent_cost_usd": 0.0,
+        "created_at": NOW - timedelta(minutes=3, seconds=5),
+        "finished_at": None,
+        "error": None,
+        "result": None,
+        "plan": None,
+    }
+    values.update(overrides)
+    return Task(**values)
+
+
+def huge_plan() -> dict[str, object]:
+    return {
+        "summary": "s" * 5000,
+        "root_cause": "r" * 5000,
+        "affected_files": [f"src/module_{n}.py" for n in range(200)],
+        "steps": [{"kind": "implement", "description": "d" * 1900} for _ in range(50)],
+        "test_command": "pytest -q",
+        "risk": "high",
+        "estimated_minutes": 90,
+    }
+
+
+def test_card_shows_state_requester_repo_elapsed_and_cancel() -> None:
+    """A running task's card has its facts and a Cancel button, and passes Slack's checks."""
+    rendered = blocks.render_status_card(make_task(state="executing"), now=NOW)
+    text = str(rendered)
+    assert "T-12 · fix the login redirect" in text
+    assert "executing" in text and "<@UREQ>" in text and "acme/web" in text
+    assert "3m 05s" in text
+    assert blocks.CANCEL in text and blocks.RETRY not in text
+    assert block_errors(rendered) == []
+
+
+def test_failed_card_has_error_and_retry_not_cancel() -> None:
+    """A failed task shows its error summary and a Retry button only."""
+    rendered = blocks.render_status_card(
+        make_task(state="failed", error="GREEN did not hold"), now=NOW
+    )
+    text = str(rendered)
+    assert "GREEN did not hold" in text and blocks.RETRY in text and blocks.CANCEL not in text
+
+
+def test_huge_plan_is_truncated_within_slack_limits() -> None:
+    """A plan far over Slack's limits renders within them, saying it was truncated."""
+    task = make_task(state="awaiting_approval", plan=huge_plan())
+    rendered = blocks.render_plan(task)
+    assert block_errors(rendered) == []
+    assert len(rendered) <= 50
+    assert "truncated" in str(rendered)
+    assert blocks.APPROVE in str(rendered) and blocks.REJECT in str(rendered)
+
+
+def test_long_title_fits_the_header() -> None:
+    """A 4000-character description still gives a valid header."""
+    rendered = blocks.render_status_card(make_task(description="é" * 4000), now=NOW)
+    assert len(rendered[0]["text"]["text"]) <= 150
+    assert block_errors(rendered) == []
+
+
+def test_user_text_cannot_mention_or_link() -> None:
+    """Slack control sequences in a description are escaped, not interpreted."""
+    rendered = blocks.render_status_card(
+        make_task(description="ping <!channel> and <@U999> <https://evil|click>"), now=NOW
+    )
+    section = rendered[1]["text"]["text"]
+    assert "<!channel>" not in section and "&lt;!channel&gt;" in section
+
+
+def test_decided_plan_replaces_buttons_with_who_decided() -> None:
+    """After approval the buttons are gone and the approver and comment are shown."""
+    task = make_task(state="approved", plan=huge_plan())
+    approvals = [Approval(task_id=12, user_id="UAPP", decision="approve", comment="ship it")]
+    rendered = blocks.render_plan(task, approvals)
+    assert blocks.APPROVE not in str(rendered)
+    assert "Approved by <@UAPP> — ship it" in str(rendered)
+    rejected = blocks.render_plan(
+        make_task(state="rejected", plan=huge_plan()),
+        [Approval(task_id=12, user_id="UAPP", decision="reject", comment="too risky")],
+    )
+    assert "Rejected by <@UAPP>: too risky" in str(rejected)
+
+
+def test_scripted_agent_is_never_presented_as_ai() -> None:
+    """Cards say plainly when the scripted agent did the work."""
+    text = str(blocks.render_status_card(make_task(), scripted=True, now=NOW))
+    assert "scripted agent" in text and "not AI" in text

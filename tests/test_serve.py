@@ -1,0 +1,144 @@
+"""`agentbot serve` as operators run it: gunicorn, probes, and Slack over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from sandbox.fakeslack import FakeSlack
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+from tests.services import free_port
+from tests.slackclient import SlackUser
+
+CONFIG = """
+[[repos]]
+name = "acme/calc"
+git_url = "{git_url}"
+test_command = "python -m pytest -q"
+
+[access]
+approvers = ["UAPPROVER"]
+"""
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def start_serve(env: dict[str, str], port: int, cwd: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                return process
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("agentbot serve did not come up")
+
+
+@pytest.fixture
+def serve_env(
+    tmp_path: Path, database_url: str, redis_url: str, slack: FakeSlack, sample_repo: Path
+) -> dict[str, str]:
+    config = tmp_path / "agentbot.toml"
+    config.write_text(CONFIG.format(git_url=sample_repo))
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "AGENTBOT_CONFIG": str(config),
+    }
+
+
+@pytest.fixture
+def server(serve_env: dict[str, str], tmp_path: Path, services: object) -> Iterator[str]:
+    port = free_port()
+    process = start_serve(serve_env, port, tmp_path)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_probes_report_health_and_readiness(server: str) -> None:
+    """/healthz says the process is up; /readyz checks the database and Redis."""
+    assert get(server + "/healthz") == (200, '{"status": "ok"}')
+    status, body = get(server + "/readyz")
+    assert status == 200 and json.loads(body) == {"ready": True, "database": "ok", "redis": "ok"}
+    status, body = get(server + "/metrics")
+    assert status == 200 and 'agentbot_tasks{state="queued"} 0.0' in body
+
+
+def test_signed_command_over_http_creates_a_task(
+    server: str, user: SlackUser, slack: FakeSlack
+) -> None:
+    """A slash command posted to /slack/events over HTTP is acknowledged and queued."""
+    body = user.command_body("run fix the discount calculation").encode()
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body)
+    request = urllib.request.Request(
+        server + "/slack/events",
+        data=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+        },
+    )
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=10) as response:
+        reply = json.loads(response.read())
+    assert time.monotonic() - started < 3
+    assert reply["text"].startswith(":inbox_tray: T-1 queued")
+    user.work("default", "plan")
+    assert "awaiting approval" in str(user.card().blocks)
+
+    forged = urllib.request.Request(
+        server + "/slack/events",
+        data=body,
+        headers={**request.headers, "X-slack-signature": "v0=bad"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(forged, timeout=10)
+    assert caught.value.code == 401
+
+
+def test_readyz_is_503_when_redis_is_unreachable(serve_env: dict[str, str], tmp_path: Path) -> None:
+    """With Redis gone the process stays up but reports not ready, naming Redis."""
+    port = free_port()
+    env = {**serve_env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    process = start_serve(env, port, tmp_path)
+    try:
+        status, body = get(f"http://127.0.0.1:{port}/readyz")
+        payload = json.loads(body)
+        assert status == 503 and payload["database"] == "ok"
+        assert payload["redis"].startswith("unreachable")
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
