@@ -52,7 +52,8 @@ def parse(text: str) -> Command:
     Raises:
         BadRequest: With a short usage hint; nothing has been done.
     """
-    name, rest = _split_first(text or "")
+    # PostgreSQL cannot store NUL; Slack never sends it, but a forged body might.
+    name, rest = _split_first((text or "").replace("\x00", ""))
     name = name.lower()
     if name in ("", "help", "-h", "--help"):
         return Command(name="help")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
+import os
 import shutil
 import socket
 import subprocess
@@ -87,3 +90,76 @@ class RedisServer:
             stderr=subprocess.DEVNULL,  # type: ignore[arg-type]
         )
         self.wait_ready()
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL cluster of a test's own, which it may stop and start at will.
+
+    Restarting the shared server would pull the database out from under every other
+    test run on the machine; a private cluster keeps the failure local.
+    """
+
+    datadir: str
+    port: int
+    bindir: str
+
+    @classmethod
+    def create(cls) -> PostgresServer:
+        """initdb a fresh cluster (as the `postgres` user when we are root) and start it."""
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        initdb = shutil.which("initdb") or (candidates[-1] if candidates else None)
+        if initdb is None:
+            raise RuntimeError("PostgreSQL server binaries are not installed")
+        bindir = os.path.dirname(initdb)
+        datadir = tempfile.mkdtemp(prefix="agentbot-pg-")
+        if os.geteuid() == 0:
+            shutil.chown(datadir, "postgres", "postgres")
+        server = cls(datadir=datadir, port=free_port(), bindir=bindir)
+        server._as_owner([initdb, "-D", datadir, "-A", "trust", "-U", "postgres", "--no-sync"])
+        server.start()
+        return server
+
+    def _as_owner(self, args: list[str]) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            prefix + args,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    @property
+    def url(self) -> str:
+        """URL of the cluster's `postgres` database."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_owner(
+            [
+                f"{self.bindir}/pg_ctl",
+                "-D",
+                self.datadir,
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+                "-l",
+                f"{self.datadir}/log",
+            ]
+        )
+
+    def stop(self) -> None:
+        """Stop the server immediately, dropping every connection."""
+        self._as_owner([f"{self.bindir}/pg_ctl", "-D", self.datadir, "-m", "immediate", "stop"])
+
+    def destroy(self) -> None:
+        """Stop the server and delete its data."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.datadir, ignore_errors=True)

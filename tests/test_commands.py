@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from bot.commands import parse
@@ -151,3 +153,36 @@ def test_commands_outside_accepted_channels_are_refused(user: SlackUser, service
     response = user.command("run fix the discount calculation")
     assert "doesn't take commands in this channel" in user.reply_text(response)
     assert task_count(user) == 0
+
+
+@given(st.text(max_size=400))
+def test_parser_either_parses_or_explains(text: str) -> None:
+    """Any text at all either parses or raises a short BadRequest, nothing else."""
+    try:
+        parse(text)
+    except BadRequest as exc:
+        assert 0 < len(str(exc)) < 200
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.one_of(
+        st.text(max_size=300),
+        st.builds(
+            lambda verb, rest: f"{verb} {rest}",
+            st.sampled_from(["run", "status", "list", "approve", "reject", "retry", "cancel"]),
+            st.text(max_size=200),
+        ),
+    )
+)
+def test_any_command_text_gets_an_answer_never_a_trace(user: SlackUser, text: str) -> None:
+    """Whatever is typed after /agent, Slack gets a 200 and a message without a trace."""
+    response = user.command(text)
+    assert response.status == 200
+    reply = user.reply_text(response) or str(response.body)
+    assert reply
+    assert "Traceback" not in reply and "Exception" not in reply
