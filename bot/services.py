@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Lock
 
 from redis import Redis
+from redis.exceptions import RedisError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import (
@@ -15,6 +18,10 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from bot.settings import Settings
 from jobs.access import AccessPolicy
@@ -24,15 +31,73 @@ from jobs.lifecycle import Lifecycle
 from jobs.queues import Queues
 
 GROUP_CACHE_SECONDS = 300
+# Hash of "<method>|<error>" -> count, read by `bot.metrics` at scrape time. Every
+# process (web threads, forked job horses) adds to it, so nothing is lost with a horse.
+SLACK_ERRORS_KEY = "agentbot:metrics:slack_api_errors"
+
+log = logging.getLogger(__name__)
 
 
-def make_slack_client(settings: Settings) -> WebClient:
-    """A WebClient on SLACK_API_URL that retries rate limits, 5xx and dropped connections."""
+def slack_error_kind(response: HttpResponse | None, error: Exception | None) -> str | None:
+    """What went wrong with one Slack API attempt, or None when it went right."""
+    if error is not None and response is None:
+        return "connection"
+    if response is None:
+        return None
+    if response.status_code == 429:
+        return "ratelimited"
+    if response.status_code >= 400:
+        return f"http_{response.status_code}"
+    body = response.body or {}
+    if body.get("ok") is False:
+        return re.sub(r"[^a-z0-9_]", "_", str(body.get("error") or "unknown").lower())[:64]
+    return None
+
+
+class SlackErrorCounter(RetryHandler):
+    """Counts every failed Slack API attempt in Redis; never asks for a retry itself.
+
+    slack_sdk shows each attempt's outcome (a response, an HTTP error or a dropped
+    connection) to its retry handlers in order, so this one, placed first, sees them all.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        super().__init__(max_retry_count=0)
+        self.redis = redis
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        """Record the attempt if it failed; always False."""
+        kind = slack_error_kind(response, error)
+        if kind is not None:
+            method = request.url.split("?", 1)[0].rsplit("/", 1)[-1][:64]
+            try:
+                self.redis.hincrby(SLACK_ERRORS_KEY, f"{method}|{kind}", 1)
+            except RedisError:  # a metric must never break a Slack call
+                log.warning("could not count a Slack API error", exc_info=True)
+        return False
+
+
+def make_slack_client(settings: Settings, redis: Redis | None = None) -> WebClient:
+    """A WebClient on SLACK_API_URL that retries rate limits, 5xx and dropped connections.
+
+    Args:
+        settings: Where the token and the API's base URL come from.
+        redis: When given, every failed attempt is counted there for `/metrics`.
+    """
+    counting: list[RetryHandler] = [] if redis is None else [SlackErrorCounter(redis)]
     return WebClient(
         token=settings.slack_bot_token.get_secret_value() or None,
         base_url=settings.slack_api_url,
         timeout=10,
         retry_handlers=[
+            *counting,
             ConnectionErrorRetryHandler(max_retry_count=2),
             RateLimitErrorRetryHandler(max_retry_count=3),
             ServerErrorRetryHandler(max_retry_count=3),
@@ -96,7 +161,7 @@ def build_services(settings: Settings, config: AgentbotConfig | None = None) -> 
     db = Database(settings.database_url)
     redis = make_redis(settings.redis_url)
     queues = Queues(redis, config.jobs)
-    slack = make_slack_client(settings)
+    slack = make_slack_client(settings, redis)
     access = AccessPolicy(config.access, GroupDirectory(slack).members)
     return Services(
         settings=settings,
