@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias="REDIS_URL")
     github_token: SecretStr = Field(SecretStr(""), validation_alias="GITHUB_TOKEN")
     github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
+    github_webhook_secret: SecretStr = Field(
+        SecretStr(""), validation_alias="GITHUB_WEBHOOK_SECRET"
+    )
+    sentry_client_secret: SecretStr = Field(SecretStr(""), validation_alias="SENTRY_CLIENT_SECRET")
+    jira_webhook_secret: SecretStr = Field(SecretStr(""), validation_alias="JIRA_WEBHOOK_SECRET")
     port: int = Field(3000, validation_alias="PORT", ge=1, le=65535)
     config_path: Path | None = Field(None, validation_alias="AGENTBOT_CONFIG")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")

@@ -7,6 +7,7 @@ to Slack. Refusals raise a domain error whose message is shown to the user as it
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -80,8 +81,13 @@ class Lifecycle:
         source_ref: str | None = None,
         source_data: dict[str, object] | None = None,
         check_access: bool = True,
+        guard: Callable[[Session], None] | None = None,
     ) -> Task:
         """Create a task and queue its planning.
+
+        `guard`, when given, runs in the creating transaction just before the insert;
+        if it raises, nothing is written. Webhooks use it to claim their delivery and
+        refuse a duplicate atomically with the creation.
 
         Raises:
             NotAllowed: The requester is not allowed to start tasks.
@@ -96,6 +102,8 @@ class Lifecycle:
             raise BadRequest(f"That description is too long (over {MAX_DESCRIPTION} characters).")
         repo = self.resolve_repo(repo_name, channel)
         with self._session() as session:
+            if guard is not None:
+                guard(session)
             task = create_task(
                 session,
                 description=description,
