@@ -1,0 +1,163 @@
+"""Benchmark: how fast `/agent run` is acknowledged, against the floor of a bare Bolt app.
+
+Starts `agentbot serve` on PostgreSQL and Redis, and beside it a minimal Bolt app that
+only acknowledges `/agent` (`bench/minimal_app.py`) under the same gunicorn worker
+class, workers and threads. Sends N signed `/agent run` deliveries, each with its own
+trigger id, from C client threads on persistent connections: first to the floor, then
+to Agentbot. Prints p50/p95/p99/max and errors for both and the ratio between them.
+
+Then checks that nothing was lost or doubled: exactly N tasks in the database, N
+distinct plan jobs on the `plan` queue (no worker runs, so they all wait there),
+each the job its task points at.
+
+Run: uv run python bench/ack_latency.py [--n 500] [--concurrency 20] [--workers 2] [--threads 8]
+Writes bench/results/ack_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from harness import (
+    FIXABLE,
+    Reply,
+    Stack,
+    fmt_ms,
+    reply_text,
+    run_load,
+    write_results,
+)
+from rq import Queue
+
+
+def check_accounting(stack: Stack, n: int) -> dict[str, Any]:
+    """Tasks, jobs and deliveries after N acknowledged runs: one of each per request."""
+    plan = Queue("plan", connection=stack.redis)
+    queued = set(plan.get_job_ids())
+    rows = stack.rows("SELECT job_id FROM tasks")
+    task_jobs = [row[0] for row in rows]
+    return {
+        "tasks": len(task_jobs),
+        "plan_jobs_queued": len(queued),
+        "tasks_with_their_job_queued": sum(1 for job in task_jobs if job in queued),
+        "distinct_job_ids": len(set(task_jobs)),
+        "sync_jobs_queued": stack.queue_length("default"),
+        "deliveries_recorded": stack.scalar(
+            "SELECT count(*) FROM slack_deliveries WHERE key LIKE 'command:%'"
+        ),
+        "expected": n,
+    }
+
+
+def main() -> int:
+    """Measure the floor and Agentbot, check the accounting, print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=500, help="requests per server")
+    parser.add_argument("--concurrency", type=int, default=20, help="client threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--warmup", type=int, default=50, help="untimed requests per server")
+    parser.add_argument("--max-seconds", type=float, default=60, help="time bound per server")
+    args = parser.parse_args()
+
+    with Stack() as stack:
+        floor = stack.start_floor(args.workers, args.threads)
+        serve = stack.start_serve(args.workers, args.threads)
+        signer = stack.signer
+
+        def load(port: int, text: str, count: int, accept: Any) -> Any:
+            bodies = [signer.command(text) for _ in range(count)]
+            return run_load(
+                port,
+                bodies,
+                concurrency=args.concurrency,
+                max_seconds=args.max_seconds,
+                signer=signer,
+                accept=accept,
+            )
+
+        def acked(reply: Reply) -> bool:
+            return True
+
+        def queued(reply: Reply) -> bool:
+            return ":inbox_tray:" in reply_text(reply) and "queued" in reply_text(reply)
+
+        def helped(reply: Reply) -> bool:
+            return "/agent run" in reply_text(reply)
+
+        # Warm-up: imports, connection pools, Bolt's lazy set-up. `help` makes no task,
+        # so the accounting below counts only the measured requests.
+        load(floor.port or 0, "help", args.warmup, acked)
+        load(serve.port or 0, "help", args.warmup, helped)
+
+        print(
+            f"{args.n} signed /agent run requests, {args.concurrency} client threads, "
+            f"gunicorn gthread {args.workers} workers x {args.threads} threads"
+        )
+        floor_load = load(floor.port or 0, f"run {FIXABLE}", args.n, acked)
+        serve_load = load(serve.port or 0, f"run {FIXABLE}", args.n, queued)
+        accounting = check_accounting(stack, serve_load.sent)
+
+    floor_summary = floor_load.summary()
+    serve_summary = serve_load.summary()
+    ratio = {
+        key: round(serve_summary[key] / floor_summary[key], 2)
+        for key in ("p50_ms", "p95_ms", "p99_ms")
+        if serve_summary[key] and floor_summary[key]
+    }
+    n = serve_load.sent
+    accounting_ok = (
+        accounting["tasks"] == n
+        and accounting["plan_jobs_queued"] == n
+        and accounting["tasks_with_their_job_queued"] == n
+        and accounting["distinct_job_ids"] == n
+    )
+    results = {
+        "requests": args.n,
+        "concurrency": args.concurrency,
+        "gunicorn": {"worker_class": "gthread", "workers": args.workers, "threads": args.threads},
+        "floor": floor_summary,
+        "agentbot": serve_summary,
+        "ratio_agentbot_to_floor": ratio,
+        "accounting": accounting,
+        "accounting_ok": accounting_ok,
+        "summary": {
+            "ack p50 / p99 (agentbot)": (
+                f"{fmt_ms(serve_summary['p50_ms'])} / {fmt_ms(serve_summary['p99_ms'])}"
+            ),
+            "ack p50 / p99 (floor)": (
+                f"{fmt_ms(floor_summary['p50_ms'])} / {fmt_ms(floor_summary['p99_ms'])}"
+            ),
+            "ack ratio p50 / p99": f"{ratio.get('p50_ms', '-')}x / {ratio.get('p99_ms', '-')}x",
+            "ack errors": f"{serve_summary['errors']} of {serve_summary['requests']}",
+            "one task + one job per request": "yes" if accounting_ok else "NO",
+        },
+    }
+    path = write_results("ack_latency", results)
+
+    print(f"{'':10} {'p50':>10} {'p95':>10} {'p99':>10} {'max':>10} {'req/s':>8} {'errors':>7}")
+    for label, summary in (("floor", floor_summary), ("agentbot", serve_summary)):
+        print(
+            f"{label:10} {fmt_ms(summary['p50_ms']):>10} {fmt_ms(summary['p95_ms']):>10} "
+            f"{fmt_ms(summary['p99_ms']):>10} {fmt_ms(summary['max_ms']):>10} "
+            f"{summary['requests_per_second']:>8} {summary['errors']:>7}"
+        )
+    print(
+        "ratio agentbot/floor: "
+        + ", ".join(f"{key.removesuffix('_ms')} {value}x" for key, value in ratio.items())
+    )
+    print(
+        f"accounting: {accounting['tasks']} tasks, {accounting['plan_jobs_queued']} plan jobs "
+        f"queued, {accounting['tasks_with_their_job_queued']} tasks with their own job queued, "
+        f"for {n} requests: {'ok' if accounting_ok else 'MISMATCH'}"
+    )
+    for sample in serve_load.error_samples[:3] + floor_load.error_samples[:3]:
+        print(f"  error: {sample}")
+    print(f"wrote {path.relative_to(path.parents[2])}")
+    return 0 if accounting_ok and not serve_load.errors and not floor_load.errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
