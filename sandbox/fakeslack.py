@@ -4,13 +4,15 @@ It keeps channels, threads, edits, ephemeral messages, modals and uploaded files
 way Slack does, validates Block Kit against Slack's limits (so a message Slack would
 reject is rejected here too), and records every call. It can be told to answer the
 next calls of a method with a 429 (with Retry-After) or a 5xx. The local sandbox
-renders from it; tests assert against it.
+renders from it (see `sandbox.workspace`, which adds the browser page through the
+`routes` hook); tests assert against it.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import mimetypes
 import threading
 import time
 import uuid
@@ -68,13 +70,31 @@ class Call:
 
 @dataclass
 class Ephemeral:
-    """A message only one user sees (response_url or chat.postEphemeral)."""
+    """A message only one user sees (response_url, chat.postEphemeral, an ack)."""
 
     user: str | None
     channel: str | None
     text: str
     blocks: list[dict[str, Any]]
     via: str
+    ts: str = ""
+    thread_ts: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ephemeral as the sandbox page reads it."""
+        return {
+            "ts": self.ts,
+            "channel": self.channel,
+            "thread_ts": self.thread_ts,
+            "text": self.text,
+            "blocks": self.blocks,
+            "via": self.via,
+        }
+
+
+# A route added through `FakeSlack.routes`: (query parameters, request body) ->
+# (HTTP status, response body, content type).
+Route = Callable[[dict[str, str], bytes], tuple[int, bytes, str]]
 
 
 def block_errors(blocks: list[dict[str, Any]]) -> list[str]:
@@ -128,6 +148,10 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._clock = itertools.count(1)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        # Extra HTTP endpoints keyed by (method, path), e.g. ("GET", "/"): how the
+        # sandbox serves its page and its UI actions from this same server.
+        self.routes: dict[tuple[str, str], Route] = {}
+        self._version = 0
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -172,6 +196,7 @@ class FakeSlack:
             self.files.clear()
             self.response_urls.clear()
             self._failures.clear()
+            self._notify("reset", {})
 
     # -- test and sandbox helpers ------------------------------------------------------
 
@@ -199,6 +224,91 @@ class FakeSlack:
         with self._lock:
             return [m for m in self.messages if m.channel == channel and m.thread_ts == ts]
 
+    @property
+    def version(self) -> int:
+        """A counter that grows with every change a reader could see."""
+        with self._lock:
+            return self._version
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Block until `version` exceeds `since` or `timeout` passes; returns `version`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._version <= since:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._version
+
+    def record_ephemeral(
+        self,
+        *,
+        user: str | None,
+        channel: str | None,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        via: str,
+        thread_ts: str | None = None,
+    ) -> Ephemeral:
+        """Show one user a message no one else sees (what Slack does with an ack body)."""
+        with self._lock:
+            ephemeral = Ephemeral(
+                user=user,
+                channel=channel,
+                text=text,
+                blocks=list(blocks or []),
+                via=via,
+                ts=self._next_ts(),
+                thread_ts=thread_ts,
+            )
+            self.ephemerals.append(ephemeral)
+            self._notify("ephemeral", {"user": user, "channel": channel})
+            return ephemeral
+
+    def post_message(
+        self,
+        user: str,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> Message:
+        """A message someone other than the bot posted (a person typing, or Slack itself)."""
+        with self._lock:
+            message = Message(
+                channel=channel,
+                ts=self._next_ts(),
+                text=text,
+                blocks=list(blocks or []),
+                user=user,
+                thread_ts=thread_ts,
+            )
+            self.messages.append(message)
+            self._notify("message", {"user": user, "channel": channel})
+            return message
+
+    def record_change(self, kind: str) -> None:
+        """Wake whoever waits for a change (for state kept beside the fake)."""
+        with self._lock:
+            self._notify(kind, {})
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of what a client could see: messages, ephemerals, modals."""
+        with self._lock:
+            return {
+                "version": self._version,
+                "messages": [message.to_dict() for message in self.messages],
+                "ephemerals": [
+                    {**ephemeral.to_dict(), "user": ephemeral.user} for ephemeral in self.ephemerals
+                ],
+                "views": [json.loads(json.dumps(view)) for view in self.views],
+                "files": [
+                    {key: value for key, value in stored.items() if key != "data"}
+                    for stored in self.files.values()
+                ],
+            }
+
     def calls_to(self, method: str) -> list[Call]:
         """Recorded calls of one method."""
         with self._lock:
@@ -223,6 +333,7 @@ class FakeSlack:
         return f"{1_700_000_000 + next(self._clock)}.000100"
 
     def _notify(self, kind: str, payload: dict[str, Any]) -> None:
+        self._version += 1
         self._changed.notify_all()
         for listener in list(self.listeners):
             listener(kind, payload)
@@ -306,16 +417,17 @@ class FakeSlack:
         return {"ok": False, "error": "message_not_found"}
 
     def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.ephemerals.append(
-            Ephemeral(
-                user=params.get("user"),
-                channel=params.get("channel"),
-                text=str(params.get("text") or ""),
-                blocks=self._blocks(params),
-                via="chat.postEphemeral",
-            )
+        ephemeral = Ephemeral(
+            user=params.get("user"),
+            channel=params.get("channel"),
+            text=str(params.get("text") or ""),
+            blocks=self._blocks(params),
+            via="chat.postEphemeral",
+            ts=self._next_ts(),
+            thread_ts=params.get("thread_ts") or None,
         )
-        return {"ok": True, "message_ts": self._next_ts()}
+        self.ephemerals.append(ephemeral)
+        return {"ok": True, "message_ts": ephemeral.ts}
 
     def _api_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("trigger_id"):
@@ -381,18 +493,26 @@ class FakeSlack:
         return {"ok": True, "messages": [m.to_dict() for m in root + replies]}
 
     def handle_response_url(self, token: str, payload: dict[str, Any]) -> bool:
-        """A POST to a response_url: an ephemeral reply, or an edit of the original."""
+        """A POST to a response_url: a reply (ephemeral unless `in_channel`), or an
+        edit or deletion of the message the button was on."""
         with self._lock:
             context = self.response_urls.get(token)
             if context is None:
                 return False
             self.calls.append(Call("response_url", payload, None, 200))
-            if payload.get("replace_original") and context.get("message_ts"):
-                for message in self.messages:
-                    if message.ts == context["message_ts"]:
-                        message.text = str(payload.get("text") or message.text)
-                        message.blocks = list(payload.get("blocks") or message.blocks)
-                        message.edited += 1
+            original = context.get("message_ts")
+            if original and (payload.get("replace_original") or payload.get("delete_original")):
+                self._change_original(str(original), payload)
+            elif payload.get("response_type") == "in_channel" and context.get("channel"):
+                self.messages.append(
+                    Message(
+                        channel=str(context["channel"]),
+                        ts=self._next_ts(),
+                        text=str(payload.get("text") or ""),
+                        blocks=list(payload.get("blocks") or []),
+                        thread_ts=context.get("thread_ts"),
+                    )
+                )
             else:
                 self.ephemerals.append(
                     Ephemeral(
@@ -401,10 +521,32 @@ class FakeSlack:
                         text=str(payload.get("text") or ""),
                         blocks=list(payload.get("blocks") or []),
                         via="response_url",
+                        ts=self._next_ts(),
+                        thread_ts=context.get("thread_ts"),
                     )
                 )
             self._notify("response_url", payload)
             return True
+
+    def _change_original(self, ts: str, payload: dict[str, Any]) -> None:
+        # A button may sit on a channel message or on an ephemeral one; both can be
+        # replaced or deleted through the click's response_url.
+        delete = bool(payload.get("delete_original"))
+        for message in list(self.messages):
+            if message.ts == ts:
+                if delete:
+                    self.messages.remove(message)
+                    continue
+                message.text = str(payload.get("text") or message.text)
+                message.blocks = list(payload.get("blocks") or message.blocks)
+                message.edited += 1
+        for ephemeral in list(self.ephemerals):
+            if ephemeral.ts == ts:
+                if delete:
+                    self.ephemerals.remove(ephemeral)
+                    continue
+                ephemeral.text = str(payload.get("text") or ephemeral.text)
+                ephemeral.blocks = list(payload.get("blocks") or ephemeral.blocks)
 
     def handle_upload(self, file_id: str, data: bytes) -> bool:
         """The second step of files_upload_v2: the file's bytes."""
@@ -452,7 +594,20 @@ class FakeSlack:
                 length = int(self.headers.get("Content-Length") or 0)
                 return self.rfile.read(length) if length else b""
 
+            def _route(self, method: str) -> bool:
+                parsed = urlparse(self.path)
+                route = fake.routes.get((method, parsed.path))
+                if route is None:
+                    return False
+                query = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+                body = self._body() if method == "POST" else b""
+                status, payload, content_type = route(query, body)
+                self._send(status, payload, content_type, {"Cache-Control": "no-store"})
+                return True
+
             def do_POST(self) -> None:
+                if self._route("POST"):
+                    return
                 path = urlparse(self.path).path
                 raw = self._body()
                 if path.startswith("/api/"):
@@ -471,9 +626,11 @@ class FakeSlack:
                     self._json(404, {"ok": False, "error": "not_found"})
 
             def do_GET(self) -> None:
+                if self._route("GET"):
+                    return
                 parsed = urlparse(self.path)
                 if parsed.path.startswith("/api/"):
-                    params = {k: v[0] for k, v in parse_qs(parsed.query).items()}
+                    params: dict[str, Any] = {k: v[0] for k, v in parse_qs(parsed.query).items()}
                     auth = self.headers.get("Authorization", "")
                     token = auth.removeprefix("Bearer ").strip() or params.pop("token", None)
                     status, payload, headers = fake.handle_api(parsed.path[5:], params, token)
@@ -483,7 +640,9 @@ class FakeSlack:
                     if stored is None:
                         self._send(404, b"no", "text/plain")
                     else:
-                        self._send(200, stored["data"], "application/octet-stream")
+                        guessed, _ = mimetypes.guess_type(str(stored.get("name") or ""))
+                        kind = guessed or "application/octet-stream"
+                        self._send(200, stored["data"], kind)
                 else:
                     self._json(404, {"ok": False, "error": "not_found"})
 
