@@ -8,6 +8,7 @@ from slack_bolt import App
 
 from bot import dedupe, errors
 from bot.listeners import actions, commands, views
+from bot.logging import ContextCopyingExecutor, slack_log_context
 from bot.services import Services
 
 
@@ -24,7 +25,10 @@ def build_app(services: Services) -> App:
         token_verification_enabled=False,
         request_verification_enabled=bool(settings.slack_signing_secret.get_secret_value()),
         logger=logging.getLogger("agentbot.slack"),
+        listener_executor=ContextCopyingExecutor(max_workers=10),
     )
+    # First, so every line about a request (dedupe, errors, listeners) names its user.
+    app.use(slack_log_context)
     dedupe.register(app, services)
     errors.register(app, services)
     commands.register(app, services)

@@ -13,11 +13,10 @@ log = logging.getLogger("agentbot")
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    from bot.logging import configure, secrets_of
+
+    # JSON lines with task/user/job context and credentials masked (see bot.logging).
+    configure(settings.log_level, secrets_of(settings))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -93,6 +92,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Run the whole product locally: a Slack workspace in the browser, no accounts needed."""
+    from pathlib import Path
+
+    from sandbox.dev import DevOptions, run_dev
+
+    options = DevOptions(
+        port=args.port,
+        host=args.host,
+        bot_port=args.bot_port,
+        data_dir=Path(args.data_dir),
+        agent=args.agent,
+        aws=not args.no_aws,
+    )
+    return run_dev(options)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subcommand per process kind."""
     parser = argparse.ArgumentParser(
@@ -122,6 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help=cmd_migrate.__doc__, description=cmd_migrate.__doc__)
     migrate.add_argument("revision", nargs="?", default="head", help="target (default: head)")
     migrate.set_defaults(func=cmd_migrate)
+
+    dev = sub.add_parser("dev", help=cmd_dev.__doc__, description=cmd_dev.__doc__)
+    dev.add_argument("--port", type=int, default=3000, help="the workspace page (default 3000)")
+    dev.add_argument("--host", default="127.0.0.1", help="address of the page (default loopback)")
+    dev.add_argument("--bot-port", type=int, default=0, help="the bot's port (default: any free)")
+    dev.add_argument("--data-dir", default=".agentbot/dev", help="default: .agentbot/dev")
+    dev.add_argument(
+        "--agent",
+        choices=("auto", "scripted", "claude-code"),
+        default="auto",
+        help="auto: Claude Code when installed and signed in, else the scripted agent",
+    )
+    dev.add_argument("--no-aws", action="store_true", help="skip the demo AWS estate")
+    dev.set_defaults(func=cmd_dev)
     return parser
 
 

@@ -8,18 +8,25 @@ propagates so RQ retries it, and the final failure fails the task (`on_job_failu
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
+import structlog
 from rq import get_current_job
 from rq.job import Job
 
-from agents.base import AgentError, Plan, RepoSpec, TaskBrief
+from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
+from agents.github import GitHub, GitHubError
 from agents.testing import TestRun, run_tests
+from agents.workspace import commit_scope, conventional_subject, git
+from jobs import origin
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
 from jobs.exceptions import TaskNotFound
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_SECONDS = 2.0
 CANCEL_POLL_SECONDS = 1.0
 TEST_TIMEOUT_SECONDS = 900
+PLAN_FILE = "PLAN.md"
+EVIDENCE_LIMIT = 1500
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -40,6 +49,33 @@ TEST_TIMEOUT_SECONDS = 900
 def _job_id() -> str | None:
     job = get_current_job()
     return None if job is None else str(job.id)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _log_context(func: Callable[Concatenate[int, P], R]) -> Callable[Concatenate[int, P], R]:
+    """Every line logged while a job runs carries its task id, job id and (once known) user."""
+
+    def run(task_id: int, *args: P.args, **kwargs: P.kwargs) -> R:
+        outer = structlog.contextvars.get_contextvars()
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(task_id=f"T-{task_id}", job_id=_job_id())
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            result = func(task_id, *args, **kwargs)
+            outcome = "done"
+            return result
+        finally:
+            # RQ's own "completed" line comes after the context is gone; this one ties
+            # the job's end to its task, user and job id.
+            log.info("%s %s in %.1f s", func.__name__, outcome, time.monotonic() - started)
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(**outer)
+
+    return cast("Callable[Concatenate[int, P], R]", functools.wraps(func)(run))
 
 
 def _claim(ctx: JobContext, task_id: int, waiting: TaskState, running: TaskState) -> Task | None:
@@ -51,6 +87,7 @@ def _claim(ctx: JobContext, task_id: int, waiting: TaskState, running: TaskState
         except TaskNotFound:
             log.warning("T-%s vanished; nothing to do", task_id)
             return None
+        structlog.contextvars.bind_contextvars(user=task.requester)
         if job_id is not None and task.job_id not in (None, job_id):
             log.info("T-%s belongs to job %s, not %s; skipping", task_id, task.job_id, job_id)
             return None
@@ -125,11 +162,36 @@ class _Watch:
         return self._cancelled
 
 
-def _fail(ctx: JobContext, task_id: int, source: TaskState, reason: str) -> None:
+def _fail(
+    ctx: JobContext,
+    task_id: int,
+    source: TaskState,
+    reason: str,
+    *,
+    result: dict[str, Any] | None = None,
+    cost: float = 0.0,
+) -> None:
+    columns: dict[str, Any] = {"error": reason}
     with ctx.db.session() as session:
-        moved = transition(session, task_id, source, TaskState.FAILED, reason=reason, error=reason)
+        if result is not None:
+            columns["result"] = result
+        if cost:
+            columns["agent_cost_usd"] = get_task(session, task_id).agent_cost_usd + cost
+        moved = transition(session, task_id, source, TaskState.FAILED, reason=reason, **columns)
     if moved:
         ctx.notifier.sync(task_id)
+
+
+def _run_record(phase: str, run: AgentRun) -> dict[str, Any]:
+    """What the task keeps of one agent run (shown on the cards)."""
+    return {
+        "phase": phase,
+        "session_id": run.session_id,
+        "turns": run.turns,
+        "cost_usd": round(run.cost_usd, 6),
+        "cost_known": run.cost_known,
+        "summary": run.summary[:500],
+    }
 
 
 def _test_run_dict(run: TestRun) -> dict[str, Any]:
@@ -141,6 +203,7 @@ def _test_run_dict(run: TestRun) -> dict[str, Any]:
 # -- planning --------------------------------------------------------------------------
 
 
+@_log_context
 def plan_task(task_id: int) -> None:
     """Plan a queued task and put the plan up for approval."""
     ctx = current()
@@ -164,6 +227,12 @@ def plan_task(task_id: int) -> None:
         watch.flush()
         _fail(ctx, task_id, TaskState.PLANNING, f"Planning failed: {exc}")
         return
+    previous = dict(task.result or {})
+    result = {
+        **previous,
+        **_publish_plan(ctx, task, repo, outcome.plan),
+        "agent_runs": [*previous.get("agent_runs", []), _run_record("plan", outcome.run)],
+    }
     with ctx.db.session() as session:
         moved = transition(
             session,
@@ -172,6 +241,7 @@ def plan_task(task_id: int) -> None:
             TaskState.AWAITING_APPROVAL,
             reason="plan ready",
             plan=outcome.plan.model_dump(),
+            result=result,
             agent_cost_usd=task.agent_cost_usd + outcome.run.cost_usd,
         )
     if moved:
@@ -180,9 +250,174 @@ def plan_task(task_id: int) -> None:
 
 def _record_plan(ctx: JobContext, task: Task, workspace: Path, plan: Plan) -> None:
     """Commit PLAN.md on the task's branch and push it, so the plan is reviewable."""
-    (workspace / "PLAN.md").write_text(render_plan_markdown(task.key, task.description, plan))
+    (workspace / PLAN_FILE).write_text(render_plan_markdown(task.key, task.description, plan))
     ctx.workspaces.commit_all(workspace, f"docs: plan for {task.key}\n\nTask: {task.key}")
     ctx.workspaces.push(workspace, task.key)
+
+
+# -- pull requests ---------------------------------------------------------------------
+
+
+def _github_for(ctx: JobContext, repo: RepoConfig) -> tuple[GitHub, str] | None:
+    """The client and `owner/name` pull requests go to; None when the repo has no GitHub."""
+    name = repo.pull_request_repo
+    if ctx.github is None or name is None:
+        return None
+    return ctx.github, name
+
+
+def pull_title(plan: Plan) -> str:
+    """The pull request's title: the conventional-commit subject of the fix."""
+    return conventional_subject("fix", commit_scope(plan.affected_files), plan.summary)
+
+
+def _publish_plan(ctx: JobContext, task: Task, repo: RepoConfig, plan: Plan) -> dict[str, Any]:
+    """Open (or refresh) the task's draft pull request carrying the plan."""
+    target = _github_for(ctx, repo)
+    if target is None:
+        return {"github": "unconfigured"}
+    github, name = target
+    try:
+        pull = github.open_pull(
+            name,
+            head=ctx.workspaces.branch(task.key),
+            base=repo.default_branch,
+            title=pull_title(plan),
+            body=render_pull_body(task.key, task.description, plan, None),
+            draft=True,
+        )
+    except GitHubError as exc:
+        ctx.notifier.say(task.id, f":warning: The draft pull request could not be opened: {exc}")
+        return {"github": "error", "github_error": str(exc)}
+    return {
+        "github": "ok",
+        "plan_pr_url": pull.url,
+        "pr_number": pull.number,
+        "github_error": None,
+    }
+
+
+def _publish_ready(
+    ctx: JobContext,
+    task: Task,
+    repo: RepoConfig,
+    plan: Plan,
+    verification: dict[str, Any],
+) -> dict[str, Any]:
+    """Put the plan and the evidence in the pull request and mark it ready for review."""
+    target = _github_for(ctx, repo)
+    if target is None:
+        return {"github": "unconfigured"}
+    github, name = target
+    try:
+        pull = github.open_pull(
+            name,
+            head=ctx.workspaces.branch(task.key),
+            base=repo.default_branch,
+            title=pull_title(plan),
+            body=render_pull_body(task.key, task.description, plan, verification),
+            draft=False,
+        )
+        github.mark_ready(pull)
+    except GitHubError as exc:
+        ctx.notifier.say(task.id, f":warning: The pull request could not be updated: {exc}")
+        return {"github": "error", "github_error": str(exc)}
+    return {"github": "ok", "pr_url": pull.url, "pr_number": pull.number, "github_error": None}
+
+
+def _report_on_pull(ctx: JobContext, task: Task, repo: RepoConfig, text: str) -> None:
+    """Tell the draft pull request why it stays a draft (best effort)."""
+    target = _github_for(ctx, repo)
+    number = (task.result or {}).get("pr_number")
+    if target is None or not number:
+        return
+    try:
+        target[0].comment(target[1], int(number), text)
+    except GitHubError:
+        log.warning("could not comment on the pull request of %s", task.key, exc_info=True)
+
+
+def _no_mentions(text: str) -> str:
+    # A plan or description must not ping people or teams on GitHub.
+    return text.replace("@", "@\u200b")
+
+
+def _fenced(text: str) -> str:
+    # A fence longer than any run of backticks inside cannot be closed by the text.
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def render_pull_body(
+    key: str, description: str, plan: Plan, verification: dict[str, Any] | None
+) -> str:
+    """The pull request's body: the request, the plan, and what the bot itself verified."""
+    steps = [f"{n}. **{s.kind}**: {s.description}" for n, s in enumerate(plan.steps, 1)]
+    lines = [
+        f"Agentbot task **{key}**.",
+        "",
+        "### Request",
+        _fenced(description[:3000]),
+        "",
+        "### Plan",
+        f"**Summary:** {_no_mentions(plan.summary)}",
+        "",
+        f"**Root cause:** {_no_mentions(plan.root_cause)}",
+        "",
+        "**Affected files:** " + (", ".join(f"`{f}`" for f in plan.affected_files) or "none"),
+        "",
+        *[_no_mentions(step) for step in steps],
+        "",
+        f"**Risk:** {plan.risk} · **Estimate:** {plan.estimated_minutes} min",
+        "",
+        "### Verification",
+    ]
+    if verification is None:
+        lines.append(
+            "Not run yet. This draft waits for approval in Slack; it is marked ready for "
+            "review only after the bot has seen the new test fail and the whole suite pass."
+        )
+    else:
+        lines += [
+            "Run by Agentbot itself, not reported by the agent:",
+            "",
+            "| run | result |",
+            "| --- | --- |",
+        ]
+        for label, name in (
+            ("before", "tests_before"),
+            ("RED", "tests_red"),
+            ("GREEN", "tests_after"),
+        ):
+            run = verification.get(name) or {}
+            lines.append(f"| {label}: `{run.get('command', '')}` | {_counts_text(run)} |")
+        lines += [
+            "",
+            f"Agent: {verification.get('agent', '?')} · {verification.get('turns', 0)} turns · "
+            f"{verification.get('cost', '?')} · {verification.get('duration_seconds', 0)} s",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _counts_text(run: dict[str, Any]) -> str:
+    if not run:
+        return "not run"
+    text = f"{run.get('passed', 0)} passed, {run.get('failed', 0)} failed"
+    if run.get("errors"):
+        text += f", {run['errors']} errors"
+    return text + (" (timed out)" if run.get("timed_out") else "")
+
+
+def _drop_plan_file(workspace: Path, base: str) -> None:
+    """Take PLAN.md out of the fix: the plan lives in the pull request's body instead.
+
+    A PLAN.md the repository already had is restored, not deleted.
+    """
+    if git(["ls-tree", "--name-only", base, "--", PLAN_FILE], workspace).strip():
+        git(["checkout", base, "--", PLAN_FILE], workspace)
+    else:
+        (workspace / PLAN_FILE).unlink(missing_ok=True)
 
 
 def render_plan_markdown(key: str, description: str, plan: Plan) -> str:
@@ -215,6 +450,7 @@ def render_plan_markdown(key: str, description: str, plan: Plan) -> str:
 # -- execution -------------------------------------------------------------------------
 
 
+@_log_context
 def execute_task(task_id: int) -> None:
     """Carry out an approved plan test-first, verifying RED and GREEN ourselves."""
     ctx = current()
@@ -225,6 +461,9 @@ def execute_task(task_id: int) -> None:
     watch = _Watch(ctx, task_id)
     started = time.monotonic()
     cost = 0.0
+    runs: list[dict[str, Any]] = list((task.result or {}).get("agent_runs", []))
+    evidence: str | None = None
+    repo: RepoConfig | None = None
     try:
         repo = _repo(ctx, task)
         brief = brief_for(task, repo)
@@ -242,15 +481,19 @@ def execute_task(task_id: int) -> None:
             brief, plan, workspace, watch.progress, watch.cancelled
         )
         cost += red_run.cost_usd
+        runs.append(_run_record("red", red_run))
         if watch.cancelled():
             return
         watch.progress(f"Running `{command}` to see the new test fail")
         red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
         watch.flush()
-        if not red.red:
+        evidence = red.output_tail[-EVIDENCE_LIMIT:]
+        newly_failing = (red.failed + red.errors) > (before.failed + before.errors)
+        if not red.red or not (before.green or newly_failing):
             raise AgentError(
                 f"RED did not hold: after the new test was written the suite reported "
-                f"{red.counts()} (exit {red.exit_code}); a failing test was expected."
+                f"{red.counts()} (exit {red.exit_code}; before: {before.counts()}); "
+                "a new failing test was expected."
             )
         ctx.notifier.say(task_id, f":red_circle: RED as expected — `{command}`: {red.counts()}")
 
@@ -258,11 +501,13 @@ def execute_task(task_id: int) -> None:
             brief, plan, workspace, watch.progress, watch.cancelled
         )
         cost += green_run.cost_usd
+        runs.append(_run_record("green", green_run))
         if watch.cancelled():
             return
         watch.progress(f"Running `{command}` after the fix")
         green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
         watch.flush()
+        evidence = green.output_tail[-EVIDENCE_LIMIT:]
         if not green.green:
             raise AgentError(
                 f"GREEN did not hold: after the fix the suite reported {green.counts()} "
@@ -270,17 +515,43 @@ def execute_task(task_id: int) -> None:
             )
         ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
 
-        summary = plan.summary.splitlines()[0][:72]
+        base = f"origin/{repo.default_branch}"
+        _drop_plan_file(workspace, base)
+        subject = conventional_subject("fix", commit_scope(plan.affected_files), plan.summary)
         commit = ctx.workspaces.commit_all(
-            workspace, f"fix: {summary}\n\n{task.description[:2000]}\n\nTask: {task.key}"
+            workspace, f"{subject}\n\n{task.description[:2000]}\n\nTask: {task.key}"
         )
         ctx.workspaces.push(workspace, task.key)
-        diff = ctx.workspaces.diff_stat(workspace, f"origin/{repo.default_branch}")
+        diff = ctx.workspaces.diff_stat(workspace, base)
     except AgentError as exc:
         watch.flush()
-        _fail(ctx, task_id, TaskState.EXECUTING, f"Execution failed: {exc}")
+        reason = f"Execution failed: {exc}"
+        failed = {**(task.result or {}), "agent_runs": runs, "evidence": evidence}
+        _fail(ctx, task_id, TaskState.EXECUTING, reason, result=failed, cost=cost)
+        if repo is not None and evidence is not None:
+            _report_on_pull(
+                ctx,
+                task,
+                repo,
+                f"{reason}\n\nThe pull request stays a draft.\n\n{_fenced(evidence)}",
+            )
         return
+    duration = round(time.monotonic() - started, 1)
+    verification = {
+        "tests_before": _test_run_dict(before),
+        "tests_red": _test_run_dict(red),
+        "tests_after": _test_run_dict(green),
+        "agent": pair.executor.name,
+        "turns": sum(int(r.get("turns") or 0) for r in runs),
+        "cost": _cost_text(task.agent_cost_usd + cost, runs),
+        "duration_seconds": duration,
+    }
+    published = _publish_ready(ctx, task, repo, plan, verification)
     result = {
+        **(task.result or {}),
+        **published,
+        "evidence": None,
+        "agent_runs": runs,
         "branch": ctx.workspaces.branch(task.key),
         "commit": commit,
         "files_changed": diff.files,
@@ -289,7 +560,7 @@ def execute_task(task_id: int) -> None:
         "tests_before": _test_run_dict(before),
         "tests_red": _test_run_dict(red),
         "tests_after": _test_run_dict(green),
-        "duration_seconds": round(time.monotonic() - started, 1),
+        "duration_seconds": duration,
         "agent": pair.executor.name,
         "scripted": pair.scripted,
     }
@@ -305,16 +576,26 @@ def execute_task(task_id: int) -> None:
         )
     if moved:
         ctx.notifier.sync(task_id)
+        # Where the task came from (a GitHub issue) hears that it is ready.
+        origin.report_success(ctx, task_id)
+
+
+def _cost_text(total: float, runs: list[dict[str, Any]]) -> str:
+    if runs and not all(r.get("cost_known", True) for r in runs):
+        return "cost not reported"
+    return f"${total:.2f}"
 
 
 # -- Slack upkeep and failures ---------------------------------------------------------
 
 
+@_log_context
 def sync_task(task_id: int) -> None:
     """Bring the task's Slack card and thread up to date."""
     current().notifier.sync(task_id)
 
 
+@_log_context
 def say(task_id: int, text: str) -> None:
     """Post a message in the task's thread."""
     current().notifier.say(task_id, text)
@@ -329,6 +610,7 @@ def on_job_failure(
 ) -> None:
     """RQ failure callback: fail the task once its job has no retries left."""
     task_id = int(job.args[0])
+    structlog.contextvars.bind_contextvars(task_id=f"T-{task_id}", job_id=job.id)
     reason = f"{exc_type.__name__ if exc_type else 'Error'}: {str(exc_value)[:300]}"
     ctx = current()
     if job.retries_left:

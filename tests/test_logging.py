@@ -1,0 +1,130 @@
+"""Logs are JSON lines that name the task, user and job, and never carry a credential."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from rq import Queue
+
+from bot.logging import MASK, configure, secrets_of
+from bot.settings import Settings
+from jobs.worker import AgentbotWorker
+from sandbox.fakeslack import FakeSlack
+from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET
+from tests.slackclient import SlackUser
+
+SLACK_BOT = "xoxb-2417-98765432101-AbCdEfGhIjKlMnOpQrStUvWx"
+SLACK_APP = "xapp-1-A0123456789-1234567890123-abcdef0123456789abcdef"
+GITHUB_CLASSIC = "ghp_" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5"
+GITHUB_FINE = "github_pat_11ABCDEFG0" + "x" * 20 + "_" + "Y" * 30
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+LEAKS = (SLACK_BOT, SLACK_APP, GITHUB_CLASSIC, GITHUB_FINE, AWS_SECRET, AWS_KEY_ID)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root logger and structlog back as they were."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        if handler not in handlers:
+            handler.close()
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def lines(text: str) -> list[dict[str, Any]]:
+    """Every line parsed as JSON (fails the test on a line that is not)."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_credentials_are_masked_in_messages_fields_and_tracebacks(restore_logging: None):
+    """Tokens in a message, a field, a URL or an exception never reach the output."""
+    out = io.StringIO()
+    configure("DEBUG", secrets=["a-private-signing-secret"], stream=out, json=True)
+    std = logging.getLogger("agentbot.test")
+    std.info("posting with %s and %s", SLACK_BOT, SLACK_APP)
+    std.warning("git push https://x-access-token:%s@github.com/acme/calc failed", GITHUB_CLASSIC)
+    std.info("signing secret was a-private-signing-secret; commit %s", "0" * 8 + "deadbeef" * 4)
+    try:
+        raise RuntimeError(f"AWS refused {AWS_KEY_ID} / {AWS_SECRET}")
+    except RuntimeError:
+        std.exception("scan failed")
+    structlog.get_logger("agentbot.test").info(
+        "github", token=GITHUB_FINE, headers={"Authorization": "Bearer abcdefghijkl"}, turns=3
+    )
+    structlog.get_logger("agentbot.test").info(
+        "db", url="postgresql://agentbot:hunter2hunter2@db:5432/agentbot"
+    )
+
+    text = out.getvalue()
+    for leak in (*LEAKS, "a-private-signing-secret", "abcdefghijkl", "hunter2hunter2"):
+        assert leak not in text
+    records = lines(text)
+    assert len(records) == 6
+    assert all(r["logger"] == "agentbot.test" and "timestamp" in r for r in records)
+    assert records[0]["event"] == f"posting with {MASK} and {MASK}"
+    assert "https://x-access-token:" in records[1]["event"]
+    # A git SHA is not mistaken for an AWS secret.
+    assert "deadbeef" * 4 in records[2]["event"]
+    assert records[3]["level"] == "error" and "RuntimeError: AWS refused" in records[3]["exception"]
+    assert records[4]["token"] == MASK and records[4]["turns"] == 3
+    assert records[4]["headers"] == {"Authorization": MASK}
+    assert records[5]["url"] == f"postgresql://agentbot:{MASK}@db:5432/agentbot"
+
+
+def test_settings_secrets_are_collected(settings: Settings):
+    """Every SecretStr setting, and passwords inside URLs, are masked by exact value."""
+    with_password = settings.model_copy(
+        update={"redis_url": "redis://:sup3r-s3cret-pw@cache:6379/0"}
+    )
+    found = secrets_of(with_password)
+    assert BOT_TOKEN in found and SIGNING_SECRET in found
+    assert "sup3r-s3cret-pw" in found
+
+
+def test_job_lines_carry_task_user_and_job_and_no_token(
+    user: SlackUser, slack: FakeSlack, settings: Settings, tmp_path: Path, restore_logging: None
+):
+    """From Slack request to forked job horse: context on every line, secrets masked."""
+    log_file = tmp_path / "agentbot.log"
+    with log_file.open("a", buffering=1) as stream:
+        configure("DEBUG", secrets_of(settings), stream=stream, json=True)
+        user.command("run fix the discount calculation")
+        worker = AgentbotWorker(
+            [Queue(name, connection=user.services.redis) for name in ("default", "plan")],
+            connection=user.services.redis,
+        )
+        # RQ logs each job's description, arguments included: a token passed to a job
+        # (here, one that fails) would otherwise be printed in full.
+        Queue("default", connection=user.services.redis).enqueue("builtins.int", BOT_TOKEN)
+        worker.work(burst=True, logging_level="INFO")
+        user.command("approve T-1", user=APPROVER)
+
+    text = log_file.read_text()
+    assert BOT_TOKEN not in text and SIGNING_SECRET not in text
+    records = lines(text)
+    assert any(MASK in json.dumps(r) for r in records)
+    in_job = [r for r in records if r.get("task_id") == "T-1"]
+    assert in_job, "no line was logged inside T-1's jobs"
+    planned = [r for r in in_job if str(r.get("job_id", "")).startswith("plan-1-")]
+    assert any(r["event"].startswith("plan_task done") for r in planned)
+    assert all(r.get("user") == REQUESTER for r in planned)
+    # Lines about a Slack request, from Bolt's listener threads too, name who sent it.
+    listeners = [r for r in records if r["event"].startswith("Running listener")]
+    assert [r.get("user") for r in listeners] == [REQUESTER, APPROVER]
+    # A job does not inherit context from the worker process around it.
+    assert all(r.get("user") in (None, REQUESTER) for r in in_job)
