@@ -1,0 +1,1 @@
+"""AWS inventory and health: configuration, sessions, collectors, scan and report."""

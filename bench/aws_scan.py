@@ -1,0 +1,311 @@
+"""Benchmark: parallel vs sequential AWS status scan under realistic API latency.
+
+Starts a moto server on loopback (in a child process, as AWS is remote), seeds
+two accounts x two regions, then makes every AWS call 50 ms slower (a botocore
+`before-send` hook that sleeps, standing in for the round trip to a real
+endpoint) and times the same scan run on the thread pool and one unit at a time.
+It also records a parallel scan without the added latency: the client-side CPU
+floor (client creation, signing, parsing) that no number of threads removes.
+
+Run: uv run python bench/aws_scan.py [--latency-ms 50] [--runs 3]
+Writes bench/results/aws_scan.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import statistics
+import threading
+import time
+import zipfile
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from agents.aws.config import AwsAccount, AwsConfig
+from agents.aws.scanner import ScanReport, scan
+from agents.aws.sessions import AccountSessions
+
+ACCOUNTS = [
+    AwsAccount(name="prod"),
+    AwsAccount(
+        name="staging",
+        role_arn="arn:aws:iam::222222222222:role/agentbot-aws-status",
+        external_id="bench-external-id",
+    ),
+]
+REGIONS = ["us-east-1", "eu-west-1"]
+RESULTS = Path(__file__).resolve().parent / "results" / "aws_scan.json"
+
+
+def seed_region(session: boto3.Session, account: str, region: str) -> None:
+    """A modest fleet: instances, databases, functions, services, groups, tables, an alarm."""
+    tag = f"{account}-{region}"
+    ec2 = session.client("ec2", region_name=region)
+    reservation = ec2.run_instances(ImageId="ami-12c6146b", MinCount=6, MaxCount=6)
+    instances = [i["InstanceId"] for i in reservation["Instances"]]
+    ec2.stop_instances(InstanceIds=instances[-1:])
+
+    rds = session.client("rds", region_name=region)
+    for index in range(2):
+        rds.create_db_instance(
+            DBInstanceIdentifier=f"{tag}-db-{index}",
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="app",
+            MasterUserPassword="not-a-real-password",
+            AllocatedStorage=20,
+        )
+
+    iam = session.client("iam")
+    try:
+        role = iam.create_role(RoleName="bench-lambda", AssumeRolePolicyDocument="{}")["Role"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role = iam.get_role(RoleName="bench-lambda")["Role"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("handler.py", "def handle(event, context):\n    return event\n")
+    lambda_client = session.client("lambda", region_name=region)
+    cloudwatch = session.client("cloudwatch", region_name=region)
+    for index in range(4):
+        name = f"{tag}-fn-{index}"
+        lambda_client.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role["Arn"],
+            Handler="handler.handle",
+            Code={"ZipFile": archive.getvalue()},
+        )
+        cloudwatch.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": name}],
+                    "Value": value,
+                    "Timestamp": datetime.now(UTC) - timedelta(minutes=5),
+                }
+                for metric, value in (("Invocations", 10.0), ("Errors", float(index % 2)))
+            ],
+        )
+    cloudwatch.put_metric_alarm(
+        AlarmName=f"{tag}-cpu",
+        Namespace="AWS/EC2",
+        MetricName="CPUUtilization",
+        Statistic="Average",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=90,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=f"{tag}-cpu", StateValue="ALARM", StateReason="bench")
+
+    ecs = session.client("ecs", region_name=region)
+    ecs.create_cluster(clusterName="apps")
+    ecs.register_task_definition(
+        family="app", containerDefinitions=[{"name": "app", "image": "app:1", "memory": 128}]
+    )
+    for name, desired in (("api", 2), ("worker", 0)):
+        ecs.create_service(
+            cluster="apps", serviceName=name, taskDefinition="app", desiredCount=desired
+        )
+
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    elbv2 = session.client("elbv2", region_name=region)
+    group_arn = elbv2.create_target_group(
+        Name=f"{account}-web", Protocol="HTTP", Port=80, VpcId=vpc["VpcId"]
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": i} for i in instances[:3]])
+
+    ec2.create_launch_template(
+        LaunchTemplateName="batch", LaunchTemplateData={"ImageId": "ami-12c6146b"}
+    )
+    session.client("autoscaling", region_name=region).create_auto_scaling_group(
+        AutoScalingGroupName="batch",
+        LaunchTemplate={"LaunchTemplateName": "batch"},
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=2,
+        AvailabilityZones=[f"{region}a"],
+    )
+
+    dynamodb = session.client("dynamodb", region_name=region)
+    for index in range(3):
+        dynamodb.create_table(
+            TableName=f"{tag}-table-{index}",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    s3 = session.client("s3", region_name=region)
+    for index in range(2):
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=f"{tag}-bucket-{index}")
+        else:
+            # The stubs list region names as literals; ours is a runtime string.
+            placement: Any = {"LocationConstraint": region}
+            s3.create_bucket(Bucket=f"{tag}-bucket-{index}", CreateBucketConfiguration=placement)
+
+
+class CallMeter:
+    """Counts API calls and, once armed, adds a fixed latency before each is sent."""
+
+    def __init__(self, latency_seconds: float) -> None:
+        self.latency_seconds = latency_seconds
+        self.armed = False
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def before_send(self, **_: Any) -> None:
+        """Sleep like a network round trip; returning None lets the real request go."""
+        if self.armed:
+            time.sleep(self.latency_seconds)
+
+    def before_call(self, **_: Any) -> None:
+        """Count one API operation (retries not included)."""
+        with self._lock:
+            self.calls += 1
+
+    def take_calls(self) -> int:
+        """Return and reset the call count."""
+        with self._lock:
+            calls, self.calls = self.calls, 0
+            return calls
+
+
+def serve_moto(port_queue: Queue[int], stop: Event) -> None:
+    """Child-process body: run a moto server until told to stop."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Server-side moto setting: skip loading thousands of public AMIs per EC2 backend.
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    port_queue.put(server.get_host_and_port()[1])
+    stop.wait()
+    server.stop()
+
+
+def timed(
+    config: AwsConfig, session: boto3.Session, *, sequential: bool
+) -> tuple[float, ScanReport]:
+    """Run one scan and return its wall-clock seconds and report."""
+    started = time.perf_counter()
+    report = scan(config, session, sequential=sequential)
+    return time.perf_counter() - started, report
+
+
+def main() -> None:
+    """Seed, scan both ways under latency, print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-workers", type=int, default=16)
+    args = parser.parse_args()
+
+    # The server runs in its own process, as AWS would be remote: in this process
+    # it would compete with the scan's threads for the GIL and hide the parallelism.
+    context = multiprocessing.get_context("spawn")
+    port_queue: Queue[int] = context.Queue()
+    stop = context.Event()
+    server = context.Process(target=serve_moto, args=(port_queue, stop), daemon=True)
+    server.start()
+    port = port_queue.get(timeout=60)
+    # This process only: point the standard AWS variables at the local server.
+    os.environ.update(
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_DEFAULT_REGION=REGIONS[0],
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    try:
+        config = AwsConfig(accounts=ACCOUNTS, regions=REGIONS, max_workers=args.max_workers)
+        session = boto3.Session()
+        sessions = AccountSessions(session, config)
+        for account in ACCOUNTS:
+            account_session = sessions.session(account)
+            for region in REGIONS:
+                seed_region(account_session, account.name, region)
+
+        meter = CallMeter(args.latency_ms / 1000)
+        session.events.register("before-send", meter.before_send)
+        session.events.register("before-call", meter.before_call)
+        # Warm-up without latency: loads service models and moto backends once,
+        # so neither timed mode pays those one-off costs.
+        timed(config, session, sequential=False)
+        no_latency, _ = timed(config, session, sequential=False)
+        meter.take_calls()
+        meter.armed = True
+
+        parallel_times, sequential_times = [], []
+        for _ in range(args.runs):
+            seconds, report = timed(config, session, sequential=False)
+            parallel_times.append(seconds)
+            calls = meter.take_calls()
+            seconds, sequential_report = timed(config, session, sequential=True)
+            sequential_times.append(seconds)
+            meter.take_calls()
+            assert len(sequential_report.records) == len(report.records)
+            assert not report.errors and not sequential_report.errors, report.errors
+    finally:
+        stop.set()
+        server.join(timeout=10)
+
+    parallel = statistics.median(parallel_times)
+    sequential = statistics.median(sequential_times)
+    results = {
+        "benchmark": "aws_scan",
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "latency_ms_per_call": args.latency_ms,
+        "accounts": len(ACCOUNTS),
+        "regions": len(REGIONS),
+        "services": len(config.services),
+        "scan_units": report.units_total,
+        "api_calls_per_scan": calls,
+        "records": len(report.records),
+        "max_workers": args.max_workers,
+        "runs": args.runs,
+        "server": "moto ThreadedMotoServer, separate process, loopback",
+        "parallel_seconds_without_added_latency": round(no_latency, 3),
+        "parallel_seconds_median": round(parallel, 3),
+        "sequential_seconds_median": round(sequential, 3),
+        "parallel_seconds_all": [round(t, 3) for t in parallel_times],
+        "sequential_seconds_all": [round(t, 3) for t in sequential_times],
+        "speedup": round(sequential / parallel, 2),
+        # The parallel figure is bounded by client-side CPU, so say how much there was.
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "boto3": version("boto3"),
+        "moto": version("moto"),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+    print(
+        f"{results['scan_units']} units, {calls} API calls, {results['records']} resources, "
+        f"{args.latency_ms:g} ms added per call"
+    )
+    print(f"parallel   ({args.max_workers} workers): {parallel:.2f} s (median of {args.runs})")
+    print(f"sequential             : {sequential:.2f} s (median of {args.runs})")
+    print(f"speedup                : {sequential / parallel:.1f}x")
+    print(f"parallel, no added latency: {no_latency:.2f} s (client-side CPU floor)")
+    print(f"wrote {RESULTS.relative_to(Path(__file__).resolve().parents[1])}")
+
+
+if __name__ == "__main__":
+    main()

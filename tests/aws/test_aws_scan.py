@@ -1,0 +1,805 @@
+"""The AWS status scan against a real moto server on loopback.
+
+boto3 reaches moto only through AWS_ENDPOINT_URL, exactly as it would reach any
+other endpoint, so the production code paths (sessions, AssumeRole, paginators,
+retries) run unchanged. Failures and states moto cannot produce are injected
+with botocore event hooks on the base session, as noted where they are used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ConnectTimeoutError
+from moto.server import ThreadedMotoServer
+from pydantic import ValidationError
+
+from agents.aws.collectors import Health, ResourceRecord
+from agents.aws.config import AwsAccount, AwsConfig, ResourceType, Service, default_stewards
+from agents.aws.report import describe_diff, diff, render_text
+from agents.aws.scanner import ALL_REGIONS, ScanCache, ScanError, ScanReport, ScopeError, scan
+from agents.aws.sessions import AccountSessions
+
+PROD_ID = "123456789012"  # moto's account for the default (non-assumed) credentials
+STAGING_ID = "222222222222"
+PROD = AwsAccount(name="prod")
+STAGING = AwsAccount(
+    name="staging",
+    role_arn=f"arn:aws:iam::{STAGING_ID}:role/agentbot-aws-status",
+    external_id="agentbot-external-id",
+)
+EAST, WEST = "us-east-1", "eu-west-1"
+
+
+def make_config(**overrides: Any) -> AwsConfig:
+    """A two-account, two-region config with fast timeouts."""
+    values: dict[str, Any] = {
+        "accounts": [PROD, STAGING],
+        "regions": [EAST, WEST],
+        "call_timeout_seconds": 5,
+        "max_attempts": 2,
+    }
+    values.update(overrides)
+    return AwsConfig.model_validate(values)
+
+
+# --- moto server and environment --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server for the whole session, on a free loopback port."""
+    # The server logs every request at INFO; that drowns out test output.
+    werkzeug_logger = logging.getLogger("werkzeug")
+    previous_level = werkzeug_logger.level
+    werkzeug_logger.setLevel(logging.WARNING)
+    with pytest.MonkeyPatch.context() as server_env:
+        # A server-side moto setting (the server runs in this process): skip loading
+        # thousands of public AMIs into every fresh EC2 backend, which after each
+        # reset was most of the seeding time. Instances still launch from any image id.
+        server_env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+        server.stop()
+    werkzeug_logger.setLevel(previous_level)
+
+
+@pytest.fixture
+def base_session(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> boto3.Session:
+    """A default-chain session pointed at a freshly reset moto by the environment only."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    # Nothing from the machine's own AWS setup (profiles, per-service endpoints,
+    # tokens, ~/.aws files) may leak into the test.
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", EAST)
+    return boto3.Session()
+
+
+# --- the seeded fleet --------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """Ids of the seeded resources that the assertions refer to."""
+
+    web_running: str
+    web_stopped: str
+    web_impaired: str
+    eu_web: str
+    staging_web: str
+    asg_unhealthy_instance: str
+
+
+class Seeder:
+    """Clients acting in one account, for seeding; reused, and made from the base session.
+
+    A separate boto3 Session per account would load every service model again,
+    which is most of the cost of seeding.
+    """
+
+    def __init__(self, base: boto3.Session, account: AwsAccount) -> None:
+        credentials = AccountSessions(base, make_config()).credentials(account)
+        self._base = base
+        self._credentials = (
+            {
+                "aws_access_key_id": credentials.access_key_id,
+                "aws_secret_access_key": credentials.secret_access_key,
+                "aws_session_token": credentials.session_token,
+            }
+            if credentials
+            else {}
+        )
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, service_name: str, region: str = EAST) -> Any:
+        """The account's client for a service and region."""
+        key = (service_name, region)
+        if key not in self._clients:
+            # Service names are plain strings here; boto3's typed overloads need literals.
+            untyped: Any = self._base
+            self._clients[key] = untyped.client(
+                service_name, region_name=region, **self._credentials
+            )
+        return self._clients[key]
+
+
+def seed_lambda(client: Seeder, region: str, name: str, metrics: dict[str, float]) -> None:
+    """Create a function and publish its CloudWatch metrics (moto never invokes it)."""
+    iam = client("iam")
+    try:
+        role = iam.create_role(RoleName="lambda-exec", AssumeRolePolicyDocument="{}")["Role"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        role = iam.get_role(RoleName="lambda-exec")["Role"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("handler.py", "def handle(event, context):\n    return event\n")
+    client("lambda", region).create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role["Arn"],
+        Handler="handler.handle",
+        Code={"ZipFile": archive.getvalue()},
+    )
+    if metrics:
+        client("cloudwatch", region).put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": name}],
+                    "Value": value,
+                    "Timestamp": datetime.now(UTC) - timedelta(minutes=5),
+                }
+                for metric, value in metrics.items()
+            ],
+        )
+
+
+def run_instance(ec2: Any, name: str) -> str:
+    """Start one tagged instance and return its id."""
+    reservation = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        InstanceType="t3.micro",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}],
+    )
+    return str(reservation["Instances"][0]["InstanceId"])
+
+
+def seed_prod_east(client: Seeder) -> dict[str, str]:
+    """The busy region: one example of every problem the scan should find."""
+    ec2 = client("ec2", EAST)
+    ids = {name: run_instance(ec2, name) for name in ("web-1", "web-2", "web-3")}
+
+    rds = client("rds", EAST)
+    for db in ("orders-db", "billing-db"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=db,
+            Engine="postgres",
+            DBInstanceClass="db.t3.micro",
+            MasterUsername="app",
+            MasterUserPassword="not-a-real-password",
+            AllocatedStorage=20,
+        )
+    rds.stop_db_instance(DBInstanceIdentifier="billing-db")
+
+    seed_lambda(client, EAST, "resize-images", {"Invocations": 4, "Errors": 3})
+    seed_lambda(client, EAST, "send-email", {"Invocations": 200, "Errors": 2, "Throttles": 5})
+    seed_lambda(client, EAST, "nightly-report", {"Invocations": 1})
+
+    ecs = client("ecs", EAST)
+    ecs.create_cluster(clusterName="apps")
+    ecs.register_task_definition(
+        family="app",
+        containerDefinitions=[{"name": "app", "image": "app:1", "memory": 128}],
+    )
+    # moto reports no running tasks for a new service, which is how "api" stays short;
+    # updating the desired count makes moto report it met, which is how "worker" is fine.
+    ecs.create_service(cluster="apps", serviceName="api", taskDefinition="app", desiredCount=2)
+    ecs.create_service(cluster="apps", serviceName="worker", taskDefinition="app", desiredCount=3)
+    ecs.update_service(cluster="apps", service="worker", desiredCount=1)
+
+    vpc_id = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0][
+        "VpcId"
+    ]
+    elbv2 = client("elbv2", EAST)
+    group_arn = elbv2.create_target_group(
+        Name="web-tg", Protocol="HTTP", Port=80, VpcId=vpc_id, TargetType="instance"
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.register_targets(
+        TargetGroupArn=group_arn, Targets=[{"Id": ids["web-1"]}, {"Id": ids["web-2"]}]
+    )
+    # Stopped after registering (only running instances can be registered): its target
+    # then reports "unused", as AWS does for stopped instances.
+    ec2.stop_instances(InstanceIds=[ids["web-2"]])
+
+    autoscaling = client("autoscaling", EAST)
+    ec2.create_launch_template(
+        LaunchTemplateName="batch", LaunchTemplateData={"ImageId": "ami-12c6146b"}
+    )
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="batch-asg",
+        LaunchTemplate={"LaunchTemplateName": "batch"},
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=2,
+        AvailabilityZones=[f"{EAST}a"],
+    )
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["batch-asg"])
+    sick = group["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    autoscaling.set_instance_health(InstanceId=sick, HealthStatus="Unhealthy")
+
+    client("dynamodb", EAST).create_table(
+        TableName="sessions",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client("s3", EAST).create_bucket(Bucket="prod-assets")
+
+    cloudwatch = client("cloudwatch", EAST)
+    cloudwatch.put_metric_alarm(
+        AlarmName="api-5xx",
+        Namespace="AWS/ApplicationELB",
+        MetricName="HTTPCode_Target_5XX_Count",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=10,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(
+        AlarmName="api-5xx",
+        StateValue="ALARM",
+        StateReason="Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (10.0).",
+    )
+    return {**ids, "asg-sick": sick}
+
+
+def seed_quiet_region(client: Seeder, region: str, prefix: str) -> str:
+    """A region with a healthy instance, table and bucket; returns the instance id."""
+    instance = run_instance(client("ec2", region), f"{prefix}-web-1")
+    client("dynamodb", region).create_table(
+        TableName=f"{prefix}-table",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # us-east-1 is the one region that refuses an explicit location constraint.
+    placement = {} if region == EAST else {"LocationConstraint": region}
+    client("s3", region).create_bucket(
+        Bucket=f"{prefix}-bucket", **({"CreateBucketConfiguration": placement} if placement else {})
+    )
+    return instance
+
+
+@pytest.fixture
+def fleet(base_session: boto3.Session) -> Fleet:
+    """Two accounts x two regions of resources, some of them in trouble."""
+    prod = Seeder(base_session, PROD)
+    staging = Seeder(base_session, STAGING)
+    east = seed_prod_east(prod)
+    eu_web = seed_quiet_region(prod, WEST, "prod-eu")
+    staging_web = seed_quiet_region(staging, EAST, "staging")
+    seed_quiet_region(staging, WEST, "staging-eu")
+    seed_lambda(staging, WEST, "staging-fn", {})
+    return Fleet(
+        web_running=east["web-1"],
+        web_stopped=east["web-2"],
+        web_impaired=east["web-3"],
+        eu_web=eu_web,
+        staging_web=staging_web,
+        asg_unhealthy_instance=east["asg-sick"],
+    )
+
+
+def impair_instance(session: boto3.Session, instance_id: str) -> None:
+    """Make DescribeInstanceStatus report failed instance reachability for one instance.
+
+    moto always reports running instances' status checks as "ok", so the impaired
+    check is injected into the parsed response on its way back to the caller.
+    """
+
+    def mark_impaired(parsed: dict[str, Any], **_: Any) -> None:
+        for status in parsed.get("InstanceStatuses", []):
+            if status["InstanceId"] == instance_id:
+                status["InstanceStatus"] = {
+                    "Status": "impaired",
+                    "Details": [{"Name": "reachability", "Status": "failed"}],
+                }
+
+    session.events.register("after-call.ec2.DescribeInstanceStatus", mark_impaired)
+
+
+def deny_region(session: boto3.Session, region: str) -> None:
+    """Answer every non-STS call to one region with AccessDenied, as an SCP would."""
+
+    def deny(model: Any, context: dict[str, Any], **_: Any) -> None:
+        if context.get("client_region") == region and model.service_model.service_name != "sts":
+            raise ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": f"explicit deny in {region}"}},
+                model.name,
+            )
+
+    session.events.register("before-call", deny)
+
+
+def readonly_policy_actions() -> set[str]:
+    """Every action the shipped read-only IAM policy allows."""
+    path = Path(__file__).resolve().parents[2] / "infra" / "iam" / "aws-status-readonly.json"
+    policy = json.loads(path.read_text())
+    return {action for statement in policy["Statement"] for action in statement["Action"]}
+
+
+def iam_action(service_name: str, operation: str) -> str:
+    """The IAM action that authorises one API operation (for the ones the scan makes)."""
+    prefix = {"elbv2": "elasticloadbalancing"}.get(service_name, service_name)
+    action = {"ListBuckets": "ListAllMyBuckets"}.get(operation, operation)
+    return f"{prefix}:{action}"
+
+
+def by_id(report: ScanReport) -> dict[str, ResourceRecord]:
+    """Records by id (ids are unique in the seeded fleet)."""
+    records = {r.id: r for r in report.records}
+    assert len(records) == len(report.records)
+    return records
+
+
+# --- tests -------------------------------------------------------------------
+
+
+def test_assumed_role_reaches_an_isolated_account(base_session: boto3.Session) -> None:
+    """AssumeRole into another account id lands in that account's own backend, once per scan."""
+    assume_calls: list[dict[str, Any]] = []
+    base_session.events.register(
+        "before-call.sts.AssumeRole", lambda params, **_: assume_calls.append(params["body"])
+    )
+    sessions = AccountSessions(base_session, make_config())
+    staging_clients = sessions.clients(STAGING, EAST)
+    staging_clients.s3().create_bucket(Bucket="only-in-staging")
+    sessions.clients(STAGING, WEST)
+
+    assert sessions.credentials(PROD) is None
+    assert [b["Name"] for b in staging_clients.s3().list_buckets()["Buckets"]] == [
+        "only-in-staging"
+    ]
+    assert sessions.clients(PROD, EAST).s3().list_buckets()["Buckets"] == []
+    staging_identity = sessions.session(STAGING).client("sts").get_caller_identity()
+    assert staging_identity["Account"] == STAGING_ID
+    assert staging_identity["Arn"].endswith("assumed-role/agentbot-aws-status/agentbot-scan")
+    assert len(assume_calls) == 1
+    assert assume_calls[0]["ExternalId"] == "agentbot-external-id"
+
+
+def test_scan_reports_each_seeded_problem(base_session: boto3.Session, fleet: Fleet) -> None:
+    """Each seeded problem gets the right health and reason, using only the policy's actions."""
+    impair_instance(base_session, fleet.web_impaired)
+    calls: set[tuple[str, str]] = set()
+    base_session.events.register(
+        "before-call",
+        lambda model, **_: calls.add((model.service_model.service_name, model.name)),
+    )
+    report = scan(make_config(), base_session)
+    records = by_id(report)
+
+    assert report.errors == ()
+    assert {iam_action(service, operation) for service, operation in calls} == (
+        readonly_policy_actions() | {"sts:AssumeRole"}
+    )
+    assert report.units_total == 2 * (8 * 2 + 1)
+    assert records[fleet.web_running].health is Health.HEALTHY
+    assert records[fleet.web_running].name == "web-1"
+    assert records[fleet.web_running].arn == (
+        f"arn:aws:ec2:{EAST}:{PROD_ID}:instance/{fleet.web_running}"
+    )
+    stopped = records[fleet.web_stopped]
+    assert (stopped.health, stopped.state) == (Health.DEGRADED, "stopped")
+    assert stopped.reason.startswith("stopped: ")
+    impaired = records[fleet.web_impaired]
+    assert impaired.health is Health.UNHEALTHY
+    assert impaired.reason == "instance status check impaired (reachability failed)"
+
+    assert records["orders-db"].health is Health.HEALTHY
+    assert (records["billing-db"].health, records["billing-db"].reason) == (
+        Health.DEGRADED,
+        "status stopped",
+    )
+
+    assert records["resize-images"].health is Health.UNHEALTHY
+    assert records["resize-images"].reason == "3 errors of 4 invocations (75%) in the last 60 min"
+    assert records["send-email"].health is Health.DEGRADED
+    assert records["send-email"].reason == (
+        "2 errors of 200 invocations (1%) in the last 60 min; 5 throttles in the last 60 min"
+    )
+    assert records["nightly-report"].health is Health.HEALTHY
+
+    assert (records["apps/api"].health, records["apps/api"].reason) == (
+        Health.UNHEALTHY,
+        "0/2 tasks running, 2 pending",
+    )
+    assert records["apps/worker"].health is Health.HEALTHY
+
+    target_group = records["web-tg"]
+    assert target_group.health is Health.DEGRADED
+    assert target_group.reason == (
+        f"1/2 targets healthy: {fleet.web_stopped} unused (Target.InvalidState)"
+    )
+    asg = records["batch-asg"]
+    assert asg.health is Health.DEGRADED
+    assert asg.reason == (
+        f"1/2 instances in service and healthy: {fleet.asg_unhealthy_instance} InService/Unhealthy"
+    )
+
+    alarm = records["api-5xx"]
+    assert (alarm.health, alarm.type) == (Health.UNHEALTHY, ResourceType.CLOUDWATCH_ALARM)
+    assert alarm.reason.startswith("Threshold Crossed: 1 datapoint [42.0]")
+    assert records["sessions"].health is Health.HEALTHY
+
+    # S3 is listed once per account and each bucket carries its own region.
+    buckets = {r.id: (r.account, r.region) for r in report.records if r.type.value == "s3_bucket"}
+    assert buckets == {
+        "prod-assets": ("prod", EAST),
+        "prod-eu-bucket": ("prod", WEST),
+        "staging-bucket": ("staging", EAST),
+        "staging-eu-bucket": ("staging", WEST),
+    }
+    assert (records[fleet.staging_web].account, records[fleet.staging_web].region) == (
+        "staging",
+        EAST,
+    )
+    assert records["staging-fn"].region == WEST
+
+    assert {(a, r) for a, r in report.by_account_region} == {
+        ("prod", EAST),
+        ("prod", WEST),
+        ("staging", EAST),
+        ("staging", WEST),
+    }
+    assert report.by_health[Health.UNHEALTHY] == 4  # impaired, resize-images, api, alarm
+    assert report.by_health[Health.DEGRADED] == 5  # stopped, billing-db, send-email, tg, asg
+    worst = report.unhealthy_first()
+    assert [r.health for r in worst[:4]] == [Health.UNHEALTHY] * 4
+    assert worst[-1].health is Health.HEALTHY
+
+    # Default stewards, straight from the spec.
+    assert (impaired.steward, impaired.autonomy) == ("Bill Gates", 6)
+    assert (records["resize-images"].steward, records["resize-images"].autonomy) == (
+        "Bill Gates",
+        8,
+    )
+    assert (records["billing-db"].steward, records["billing-db"].autonomy) == ("Noguchi", 4)
+    assert (records["sessions"].steward, records["sessions"].autonomy) == ("Noguchi", 5)
+    assert records["prod-assets"].steward == "Steve Jobs"
+    assert records["web-tg"].steward == records["batch-asg"].steward == "Napoleon"
+    assert alarm.steward == "Drucker"
+    assert report.by_steward["Noguchi"][Health.DEGRADED] == 1
+
+
+def test_failed_region_is_a_partial_failure(base_session: boto3.Session, fleet: Fleet) -> None:
+    """A region that denies every call is listed as failed; everything else is still reported."""
+    deny_region(base_session, WEST)
+    report = scan(make_config(), base_session)
+    records = by_id(report)
+
+    failed = {(e.account, e.region, e.service, e.kind.value) for e in report.errors}
+    regional = [s.value for s in Service if s is not Service.S3]
+    assert failed == {
+        (account, WEST, service, "access_denied")
+        for account in ("prod", "staging")
+        for service in regional
+    }
+    assert all(e.message == f"AccessDenied: explicit deny in {WEST}" for e in report.errors)
+    assert report.partial
+    assert fleet.eu_web not in records
+    assert {r.region for r in report.records if r.type is not ResourceType.S3_BUCKET} == {EAST}
+    assert records[fleet.staging_web].health is Health.HEALTHY
+    assert records["apps/api"].health is Health.UNHEALTHY
+    # Buckets are listed through the first region, so they survive the broken one.
+    assert "prod-eu-bucket" in records
+
+    text = render_text(report)
+    assert "Partial failures (these were not scanned)" in text
+    assert f"AccessDenied: explicit deny in {WEST}" in text
+    assert f"staging │ {WEST}" in text
+
+
+def test_timeouts_are_retried_then_reported(base_session: boto3.Session, fleet: Fleet) -> None:
+    """A call that keeps timing out is retried up to max_attempts, then fails only its unit."""
+    attempts: list[str] = []
+
+    def time_out_lambda(request: Any, **_: Any) -> None:
+        # The region is only visible in the signature's credential scope at this stage.
+        scope = f"/{EAST}/lambda/aws4_request"
+        if scope in request.headers.get("Authorization", b"").decode():
+            attempts.append(request.url)
+            raise ConnectTimeoutError(endpoint_url=request.url)
+
+    base_session.events.register("before-send.lambda", time_out_lambda)
+    config = make_config(max_attempts=2)
+    report = scan(config, base_session, services=["lambda", "ec2"])
+
+    assert [(e.account, e.region, e.service, e.kind.value) for e in report.errors] == [
+        ("prod", EAST, "lambda", "timeout"),
+        ("staging", EAST, "lambda", "timeout"),
+    ]
+    assert len(attempts) == 2 * config.max_attempts
+    records = by_id(report)
+    assert "staging-fn" in records
+    assert records[fleet.web_stopped].health is Health.DEGRADED
+
+
+def test_lambda_without_metrics_access_is_unknown(
+    base_session: boto3.Session, fleet: Fleet
+) -> None:
+    """Functions stay listed when CloudWatch refuses their metrics, marked unknown, not healthy."""
+
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "GetMetricData")
+
+    base_session.events.register("before-call.cloudwatch.GetMetricData", refuse)
+    report = scan(make_config(), base_session, services=["lambda"])
+
+    assert report.errors == ()
+    assert {(r.id, r.health, r.reason) for r in report.records} == {
+        (name, Health.UNKNOWN, "metrics unavailable: AccessDenied")
+        for name in ("resize-images", "send-email", "nightly-report", "staging-fn")
+    }
+
+
+def test_unassumable_role_is_one_error_for_the_account(
+    base_session: boto3.Session, fleet: Fleet
+) -> None:
+    """A refused AssumeRole fails that account once, with progress still reaching the total."""
+
+    def refuse(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "not authorized to assume"}},
+            "AssumeRole",
+        )
+
+    base_session.events.register("before-call.sts.AssumeRole", refuse)
+    ticks: list[tuple[int, int]] = []
+    report = scan(
+        make_config(), base_session, progress=lambda done, total: ticks.append((done, total))
+    )
+
+    assert report.errors == (
+        ScanError(
+            account="staging",
+            region=ALL_REGIONS,
+            service="sts",
+            message=(
+                f"cannot assume {STAGING.role_arn} for account staging: "
+                "AccessDenied: not authorized to assume"
+            ),
+            kind="credentials",
+        ),
+    )
+    assert {r.account for r in report.records} == {"prod"}
+    assert ticks[0] == (0, report.units_total)
+    assert ticks[-1] == (report.units_total, report.units_total)
+    assert [done for done, _ in ticks] == sorted(done for done, _ in ticks)
+    assert "all" in render_text(report)
+
+
+def test_stewards_are_overridable_from_config(base_session: boto3.Session, fleet: Fleet) -> None:
+    """A config entry replaces one steward and leaves the other defaults in place."""
+    config = AwsConfig.model_validate(
+        {
+            "accounts": [{"name": "prod"}],
+            "regions": [EAST],
+            "stewards": {"ec2_instance": {"name": "Grace Hopper", "autonomy": 2}},
+        }
+    )
+    report = scan(config, base_session, services=["ec2", "rds"])
+    records = by_id(report)
+
+    assert (records[fleet.web_running].steward, records[fleet.web_running].autonomy) == (
+        "Grace Hopper",
+        2,
+    )
+    assert (records["billing-db"].steward, records["billing-db"].autonomy) == ("Noguchi", 4)
+    assert set(report.by_steward) == {"Grace Hopper", "Noguchi"}
+
+
+def test_sequential_scan_matches_parallel(base_session: boto3.Session, fleet: Fleet) -> None:
+    """The sequential mode (used by the benchmark) finds exactly what the parallel one does."""
+    config = make_config()
+    parallel = scan(config, base_session)
+    sequential = scan(config, base_session, sequential=True)
+
+    def verdicts(report: ScanReport) -> list[tuple[Any, ...]]:
+        return [(r.key, r.health, r.reason) for r in report.records]
+
+    assert verdicts(sequential) == verdicts(parallel)
+    assert len(parallel.records) > 20
+
+
+def test_diff_says_what_changed_since_the_previous_scan(
+    base_session: boto3.Session, fleet: Fleet
+) -> None:
+    """Recovered, newly unhealthy, added and removed resources are told apart."""
+    config = make_config(accounts=[PROD])
+    before = scan(config, base_session)
+
+    prod = Seeder(base_session, PROD)
+    prod("ec2", EAST).start_instances(InstanceIds=[fleet.web_stopped])
+    prod("ec2", WEST).stop_instances(InstanceIds=[fleet.eu_web])
+    prod("dynamodb", WEST).delete_table(TableName="prod-eu-table")
+    seed_lambda(prod, WEST, "new-fn", {"Invocations": 2, "Errors": 2})
+    after = scan(config, base_session)
+
+    changes = diff(before.records, after.records, current_errors=after.errors)
+    # Starting web-2 also brings its target back, so the target group recovers with it.
+    assert [c.record.id for c in changes.recovered] == [fleet.web_stopped, "web-tg"]
+    assert [(c.record.id, c.previous) for c in changes.newly_unhealthy] == [
+        ("new-fn", None),
+        (fleet.eu_web, Health.HEALTHY),
+    ]
+    assert [r.id for r in changes.added] == ["new-fn"]
+    assert [r.id for r in changes.removed] == ["prod-eu-table"]
+    lines = describe_diff(changes)
+    assert lines == [
+        f"NEW UNHEALTHY: lambda_function new-fn (prod/{WEST}) - "
+        f"2 errors of 2 invocations (100%) in the last 60 min (new)",
+        f"NEW DEGRADED: ec2_instance prod-eu-web-1 ({fleet.eu_web}) (prod/{WEST}) - "
+        f"{after_reason(after, fleet.eu_web)} (was healthy)",
+        f"RECOVERED: ec2_instance web-2 ({fleet.web_stopped}) (prod/{EAST}) (was degraded)",
+        f"RECOVERED: target_group web-tg (prod/{EAST}) (was degraded)",
+        f"ADDED: lambda_function new-fn (prod/{WEST}) [unhealthy]",
+        f"REMOVED: dynamodb_table prod-eu-table (prod/{WEST})",
+    ]
+    assert describe_diff(diff(after.records, after.records)) == [
+        "No changes since the previous scan."
+    ]
+
+
+def after_reason(report: ScanReport, resource_id: str) -> str:
+    """The reason a report gives for one resource."""
+    return by_id(report)[resource_id].reason
+
+
+def test_diff_does_not_call_resources_in_failed_units_removed() -> None:
+    """Resources a failed unit would have listed are 'not checked', not 'removed'."""
+    steward = default_stewards()[ResourceType.EC2_INSTANCE]
+    common = {"account": "prod", "state": "running", "steward": steward.name, "autonomy": 6}
+    east = ResourceRecord(
+        id="i-1", arn="a1", type=ResourceType.EC2_INSTANCE, region=EAST, health="healthy", **common
+    )
+    west = east.model_copy(update={"id": "i-2", "arn": "a2", "region": WEST})
+    west_error = ScanError(account="prod", region=WEST, service="ec2", message="timed out")
+
+    changes = diff([east, west], [], current_errors=[west_error])
+    assert [r.id for r in changes.removed] == ["i-1"]
+    assert [r.id for r in changes.unverified] == ["i-2"]
+    assert (
+        describe_diff(changes)[-1] == f"NOT CHECKED (scan failed): ec2_instance i-2 (prod/{WEST})"
+    )
+
+
+def test_rendering_leads_with_totals_and_problems(
+    base_session: boto3.Session, fleet: Fleet
+) -> None:
+    """The terminal view shows totals by health and steward, then problems worst first."""
+    impair_instance(base_session, fleet.web_impaired)
+    text = render_text(scan(make_config(), base_session), width=200)
+
+    sections = ["Totals by health", "By steward", "Needs attention (worst first)"]
+    assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
+    assert "Partial failures" not in text
+    assert "resources in 2 accounts x 2 regions: 4 unhealthy, 5 degraded, 0 unknown" in text
+    impaired_row = next(line for line in text.splitlines() if fleet.web_impaired in line)
+    cells = [cell.strip() for cell in impaired_row.split("│")[1:-1]]
+    assert cells == [
+        "unhealthy",
+        "ec2_instance",
+        f"web-3 ({fleet.web_impaired})",
+        "prod",
+        EAST,
+        "Bill Gates (6)",
+        "instance status check impaired (reachability failed)",
+    ]
+    for expected in (
+        "0/2 tasks running, 2 pending",
+        "Threshold Crossed: 1 datapoint [42.0]",
+        "Bill Gates (8)",
+        "Noguchi (4)",
+    ):
+        assert expected in text
+    steward_row = next(line for line in text.splitlines() if line.startswith("│ Noguchi "))
+    # Noguchi has orders-db, billing-db (degraded) and three tables.
+    assert [cell.strip() for cell in steward_row.split("│")[1:-1]] == [
+        "Noguchi",
+        "6",
+        "0",
+        "1",
+        "0",
+    ]
+    problems = text[text.index("Needs attention") :]
+    assert problems.index("unhealthy") < problems.index("degraded")
+
+
+def test_scan_cache_reuses_a_fresh_report(base_session: boto3.Session, fleet: Fleet) -> None:
+    """Within cache_seconds the same scope is answered from cache; after it, scanned again."""
+    now = [1000.0]
+    cache = ScanCache(60, clock=lambda: now[0])
+    config = make_config(accounts=[PROD], regions=[EAST])
+
+    first = cache.scan(config, base_session, services=["ec2"])
+    assert cache.scan(config, base_session, services=["ec2"]) is first
+    assert cache.scan(config, base_session, services=["rds"]) is not first
+    now[0] += 61
+    assert cache.scan(config, base_session, services=["ec2"]) is not first
+
+
+def test_scope_is_validated_before_any_call(base_session: boto3.Session) -> None:
+    """Unknown accounts, regions or services are refused with the configured choices."""
+    config = make_config()
+    with pytest.raises(ScopeError, match="unknown account nope; configured: prod, staging"):
+        scan(config, base_session, accounts=["nope"])
+    with pytest.raises(ScopeError, match="region ap-south-1 is not configured"):
+        scan(config, base_session, regions=["ap-south-1"])
+    with pytest.raises(ScopeError, match="known services: ec2, rds"):
+        scan(config, base_session, services=["ec3"])
+    report = scan(config, base_session, accounts=[STAGING_ID], regions=[WEST], services=["s3"])
+    assert (report.accounts, report.regions, report.units_total) == (("staging",), (WEST,), 1)
+
+
+def test_config_defaults_and_validation() -> None:
+    """Defaults follow the spec; mistakes in accounts are refused at load time."""
+    config = AwsConfig()
+    assert config.accounts == [AwsAccount(name="default")]
+    assert config.services == list(Service)
+    assert (config.max_workers, config.cache_seconds) == (16, 60)
+    expected = {
+        ResourceType.EC2_INSTANCE: ("Bill Gates", 6),
+        ResourceType.LAMBDA_FUNCTION: ("Bill Gates", 8),
+        ResourceType.S3_BUCKET: ("Steve Jobs", 5),
+        ResourceType.CLOUDFRONT_DISTRIBUTION: ("Steve Jobs", 5),
+        ResourceType.AUTOSCALING_GROUP: ("Napoleon", 5),
+        ResourceType.LOAD_BALANCER: ("Napoleon", 5),
+        ResourceType.LAMBDA_EDGE_FUNCTION: ("Hannibal", 5),
+        ResourceType.CLOUDWATCH_ALARM: ("Drucker", 5),
+        ResourceType.XRAY_GROUP: ("Drucker", 5),
+        ResourceType.API_GATEWAY: ("Kotler", 5),
+        ResourceType.SNS_TOPIC: ("Kotler", 5),
+        ResourceType.RDS_INSTANCE: ("Noguchi", 4),
+        ResourceType.DYNAMODB_TABLE: ("Noguchi", 5),
+    }
+    for resource_type, (name, autonomy) in expected.items():
+        steward = config.steward_for(resource_type)
+        assert (steward.name, steward.autonomy) == (name, autonomy)
+
+    for bad in (
+        {"accounts": [{"name": "a", "external_id": "x-123"}]},
+        {"accounts": [{"name": "a", "account_id": "111111111111", "role_arn": STAGING.role_arn}]},
+        {"accounts": [{"name": "a"}, {"name": "a"}]},
+        {"regions": ["mars-north-1a"]},
+        {"stewards": {"ec2_instance": {"name": "X", "autonomy": 11}}},
+    ):
+        with pytest.raises(ValidationError):
+            AwsConfig.model_validate(bad)
+    assert json.loads(config.model_dump_json())["stewards"]["rds_instance"]["autonomy"] == 4
