@@ -1,0 +1,356 @@
+# One image, three ECS services on Fargate: the bot (behind the load balancer), the
+# workers (autoscaled) and the scheduler (exactly one).
+
+locals {
+  port = 3000
+
+  # Keys of the `app` secret, each becoming an environment variable of the same name.
+  app_secret_keys = [
+    "SLACK_BOT_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "GITHUB_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "ANTHROPIC_API_KEY",
+  ]
+
+  environment = [
+    { name = "PORT", value = tostring(local.port) },
+    { name = "LOG_LEVEL", value = var.log_level },
+    { name = "AWS_REGION", value = var.region },
+    { name = "AGENTBOT_CONFIG", value = "/tmp/agentbot.toml" },
+    { name = "AGENTBOT_CONFIG_TOML", value = var.agentbot_config },
+  ]
+
+  secrets = concat(
+    [
+      { name = "DATABASE_URL", valueFrom = aws_secretsmanager_secret.database_url.arn },
+      { name = "REDIS_URL", valueFrom = aws_secretsmanager_secret.redis_url.arn },
+    ],
+    [for key in local.app_secret_keys : { name = key, valueFrom = "${aws_secretsmanager_secret.app.arn}:${key}::" }],
+  )
+
+  # Fargate has no config maps: the entry point writes the configuration file from
+  # AGENTBOT_CONFIG_TOML into /tmp, then runs `agentbot <command>`.
+  entry_point = [
+    "tini", "--", "sh", "-c",
+    "printf '%s' \"$AGENTBOT_CONFIG_TOML\" > \"$AGENTBOT_CONFIG\" && exec agentbot \"$@\"",
+    "agentbot",
+  ]
+
+  # The root filesystem is read-only; these are the writable places.
+  scratch_mounts = [
+    { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+    { sourceVolume = "home", containerPath = "/home/agentbot", readOnly = false },
+  ]
+
+  redis_ping = [
+    "CMD", "python", "-c",
+    "import os, redis; redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=3).ping()",
+  ]
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = var.name
+
+  setting {
+    name  = "containerInsights"
+    value = "enabled"
+  }
+}
+
+# -- bot -------------------------------------------------------------------------------
+
+resource "aws_ecs_task_definition" "bot" {
+  family                   = "${var.name}-bot"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = 512
+  memory                   = 1024
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  volume {
+    name = "home"
+  }
+
+  container_definitions = jsonencode([
+    {
+      # Runs to completion before the bot starts: migrations once per deployment.
+      name                   = "migrate"
+      image                  = var.image
+      essential              = false
+      entryPoint             = local.entry_point
+      command                = ["migrate"]
+      environment            = local.environment
+      secrets                = local.secrets
+      readonlyRootFilesystem = true
+      mountPoints            = local.scratch_mounts
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this["bot"].name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = "migrate"
+        }
+      }
+    },
+    {
+      name                   = "bot"
+      image                  = var.image
+      essential              = true
+      entryPoint             = local.entry_point
+      command                = ["serve"]
+      environment            = local.environment
+      secrets                = local.secrets
+      readonlyRootFilesystem = true
+      mountPoints            = local.scratch_mounts
+      portMappings           = [{ containerPort = local.port, protocol = "tcp" }]
+      dependsOn              = [{ containerName = "migrate", condition = "SUCCESS" }]
+      healthCheck = {
+        command = [
+          "CMD", "python", "-c",
+          "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=4)",
+        ]
+        interval    = 30
+        timeout     = 5
+        retries     = 3
+        startPeriod = 30
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this["bot"].name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = "bot"
+        }
+      }
+    },
+  ])
+}
+
+resource "aws_ecs_service" "bot" {
+  name                              = "bot"
+  cluster                           = aws_ecs_cluster.this.id
+  task_definition                   = aws_ecs_task_definition.bot.arn
+  desired_count                     = var.bot_count
+  launch_type                       = "FARGATE"
+  health_check_grace_period_seconds = 60
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.bot.arn
+    container_name   = "bot"
+    container_port   = local.port
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  depends_on = [aws_lb_listener.https]
+}
+
+# -- workers ---------------------------------------------------------------------------
+
+resource "aws_ecs_task_definition" "worker" {
+  family                   = "${var.name}-worker"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = var.worker_cpu
+  memory                   = var.worker_memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  # Git mirrors, worktrees and the repos' test runs.
+  ephemeral_storage {
+    size_in_gib = 50
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  volume {
+    name = "home"
+  }
+
+  volume {
+    name = "workspaces"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "worker"
+      image                  = var.image
+      essential              = true
+      entryPoint             = local.entry_point
+      command                = ["worker"]
+      environment            = local.environment
+      secrets                = local.secrets
+      readonlyRootFilesystem = true
+      mountPoints = concat(local.scratch_mounts, [
+        { sourceVolume = "workspaces", containerPath = "/var/lib/agentbot", readOnly = false },
+      ])
+      # Fargate's longest: a job still running after it is failed by the reconciler.
+      stopTimeout = 120
+      healthCheck = {
+        command     = local.redis_ping
+        interval    = 30
+        timeout     = 5
+        retries     = 3
+        startPeriod = 30
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this["worker"].name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = "worker"
+        }
+      }
+    },
+  ])
+}
+
+resource "aws_ecs_service" "worker" {
+  name            = "worker"
+  cluster         = aws_ecs_cluster.this.id
+  task_definition = aws_ecs_task_definition.worker.arn
+  desired_count   = var.worker_min_count
+  launch_type     = "FARGATE"
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  # The autoscaler owns the count after creation.
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+}
+
+resource "aws_appautoscaling_target" "worker" {
+  service_namespace  = "ecs"
+  resource_id        = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.worker.name}"
+  scalable_dimension = "ecs:service:DesiredCount"
+  min_capacity       = var.worker_min_count
+  max_capacity       = var.worker_max_count
+}
+
+# Agents and test suites are CPU-bound, so busy workers show as CPU. (On Kubernetes the
+# workers scale on the queues' lengths instead; see infra/k8s/worker.yaml.)
+resource "aws_appautoscaling_policy" "worker_cpu" {
+  name               = "${var.name}-worker-cpu"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.worker.service_namespace
+  resource_id        = aws_appautoscaling_target.worker.resource_id
+  scalable_dimension = aws_appautoscaling_target.worker.scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = 60
+    scale_in_cooldown  = 600
+    scale_out_cooldown = 60
+
+    predefined_metric_specification {
+      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    }
+  }
+}
+
+# -- cron ------------------------------------------------------------------------------
+
+resource "aws_ecs_task_definition" "cron" {
+  family                   = "${var.name}-cron"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = 256
+  memory                   = 512
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  volume {
+    name = "home"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "cron"
+      image                  = var.image
+      essential              = true
+      entryPoint             = local.entry_point
+      command                = ["cron"]
+      environment            = local.environment
+      secrets                = local.secrets
+      readonlyRootFilesystem = true
+      mountPoints            = local.scratch_mounts
+      healthCheck = {
+        command     = local.redis_ping
+        interval    = 30
+        timeout     = 5
+        retries     = 3
+        startPeriod = 30
+      }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this["cron"].name
+          awslogs-region        = var.region
+          awslogs-stream-prefix = "cron"
+        }
+      }
+    },
+  ])
+}
+
+# Exactly one scheduler, never two during a deployment: the old task stops first.
+resource "aws_ecs_service" "cron" {
+  name                               = "cron"
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.cron.arn
+  desired_count                      = 1
+  launch_type                        = "FARGATE"
+  deployment_minimum_healthy_percent = 0
+  deployment_maximum_percent         = 100
+
+  network_configuration {
+    subnets          = var.private_subnet_ids
+    security_groups  = [aws_security_group.tasks.id]
+    assign_public_ip = false
+  }
+}

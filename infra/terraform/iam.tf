@@ -1,0 +1,57 @@
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+# Used by ECS itself: pull the image, write logs, read the secrets into the environment.
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+data "aws_iam_policy_document" "read_secrets" {
+  statement {
+    actions = ["secretsmanager:GetSecretValue"]
+    resources = [
+      aws_secretsmanager_secret.app.arn,
+      aws_secretsmanager_secret.database_url.arn,
+      aws_secretsmanager_secret.redis_url.arn,
+    ]
+  }
+}
+
+resource "aws_iam_role_policy" "execution_secrets" {
+  name   = "read-secrets"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.read_secrets.json
+}
+
+# The processes' own identity. It can do one thing: assume the read-only status role
+# (`agentbot-aws-status`) in this account and in member accounts.
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy" "task_assume_status" {
+  name   = "assume-aws-status"
+  role   = aws_iam_role.task.id
+  policy = file("${path.module}/../iam/aws-status-assume-role.json")
+}
+
+# This account's read-only role for `/agent aws status` (same module as member accounts).
+module "aws_status_role" {
+  source                 = "./modules/aws-status-role"
+  trusted_principal_arns = [aws_iam_role.task.arn]
+  external_id            = var.status_external_id
+}

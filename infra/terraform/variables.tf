@@ -1,0 +1,119 @@
+variable "region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "us-east-1"
+}
+
+variable "name" {
+  description = "Prefix for every resource name."
+  type        = string
+  default     = "agentbot"
+}
+
+variable "tags" {
+  description = "Extra tags on every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "vpc_id" {
+  description = "The VPC to run in."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets for the load balancer (at least two availability zones)."
+  type        = list(string)
+}
+
+variable "private_subnet_ids" {
+  description = "Subnets with outbound internet access (NAT) for the tasks, RDS and Redis."
+  type        = list(string)
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for the load balancer's HTTPS listener."
+  type        = string
+}
+
+variable "allowed_ingress_cidrs" {
+  description = "Who may reach the load balancer (Slack and your webhook senders)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "image" {
+  description = "The Agentbot image (built from the repository's Dockerfile), e.g. an ECR URI with a tag."
+  type        = string
+}
+
+variable "bot_count" {
+  description = "Tasks serving Slack and webhooks."
+  type        = number
+  default     = 2
+}
+
+variable "worker_min_count" {
+  description = "Fewest worker tasks."
+  type        = number
+  default     = 1
+}
+
+variable "worker_max_count" {
+  description = "Most worker tasks."
+  type        = number
+  default     = 8
+}
+
+variable "worker_cpu" {
+  description = "Fargate CPU units per worker (the agent and the repos' tests run there)."
+  type        = number
+  default     = 2048
+}
+
+variable "worker_memory" {
+  description = "Fargate memory (MiB) per worker."
+  type        = number
+  default     = 4096
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class."
+  type        = string
+  default     = "db.t4g.small"
+}
+
+variable "db_multi_az" {
+  description = "Run PostgreSQL in two availability zones."
+  type        = bool
+  default     = true
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+  default     = "cache.t4g.small"
+}
+
+variable "log_retention_days" {
+  description = "How long CloudWatch keeps the JSON logs."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL for every process."
+  type        = string
+  default     = "INFO"
+}
+
+variable "agentbot_config" {
+  description = "Contents of the AGENTBOT_CONFIG TOML file (repos, approvers, agent); no secrets."
+  type        = string
+}
+
+variable "status_external_id" {
+  description = "ExternalId member accounts require before the bot may assume their read-only role (empty: none)."
+  type        = string
+  default     = ""
+}
