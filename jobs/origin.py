@@ -1,0 +1,147 @@
+"""Telling the place a task came from what became of it.
+
+A task started by a GitHub issue gets two comments on that issue: one when the task
+exists (its id and the Slack thread where it is planned and approved), one when it
+succeeded (the pull request, or the branch). Replies to `/agent approve|reject`
+comments go back the same way. Each is an RQ job on the default queue, so a slow or
+failing GitHub never holds up a webhook response, and retries are RQ's.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rq import Retry
+
+from jobs.context import JobContext, current
+from jobs.exceptions import TaskNotFound
+from jobs.models import Task
+from jobs.queues import DEFAULT, SYNC_TIMEOUT_SECONDS, Queues
+from jobs.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+SLACK_ARCHIVES = "https://slack.com/archives"
+COMMAND_HELP = "Approvers can also reply here with `/agent approve` or `/agent reject <reason>`."
+
+
+def thread_link(channel: str, ts: str) -> str:
+    """The permalink of a Slack message, in the form Slack itself hands out.
+
+    `https://slack.com/archives/<channel>/p<ts without the dot>` opens the message in
+    whichever workspace the reader is signed in to.
+    """
+    return f"{SLACK_ARCHIVES}/{channel}/p{ts.replace('.', '')}"
+
+
+def github_issue(task: Task) -> tuple[str, int] | None:
+    """The GitHub repository and issue number a task came from, if it came from one."""
+    data = task.source_data or {}
+    repo, number = data.get("repo"), data.get("number")
+    if task.source != "github" or not isinstance(repo, str) or not isinstance(number, int):
+        return None
+    return repo, number
+
+
+def _enqueue(queues: Queues, func: str, *args: Any, description: str) -> None:
+    queues.queue(DEFAULT).enqueue(
+        func,
+        *args,
+        job_timeout=SYNC_TIMEOUT_SECONDS,
+        retry=Retry(max=3, interval=[5, 30, 120]),
+        result_ttl=60,
+        description=description,
+    )
+
+
+def enqueue_announce(queues: Queues, task_id: int) -> None:
+    """Queue the "took this as T-n" comment on the task's origin."""
+    _enqueue(queues, "jobs.origin.announce", task_id, description=f"announce T-{task_id}")
+
+
+def enqueue_reply(queues: Queues, repo: str, number: int, text: str) -> None:
+    """Queue a comment on a GitHub issue (answers to `/agent` comments)."""
+    _enqueue(queues, "jobs.origin.reply", repo, number, text, description=f"reply {repo}#{number}")
+
+
+def report_success(ctx: JobContext, task_id: int) -> None:
+    """Hook run after a task succeeded: queue the "ready" comment on its origin.
+
+    Best-effort: the task already succeeded, so a queue failure is logged, not raised.
+    """
+    try:
+        _enqueue(
+            ctx.queues, "jobs.origin.announce_success", task_id, description=f"ready T-{task_id}"
+        )
+    except Exception:
+        log.warning("could not queue the ready comment for T-%s", task_id, exc_info=True)
+
+
+def _load(ctx: JobContext, task_id: int) -> Task | None:
+    try:
+        with ctx.db.session() as session:
+            return get_task(session, task_id)
+    except TaskNotFound:
+        return None
+
+
+def announce(task_id: int) -> None:
+    """Post the task's card, then tell its GitHub issue the task id and Slack thread."""
+    ctx = current()
+    ctx.notifier.sync(task_id)
+    task = _load(ctx, task_id)
+    origin = None if task is None else github_issue(task)
+    if task is None or origin is None:
+        return
+    if ctx.github is None:
+        log.info("T-%s came from GitHub, but GITHUB_TOKEN is not set; no comment", task_id)
+        return
+    where = (
+        f"Follow it and approve its plan in Slack: {thread_link(task.channel, task.card_ts)}"
+        if task.card_ts
+        else "Its card is in Slack, where approvers review the plan."
+    )
+    ctx.github.comment(
+        *origin,
+        f"Agentbot took this issue as **{task.key}** for `{task.repo}`. {where}\n\n{COMMAND_HELP}",
+    )
+
+
+def announce_success(task_id: int) -> None:
+    """Tell the task's GitHub issue that the fix is verified and where to review it."""
+    ctx = current()
+    task = _load(ctx, task_id)
+    origin = None if task is None else github_issue(task)
+    if task is None or origin is None or ctx.github is None:
+        return
+    result = task.result or {}
+    pull = result.get("pr_url")
+    target = (
+        f"the pull request is ready for review: {pull}"
+        if pull
+        else f"the fix is on branch `{result.get('branch', 'unknown')}`"
+    )
+    tests = _tests_line(result)
+    thread = f" Slack thread: {thread_link(task.channel, task.card_ts)}" if task.card_ts else ""
+    ctx.github.comment(*origin, f"**{task.key}** succeeded; {target}.{tests}{thread}")
+
+
+def _tests_line(result: dict[str, Any]) -> str:
+    before, after = result.get("tests_before"), result.get("tests_after")
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return ""
+
+    def counts(run: dict[str, Any]) -> str:
+        return f"{run.get('passed', 0)} passed, {run.get('failed', 0)} failed"
+
+    return f" Tests, run by Agentbot: before {counts(before)}; after {counts(after)}."
+
+
+def reply(repo: str, number: int, text: str) -> None:
+    """Comment on a GitHub issue, when a GitHub client is configured."""
+    github = current().github
+    if github is None:
+        log.info("not replying on %s#%s: GITHUB_TOKEN is not set", repo, number)
+        return
+    github.comment(repo, number, text)
