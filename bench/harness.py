@@ -105,6 +105,8 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     return {
         "cpus": os.cpu_count(),
+        # Other work on the machine shows up in every figure; say how busy it was.
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
     }
@@ -218,10 +220,11 @@ class Signer:
     def headers(self, body: bytes) -> dict[str, str]:
         """Slack's signature headers for a body, signed now."""
         timestamp = str(int(time.time()))
+        signature = self.verifier.generate_signature(timestamp=timestamp, body=body)
         return {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": self.verifier.generate_signature(timestamp=timestamp, body=body),
+            "X-Slack-Signature": str(signature),
         }
 
 
@@ -246,8 +249,15 @@ class Client:
     def _connect(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
 
-    def post(self, body: bytes, path: str = "/slack/events") -> Reply:
+    def post(self, body: bytes, path: str = "/slack/events", *, reconnect: bool = False) -> Reply:
         """Sign and send a body; the clock runs from sending to the last byte of the reply.
+
+        Args:
+            body: The request body.
+            path: Where to post it.
+            reconnect: Try once more on a fresh connection when the server had closed
+                this one (an idle keep-alive connection times out after a few seconds).
+                Off under load, where a failed connection is an error to count.
 
         Raises:
             OSError, http.client.HTTPException: The connection failed (it is replaced).
@@ -258,6 +268,12 @@ class Client:
             self.connection.request("POST", path, body, headers)
             response = self.connection.getresponse()
             data = response.read()
+        except (ConnectionError, http.client.RemoteDisconnected):
+            self.connection.close()
+            self.connection = self._connect()
+            if not reconnect:
+                raise
+            return self.post(body, path)
         except (OSError, http.client.HTTPException):
             self.connection.close()
             self.connection = self._connect()
@@ -265,8 +281,8 @@ class Client:
         return Reply(response.status, data, time.perf_counter() - started)
 
     def command(self, text: str, user: str = REQUESTER) -> Reply:
-        """Send `/agent <text>` as `user`."""
-        return self.post(self.signer.command(text, user))
+        """Send `/agent <text>` as `user` (reconnecting if the idle connection was closed)."""
+        return self.post(self.signer.command(text, user), reconnect=True)
 
     def close(self) -> None:
         """Close the connection."""
