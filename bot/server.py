@@ -14,9 +14,12 @@ def make_wsgi_app(settings: Settings) -> Any:
     from bot.app import build_app
     from bot.services import build_services
     from bot.web import WebApp
+    from bot.webhooks import register as register_webhooks
 
     services = build_services(settings)
-    return WebApp(services, build_app(services))
+    web = WebApp(services, build_app(services))
+    register_webhooks(web, services)
+    return web
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 EVERYONE = "*"
@@ -79,6 +79,71 @@ class JobConfig(_Strict):
     retry_backoff_seconds: tuple[int, ...] = (10, 60)
 
 
+SLACK_USER = re.compile(r"^[UW][A-Z0-9]+$")
+
+
+class GitHubWebhookConfig(_Strict):
+    """`POST /webhooks/github`: issues labelled for the agent, and approvals by comment."""
+
+    secret: SecretStr | None = Field(
+        None, description="webhook secret; GITHUB_WEBHOOK_SECRET takes precedence"
+    )
+    label: str = Field("agent", min_length=1, description="the label that hands an issue over")
+    repos: tuple[str, ...] = Field(
+        (), description="configured repos whose issues may start tasks; empty allows all"
+    )
+
+
+class SentryWebhookConfig(_Strict):
+    """`POST /webhooks/sentry`: issue alerts from a Sentry internal integration."""
+
+    secret: SecretStr | None = Field(
+        None, description="the integration's client secret; SENTRY_CLIENT_SECRET takes precedence"
+    )
+    projects: dict[str, str] = Field(
+        default_factory=dict, description="Sentry project slug or id -> configured repo"
+    )
+
+
+class JiraWebhookConfig(_Strict):
+    """`POST /webhooks/jira`: issues created or updated with a label."""
+
+    secret: SecretStr | None = Field(
+        None, description="the admin webhook's secret; JIRA_WEBHOOK_SECRET takes precedence"
+    )
+    label: str = Field("AI-Fix", min_length=1, description="the label that hands an issue over")
+    projects: dict[str, str] = Field(
+        default_factory=dict, description="Jira project key -> configured repo"
+    )
+
+
+class WebhooksConfig(_Strict):
+    """Triggers from GitHub, Sentry and Jira, feeding the same approval pipeline."""
+
+    github: GitHubWebhookConfig = GitHubWebhookConfig()
+    sentry: SentryWebhookConfig = SentryWebhookConfig()
+    jira: JiraWebhookConfig = JiraWebhookConfig()
+    github_users: dict[str, str] = Field(
+        default_factory=dict,
+        description="GitHub login -> Slack user id, for people acting from GitHub",
+    )
+
+    @field_validator("github_users")
+    @classmethod
+    def _slack_user_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for login, user in value.items():
+            if not SLACK_USER.match(user):
+                raise ValueError(f"{login}: {user!r} is not a Slack user id (U… or W…)")
+        return value
+
+    def slack_user(self, login: str) -> str | None:
+        """The Slack user a GitHub login is linked to (logins are case-insensitive)."""
+        for known, user in self.github_users.items():
+            if known.lower() == login.lower():
+                return user
+        return None
+
+
 class AgentbotConfig(_Strict):
     """The whole configuration file."""
 
@@ -87,6 +152,7 @@ class AgentbotConfig(_Strict):
     slack: SlackConfig = SlackConfig()
     agent: AgentConfig = AgentConfig()
     jobs: JobConfig = JobConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
 
     @model_validator(mode="after")
     def _unique_repo_names(self) -> AgentbotConfig:
@@ -94,6 +160,19 @@ class AgentbotConfig(_Strict):
         for name in names:
             if names.count(name) > 1:
                 raise ValueError(f"repos: {name} is listed twice")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_repos_are_configured(self) -> AgentbotConfig:
+        hooks = self.webhooks
+        mapped = [
+            *(("webhooks.github.repos", name) for name in hooks.github.repos),
+            *(("webhooks.sentry.projects", name) for name in hooks.sentry.projects.values()),
+            *(("webhooks.jira.projects", name) for name in hooks.jira.projects.values()),
+        ]
+        for where, name in mapped:
+            if self.repo(name) is None:
+                raise ValueError(f"{where}: {name} is not one of the configured repos")
         return self
 
     def repo(self, name: str) -> RepoConfig | None:
