@@ -23,10 +23,54 @@ def registry_dir(parent_pid: int) -> Path:
     return Path(tempfile.gettempdir()) / "agentbot-children" / str(parent_pid)
 
 
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, process group) for every process we can see in /proc."""
+    table: dict[int, tuple[int, int]] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return table
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may itself contain spaces or ")".
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) >= 3:
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def descendants_of_group(pgid: int) -> set[int]:
+    """The group's members and every process they started, wherever those now live.
+
+    Coding agents start their shell commands in sessions of their own (so a command
+    can be interrupted on its own); killing the agent's group alone would orphan them.
+    """
+    table = _process_table()
+    found = {pid for pid, (_, group) in table.items() if group == pgid}
+    frontier = set(found)
+    while frontier:
+        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
 def kill_group(pgid: int) -> None:
-    """SIGKILL a process group; already-gone groups are fine."""
+    """SIGKILL a process group and everything its members started; gone ones are fine."""
+    # Freeze first, so nothing forks between finding the tree and killing it.
+    tree = descendants_of_group(pgid)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGSTOP)
+    tree |= descendants_of_group(pgid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def kill_children_of(parent_pid: int) -> list[int]:
