@@ -78,6 +78,8 @@ class AgentRun:
     cost_usd: float = 0.0
     turns: int = 0
     session_id: str | None = None
+    # False when the agent reports no cost (Codex reports tokens only).
+    cost_known: bool = True
 
 
 @dataclass(frozen=True)

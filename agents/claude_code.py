@@ -1,0 +1,247 @@
+"""Claude Code, run headless: `claude -p <prompt> --output-format stream-json --verbose`.
+
+The CLI prints one JSON event per line: `system/init`, then `assistant` and `user`
+events (one per content block; tool calls are `tool_use` blocks), `system/api_retry`
+while the API is busy, and a final `result` event with the answer, `session_id`,
+`num_turns` and `total_cost_usd`. A run fails when it ends without that event, when
+`is_error` is true (an API error still has subtype "success", so `is_error` decides),
+or when the process exits non-zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agents.base import AgentError, CancelCheck, Progress
+from agents.env import child_environment
+from agents.runner import (
+    CliOptions,
+    Event,
+    Role,
+    RunResult,
+    StreamExit,
+    clip_reason,
+    describe_tool,
+    ended_badly,
+    no_result_error,
+    stream_process,
+)
+
+NAME = "Claude Code"
+
+# What the CLI needs from the bot's environment: its credentials and endpoint, its own
+# switches, and how to reach the network. Never the bot's tokens or service URLs.
+ENV_NAMES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+)
+ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_")
+# A bot has no use for the CLI's telemetry, error reports or self-update, nor for
+# bytecode files in the worktree; an operator can override these through `[agent] env`.
+ENV_DEFAULTS = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+def claude_environment(
+    options: CliOptions, source: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The CLI's environment: the allowlist, the defaults, then the configured values."""
+    extra = {**ENV_DEFAULTS, **options.env}
+    if options.home:
+        extra["HOME"] = options.home
+    return child_environment(
+        allow=(*ENV_NAMES, *options.env_allow),
+        allow_prefixes=ENV_PREFIXES,
+        extra=extra,
+        source=source,
+    )
+
+
+def claude_command(
+    options: CliOptions, prompt: str, *, system: str, role: Role, resume: str | None = None
+) -> list[str]:
+    """The argv of one headless run (the prompt is one argument, never shell text)."""
+    permissions = options.permissions(role)
+    args = [
+        options.command,
+        "-p",
+        prompt,
+        # stream-json in -p mode is refused without --verbose.
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        permissions.permission_mode,
+        "--max-turns",
+        str(options.max_turns),
+    ]
+    if permissions.allowed_tools:
+        args += ["--allowedTools", ",".join(permissions.allowed_tools)]
+    if permissions.disallowed_tools:
+        args += ["--disallowedTools", ",".join(permissions.disallowed_tools)]
+    if options.model:
+        args += ["--model", options.model]
+    if system:
+        args += ["--append-system-prompt", system]
+    if resume:
+        args += ["--resume", resume]
+    return args + list(options.extra_args)
+
+
+class ClaudeStream:
+    """Reads one run's events: progress lines as they come, the result at the end."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self.result: Event | None = None
+        self.session_id: str | None = None
+        self.model: str | None = None
+
+    def feed(self, event: Event) -> str | None:
+        """Take one event; return a progress line for it, if it deserves one."""
+        kind = event.get("type")
+        if kind == "system":
+            return self._system(event)
+        if kind == "assistant":
+            return self._assistant(event)
+        if kind == "result":
+            self.result = event
+            self.session_id = str(event.get("session_id") or self.session_id or "") or None
+        return None
+
+    def _system(self, event: Event) -> str | None:
+        subtype = event.get("subtype")
+        if subtype == "init":
+            self.session_id = str(event.get("session_id") or "") or None
+            self.model = str(event.get("model") or "") or None
+            return f"{NAME} started" + (f" ({self.model})" if self.model else "")
+        if subtype == "api_retry":
+            status = event.get("error_status") or "no answer"
+            return (
+                f"Model API unavailable ({status}); retrying, attempt "
+                f"{event.get('attempt', '?')} of {event.get('max_retries', '?')}"
+            )
+        return None
+
+    def _assistant(self, event: Event) -> str | None:
+        message = event.get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        line = None
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                tool_input = block.get("input")
+                line = describe_tool(
+                    str(block.get("name", "a tool")),
+                    tool_input if isinstance(tool_input, dict) else {},
+                    self.workspace,
+                )
+        return line
+
+    def finish(self, exit: StreamExit, timeout: float) -> RunResult:
+        """The run's result, or the reason it failed.
+
+        Raises:
+            AgentError: A readable reason: stopped, no result, `is_error`, or a bad exit.
+        """
+        stopped = ended_badly(NAME, exit, timeout)
+        if stopped is not None:
+            raise stopped
+        result = self.result
+        if result is None:
+            raise no_result_error(NAME, exit)
+        if result.get("is_error"):
+            raise AgentError(f"{NAME} reported an error: {clip_reason(_error_text(result))}")
+        if exit.returncode != 0:
+            raise AgentError(
+                f"{NAME} exited with status {exit.returncode}: "
+                f"{clip_reason(exit.stderr_tail or 'no output')}"
+            )
+        text = result.get("result")
+        if not isinstance(text, str):
+            raise AgentError(f"{NAME}'s result event carried no answer.")
+        usage = result.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        return RunResult(
+            text=text,
+            session_id=self.session_id,
+            turns=_int(result.get("num_turns")),
+            cost_usd=_float(result.get("total_cost_usd")),
+            duration_seconds=exit.duration_seconds,
+            input_tokens=_int(usage.get("input_tokens")),
+            output_tokens=_int(usage.get("output_tokens")),
+        )
+
+
+def _error_text(result: Event) -> str:
+    errors = result.get("errors")
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(e) for e in errors)
+    text = result.get("result")
+    if isinstance(text, str) and text.strip():
+        return text
+    return str(result.get("terminal_reason") or result.get("subtype") or "unknown error")
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+class ClaudeCodeRunner:
+    """Runs prompts through the Claude Code CLI."""
+
+    name = NAME
+
+    def __init__(self, options: CliOptions) -> None:
+        self.options = options
+
+    def run(
+        self,
+        prompt: str,
+        *,
+        system: str,
+        workspace: Path,
+        role: Role,
+        progress: Progress,
+        cancelled: CancelCheck,
+        resume: str | None = None,
+    ) -> RunResult:
+        """Run one prompt to completion in `workspace`.
+
+        Raises:
+            AgentError: With a readable reason when the run does not succeed.
+        """
+        stream = ClaudeStream(workspace)
+
+        def on_event(event: Event) -> None:
+            line = stream.feed(event)
+            if line:
+                progress(line)
+
+        exit = stream_process(
+            claude_command(self.options, prompt, system=system, role=role, resume=resume),
+            cwd=workspace,
+            env=claude_environment(self.options),
+            timeout=self.options.timeout_seconds,
+            cancelled=cancelled,
+            on_event=on_event,
+        )
+        return stream.finish(exit, self.options.timeout_seconds)

@@ -1,0 +1,546 @@
+"""Coding-agent CLIs run headless: the subprocess, its event stream, and the agents on top.
+
+A `CodingAgentRunner` runs one prompt through an external CLI (Claude Code, Codex) in a
+workspace and returns what the run said and cost. This module holds what every such
+CLI shares: starting it in a process group of its own with an allowlisted environment,
+reading its JSON-lines stdout as it arrives, turning tool calls into short progress
+lines, and stopping it on cancel or timeout. `CliPlanner` and `CliExecutor` build the
+planning and executor agents of `agents.base` on any runner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shlex
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from agents.base import (
+    AgentError,
+    AgentRun,
+    CancelCheck,
+    Plan,
+    PlanOutcome,
+    Progress,
+    TaskBrief,
+)
+from agents.processes import group_process, kill_group
+from agents.prompts import (
+    PlanInvalid,
+    executor_system_prompt,
+    fix_prompt,
+    parse_plan,
+    plan_correction_prompt,
+    planner_prompt,
+    planner_system_prompt,
+    red_prompt,
+)
+
+Role = Literal["planner", "executor"]
+Event = dict[str, Any]
+
+STDERR_LINES = 40
+REASON_LIMIT = 400
+POLL_SECONDS = 0.2
+LINE_LIMIT = 80
+
+
+@dataclass(frozen=True)
+class RolePermissions:
+    """What one agent role may do, in the terms of each CLI.
+
+    Attributes:
+        permission_mode: Claude Code's `--permission-mode`.
+        allowed_tools: Claude Code's `--allowedTools` (pre-approved tools or rules).
+        disallowed_tools: Claude Code's `--disallowedTools` (tools removed entirely).
+        sandbox: Codex's `--sandbox` (`read-only`, `workspace-write`, ...).
+    """
+
+    permission_mode: str
+    allowed_tools: tuple[str, ...] = ()
+    disallowed_tools: tuple[str, ...] = ()
+    sandbox: str = "read-only"
+
+
+PLANNER_PERMISSIONS = RolePermissions(
+    permission_mode="dontAsk",
+    allowed_tools=("Read", "Glob", "Grep"),
+    disallowed_tools=("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"),
+    sandbox="read-only",
+)
+EXECUTOR_PERMISSIONS = RolePermissions(
+    permission_mode="acceptEdits",
+    allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
+    sandbox="workspace-write",
+)
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """How to run an agent CLI; built from the `[agent]` configuration.
+
+    Attributes:
+        command: The CLI's path or name on PATH.
+        model: Model name passed to the CLI; the CLI's default when None.
+        extra_args: Further arguments, appended as given.
+        max_turns: Agent-loop turn limit (where the CLI has one).
+        timeout_seconds: Hard limit for one run; the process group is killed after it.
+        env: Variables set explicitly for the CLI (they win over copied ones).
+        env_allow: Further variable names copied from the bot's environment.
+        home: HOME for the CLI (its config and session files); the bot's own when None.
+        planner: What the planning agent may do.
+        executor: What the executor agent may do.
+    """
+
+    command: str
+    model: str | None = None
+    extra_args: tuple[str, ...] = ()
+    max_turns: int = 40
+    timeout_seconds: float = 1800
+    env: Mapping[str, str] = field(default_factory=dict)
+    env_allow: tuple[str, ...] = ()
+    home: str | None = None
+    planner: RolePermissions = PLANNER_PERMISSIONS
+    executor: RolePermissions = EXECUTOR_PERMISSIONS
+
+    def permissions(self, role: Role) -> RolePermissions:
+        """The permissions of one role."""
+        return self.planner if role == "planner" else self.executor
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one CLI run answered and cost.
+
+    Attributes:
+        text: The final answer.
+        session_id: The CLI's session (Claude Code) or thread (Codex) id, for resuming.
+        turns: Agent-loop turns the CLI reported.
+        cost_usd: Cost the CLI reported (0 when it reports none).
+        duration_seconds: Wall-clock time of the run.
+        input_tokens: Input tokens the CLI reported.
+        output_tokens: Output tokens the CLI reported.
+        cost_known: False when the CLI reports no cost at all.
+    """
+
+    text: str
+    session_id: str | None
+    turns: int
+    cost_usd: float
+    duration_seconds: float
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_known: bool = True
+
+
+def combine(runs: Sequence[RunResult], summary: str) -> AgentRun:
+    """One `AgentRun` for several CLI runs of the same step (a retry, say)."""
+    return AgentRun(
+        summary=summary,
+        cost_usd=round(sum(r.cost_usd for r in runs), 6),
+        turns=sum(r.turns for r in runs),
+        session_id=runs[-1].session_id if runs else None,
+        cost_known=all(r.cost_known for r in runs),
+    )
+
+
+class CodingAgentRunner(Protocol):
+    """Runs one prompt through a coding-agent CLI in a workspace."""
+
+    name: str
+
+    def run(
+        self,
+        prompt: str,
+        *,
+        system: str,
+        workspace: Path,
+        role: Role,
+        progress: Progress,
+        cancelled: CancelCheck,
+        resume: str | None = None,
+    ) -> RunResult:
+        """Run to completion and return the final answer.
+
+        Raises:
+            AgentError: On timeout, cancel, a non-zero exit, unreadable output, or an
+                error the CLI reported; the message says which, in a sentence.
+        """
+
+
+# -- the subprocess -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamExit:
+    """How a streamed run ended.
+
+    Attributes:
+        returncode: The exit status (negative: killed by that signal).
+        stderr_tail: The last lines of stderr.
+        unreadable: Stdout lines that were not JSON objects (the first few).
+        timed_out: The hard timeout stopped it.
+        cancelled: The task was cancelled and the run stopped.
+        duration_seconds: Wall-clock time.
+    """
+
+    returncode: int
+    stderr_tail: str
+    unreadable: tuple[str, ...]
+    timed_out: bool
+    cancelled: bool
+    duration_seconds: float
+
+
+_EOF = object()
+
+
+def stream_process(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    cancelled: CancelCheck,
+    on_event: Callable[[Event], None],
+) -> StreamExit:
+    """Run `args` in a process group of its own, handing each stdout JSON line to `on_event`.
+
+    Stdin is closed (a CLI waiting for piped input would stall). The whole group, and
+    whatever its members started, is killed on timeout or when `cancelled()` turns true.
+
+    Args:
+        args: The argv; never passed through a shell.
+        cwd: Working directory.
+        env: The complete environment of the child.
+        timeout: Seconds before the run is stopped.
+        cancelled: Polled while the run goes on.
+        on_event: Called in this thread with each decoded JSON object, as it arrives.
+
+    Returns:
+        How the run ended.
+
+    Raises:
+        AgentError: When the command cannot be started at all.
+    """
+    started = time.monotonic()
+    lines: queue.Queue[object] = queue.Queue()
+    stderr: deque[str] = deque(maxlen=STDERR_LINES)
+    unreadable: list[str] = []
+    timed_out = stopped = False
+    try:
+        with group_process(
+            list(args),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        ) as process:
+            assert process.stdout is not None and process.stderr is not None
+            out, err = process.stdout, process.stderr
+
+            def read_stdout() -> None:
+                for raw in out:
+                    lines.put(raw)
+                lines.put(_EOF)
+
+            def read_stderr() -> None:
+                for raw in err:
+                    stderr.append(raw.rstrip("\n"))
+
+            readers = [
+                threading.Thread(target=read_stdout, daemon=True),
+                threading.Thread(target=read_stderr, daemon=True),
+            ]
+            for reader in readers:
+                reader.start()
+            deadline = started + timeout
+            while True:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    kill_group(process.pid)
+                    break
+                if cancelled():
+                    stopped = True
+                    kill_group(process.pid)
+                    break
+                try:
+                    item = lines.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if item is _EOF:
+                    break
+                text = str(item).strip()
+                if not text:
+                    continue
+                event = _decode(text)
+                if event is None:
+                    if len(unreadable) < 3:
+                        unreadable.append(text[:200])
+                    continue
+                on_event(event)
+            process.wait()
+            for reader in readers:
+                reader.join(timeout=2)
+            returncode = process.returncode
+    except OSError as exc:
+        raise AgentError(f"The agent command {args[0]!r} could not be started: {exc}") from None
+    return StreamExit(
+        returncode=returncode,
+        stderr_tail="\n".join(stderr),
+        unreadable=tuple(unreadable),
+        timed_out=timed_out,
+        cancelled=stopped,
+        duration_seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def _decode(text: str) -> Event | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def ended_badly(name: str, exit: StreamExit, timeout: float) -> AgentError | None:
+    """The error for a run that was stopped, whatever it printed before."""
+    if exit.cancelled:
+        return AgentError("Cancelled.")
+    if exit.timed_out:
+        return AgentError(f"{name} did not finish within {timeout:g} s, so it was stopped.")
+    return None
+
+
+def no_result_error(name: str, exit: StreamExit) -> AgentError:
+    """The error for a run that ended without its final result event."""
+    if exit.unreadable:
+        return AgentError(
+            f"{name}'s output could not be read (exit {exit.returncode}): "
+            f"{clip_reason(exit.unreadable[0])}"
+        )
+    detail = last_line(exit.stderr_tail) or "no output"
+    return AgentError(
+        f"{name} exited with status {exit.returncode} without a result: {clip_reason(detail)}"
+    )
+
+
+def clip_reason(text: str, limit: int = REASON_LIMIT) -> str:
+    """One readable line of at most `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def last_line(text: str) -> str:
+    """The last non-blank line of `text`."""
+    for line in reversed(text.splitlines()):
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+# -- progress lines -----------------------------------------------------------------------
+
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_PYTHON = re.compile(r"^python[0-9.]*$")
+_SEPARATORS = re.compile(r"\s*(?:&&|\|\||;|\|)\s*")
+_WRAPPERS = {"uv", "poetry", "pipenv", "hatch", "pdm", "rye"}
+_SCAFFOLDING = {"cd", "export", "source", ".", "set", "true", "pushd", "popd"}
+_TWO_WORD = {"npm", "npx", "yarn", "pnpm", "bun", "go", "cargo", "make", "git", "mvn", "gradle"}
+
+
+def short_command(command: str) -> str:
+    """What a shell command is, in a word or two: `python -m pytest -q tests/` -> `pytest`."""
+    for segment in _SEPARATORS.split(command.strip()):
+        try:
+            words = shlex.split(segment)
+        except ValueError:
+            words = segment.split()
+        while words and _ASSIGNMENT.match(words[0]):
+            words = words[1:]
+        if not words or os.path.basename(words[0]) in _SCAFFOLDING:
+            continue
+        return _program(words)
+    return _clip(command.strip() or "a command")
+
+
+def _program(words: list[str]) -> str:
+    program = os.path.basename(words[0])
+    rest = words[1:]
+    if program in ("bash", "sh", "zsh") and len(rest) >= 2 and rest[0] in ("-c", "-lc"):
+        return short_command(rest[1])
+    if program in _WRAPPERS and rest[:1] == ["run"] and len(rest) > 1:
+        return _program(rest[1:])
+    if _PYTHON.match(program) and len(rest) >= 2 and rest[0] == "-m":
+        return rest[1]
+    if program in _TWO_WORD and rest and not rest[0].startswith("-"):
+        return _clip(f"{program} {rest[0]}")
+    return _clip(program)
+
+
+def _clip(text: str, limit: int = LINE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def display_path(path: str, workspace: Path) -> str:
+    """A path as people read it: relative to the repository when inside it."""
+    if not path:
+        return "a file"
+    candidate = Path(path)
+    if candidate.is_absolute():
+        for root in {workspace, workspace.resolve()}:
+            if candidate.is_relative_to(root):
+                return _clip(str(candidate.relative_to(root)) or ".")
+    return _clip(path)
+
+
+def describe_tool(name: str, tool_input: Mapping[str, Any], workspace: Path) -> str:
+    """One progress line for a tool call: `Editing src/auth.py`, `Running pytest`."""
+    path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
+    if name == "Read":
+        return f"Reading {display_path(path, workspace)}"
+    if name == "Write":
+        return f"Writing {display_path(path, workspace)}"
+    if name in ("Edit", "MultiEdit", "NotebookEdit"):
+        return f"Editing {display_path(path, workspace)}"
+    if name == "Bash":
+        return f"Running {short_command(str(tool_input.get('command', '')))}"
+    if name in ("Grep", "Glob"):
+        return f"Searching for {_clip(str(tool_input.get('pattern', '')), 60)}"
+    if name in ("WebFetch", "WebSearch"):
+        return "Looking something up on the web"
+    if name in ("Agent", "Task"):
+        return "Handing part of the work to a sub-agent"
+    return _clip(f"Using {name}")
+
+
+# -- the agents ---------------------------------------------------------------------------
+
+
+def _snapshot(workspace: Path) -> str:
+    completed = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    return completed.stdout
+
+
+class CliPlanner:
+    """The planning agent on a CLI runner: read-only discovery, then a validated plan."""
+
+    scripted = False
+
+    def __init__(self, runner: CodingAgentRunner) -> None:
+        self.runner = runner
+        self.name = runner.name
+
+    def plan(
+        self, brief: TaskBrief, workspace: Path, progress: Progress, cancelled: CancelCheck
+    ) -> PlanOutcome:
+        """Ask for a plan; one corrective retry when the answer is not a valid plan.
+
+        Raises:
+            AgentError: When the run fails, the planner changed files, or the second
+                answer is still not a valid plan.
+        """
+        before = _snapshot(workspace)
+        system = planner_system_prompt()
+        progress(f"{self.name} is reading the repository")
+        runs = [
+            self.runner.run(
+                planner_prompt(brief),
+                system=system,
+                workspace=workspace,
+                role="planner",
+                progress=progress,
+                cancelled=cancelled,
+            )
+        ]
+        try:
+            plan = parse_plan(runs[0].text)
+        except PlanInvalid as first:
+            progress("The plan was not valid; asking once more")
+            runs.append(
+                self.runner.run(
+                    plan_correction_prompt(str(first)),
+                    system=system,
+                    workspace=workspace,
+                    role="planner",
+                    progress=progress,
+                    cancelled=cancelled,
+                    resume=runs[0].session_id,
+                )
+            )
+            try:
+                plan = parse_plan(runs[1].text)
+            except PlanInvalid as second:
+                raise AgentError(
+                    f"{self.name} did not return a valid plan, even when asked again: {second}"
+                ) from None
+        if _snapshot(workspace) != before:
+            raise AgentError(f"{self.name} changed files while planning; planning may only read.")
+        return PlanOutcome(plan=plan, run=combine(runs, plan.summary.splitlines()[0][:200]))
+
+
+class CliExecutor:
+    """The executor agent on a CLI runner: the failing test first, then the fix."""
+
+    scripted = False
+
+    def __init__(self, runner: CodingAgentRunner) -> None:
+        self.runner = runner
+        self.name = runner.name
+
+    def _run(
+        self, prompt: str, workspace: Path, progress: Progress, cancelled: CancelCheck
+    ) -> AgentRun:
+        result = self.runner.run(
+            prompt,
+            system=executor_system_prompt(),
+            workspace=workspace,
+            role="executor",
+            progress=progress,
+            cancelled=cancelled,
+        )
+        return combine([result], result.text.strip()[:500])
+
+    def write_failing_test(
+        self,
+        brief: TaskBrief,
+        plan: Plan,
+        workspace: Path,
+        progress: Progress,
+        cancelled: CancelCheck,
+    ) -> AgentRun:
+        """RED: have the agent add the test that shows the bug."""
+        progress(f"{self.name} is writing the failing test")
+        return self._run(red_prompt(brief, plan), workspace, progress, cancelled)
+
+    def implement_fix(
+        self,
+        brief: TaskBrief,
+        plan: Plan,
+        workspace: Path,
+        progress: Progress,
+        cancelled: CancelCheck,
+    ) -> AgentRun:
+        """GREEN: have the agent fix the code until the suite passes."""
+        progress(f"{self.name} is fixing the code")
+        return self._run(fix_prompt(brief, plan), workspace, progress, cancelled)
