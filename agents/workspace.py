@@ -11,10 +11,10 @@ import hashlib
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from agents.base import AgentError, RepoSpec
 from agents.env import child_environment
@@ -52,7 +52,8 @@ def git(
     )
     base.update(env or {})
     completed = subprocess.run(
-        ["git", *args],
+        # The repository's hooks are code an agent could have written; never run them.
+        ["git", "-c", "core.hooksPath=/dev/null", *args],
         cwd=cwd,
         env=base,
         capture_output=True,
@@ -64,6 +65,32 @@ def git(
         message = (completed.stderr or completed.stdout).strip().splitlines()
         raise AgentError(f"git {args[0]} failed: {message[-1] if message else 'no output'}")
     return completed.stdout
+
+
+# Caches that running tests leaves behind; `commit_all` must never pick them up, even in
+# a repository whose .gitignore forgot them.
+CACHE_PATTERNS = (
+    "__pycache__/",
+    "*.py[cod]",
+    ".pytest_cache/",
+    ".mypy_cache/",
+    ".ruff_cache/",
+    ".coverage",
+    ".tox/",
+    "node_modules/",
+    ".DS_Store",
+)
+
+
+def _exclude_caches(mirror: Path) -> None:
+    """List the caches in the mirror's info/exclude, which every worktree of it reads."""
+    exclude = mirror / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    present = exclude.read_text().splitlines() if exclude.exists() else []
+    missing = [pattern for pattern in CACHE_PATTERNS if pattern not in present]
+    if missing:
+        with exclude.open("a") as handle:
+            handle.write("\n".join(["# Agentbot: never commit caches", *missing]) + "\n")
 
 
 class Workspaces:
@@ -120,6 +147,7 @@ class Workspaces:
                     ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], mirror
                 )
             git(["fetch", "--prune", "--quiet", "origin"], mirror, env=self.git_env)
+            _exclude_caches(mirror)
             if path.exists() and (path / ".git").exists():
                 return path
             git(["worktree", "prune"], mirror)
@@ -163,7 +191,14 @@ class Workspaces:
         """Push the task's branch to the repo's remote."""
         branch = self.branch(task_key)
         git(
-            ["push", "--quiet", "--force", "origin", f"{branch}:refs/heads/{branch}"],
+            [
+                "push",
+                "--quiet",
+                "--no-verify",
+                "--force",
+                "origin",
+                f"{branch}:refs/heads/{branch}",
+            ],
             path,
             env=self.git_env,
         )
@@ -178,3 +213,50 @@ class Workspaces:
             added += int(plus) if plus.isdigit() else 0
             removed += int(minus) if minus.isdigit() else 0
         return DiffStat(files=files, added=added, removed=removed)
+
+
+_SCOPE_SKIP = {"src", "lib", "app", "pkg", "internal", "tests", "test", "spec", "__tests__"}
+
+
+def commit_scope(files: Sequence[str]) -> str | None:
+    """The conventional-commit scope for a change: its main module, in a word.
+
+    The first production (non-test) file decides: its first meaningful directory, or
+    its name without extension (`src/auth/session.py` -> `auth`, `pricing.py` ->
+    `pricing`).
+    """
+    production = [f for f in files if not _is_test_path(f)] or list(files)
+    for name in production:
+        parts = [p for p in PurePosixPath(name).parts if p not in ("/", ".", "..")]
+        if not parts:
+            continue
+        directories = [p for p in parts[:-1] if p.lower() not in _SCOPE_SKIP]
+        word = directories[0] if directories else PurePosixPath(parts[-1]).stem
+        scope = re.sub(r"[^a-z0-9_-]+", "-", word.lower()).strip("-")
+        if scope:
+            return scope[:30]
+    return None
+
+
+def _is_test_path(name: str) -> bool:
+    lowered = name.lower()
+    stem = PurePosixPath(lowered).name
+    return (
+        any(part in ("tests", "test", "spec", "__tests__") for part in PurePosixPath(lowered).parts)
+        or stem.startswith("test_")
+        or ".test." in stem
+        or ".spec." in stem
+        or stem.endswith("_test.py")
+    )
+
+
+def conventional_subject(kind: str, scope: str | None, summary: str, limit: int = 72) -> str:
+    """`fix(scope): summary`, one line, at most `limit` characters."""
+    head = f"{kind}({scope}): " if scope else f"{kind}: "
+    line = " ".join(summary.split()) or "changes"
+    line = line[0].lower() + line[1:] if line[:2].istitle() and not line[:2].isupper() else line
+    room = limit - len(head)
+    if len(line) > room:
+        cut = line[: room + 1]
+        line = cut[: cut.rfind(" ")] if " " in cut else line[:room]
+    return head + line.rstrip(" .,;:")
