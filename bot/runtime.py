@@ -5,19 +5,62 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.base import AgentPair
+from agents.claude_code import ClaudeCodeRunner
+from agents.codex import CodexRunner
+from agents.git_credentials import credential_env, github_hosts
+from agents.github import GitHub
+from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner, RolePermissions
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
 from bot.notifier import SlackNotifier
 from bot.services import Services
-from jobs.config import AgentConfig, RepoConfig
+from bot.settings import Settings
+from jobs.config import AgentConfig, AgentRoleConfig, RepoConfig
 from jobs.context import JobContext
+
+DEFAULT_COMMANDS = {"claude-code": "claude", "codex": "codex"}
+
+
+def _permissions(role: AgentRoleConfig) -> RolePermissions:
+    return RolePermissions(
+        permission_mode=role.permission_mode,
+        allowed_tools=role.allowed_tools,
+        disallowed_tools=role.disallowed_tools,
+        sandbox=role.sandbox,
+    )
+
+
+def cli_options(config: AgentConfig) -> CliOptions:
+    """How to run the configured agent CLI."""
+    return CliOptions(
+        command=config.command or DEFAULT_COMMANDS[config.kind],
+        model=config.model,
+        extra_args=config.extra_args,
+        max_turns=config.max_turns,
+        timeout_seconds=config.timeout_seconds,
+        env=dict(config.env),
+        env_allow=config.env_allow,
+        home=config.home,
+        planner=_permissions(config.planner),
+        executor=_permissions(config.executor),
+    )
 
 
 def agent_factory(config: AgentConfig) -> AgentPair:
     """The planner and executor the configuration asks for."""
     if config.kind == "scripted":
         return AgentPair(planner=ScriptedPlanner(), executor=ScriptedExecutor())
-    raise NotImplementedError(f"agent kind {config.kind} is not available in this build")
+    options = cli_options(config)
+    runner: CodingAgentRunner = (
+        ClaudeCodeRunner(options) if config.kind == "claude-code" else CodexRunner(options)
+    )
+    return AgentPair(planner=CliPlanner(runner), executor=CliExecutor(runner))
+
+
+def github_client(settings: Settings) -> GitHub | None:
+    """The GitHub API client, when GITHUB_TOKEN is set."""
+    token = settings.github_token.get_secret_value().strip()
+    return GitHub(token, settings.github_api_url) if token else None
 
 
 def job_context(services: Services) -> JobContext:
@@ -35,5 +78,12 @@ def job_context(services: Services) -> JobContext:
         config=services.config,
         notifier=SlackNotifier(services.db, services.slack, services.redis, services.config),
         agents=agents,
-        workspaces=Workspaces(Path(agent_config.workspace_dir)),
+        workspaces=Workspaces(
+            Path(agent_config.workspace_dir),
+            git_env=credential_env(
+                services.settings.github_token.get_secret_value().strip(),
+                github_hosts(services.settings.github_api_url),
+            ),
+        ),
+        github=github_client(services.settings),
     )

@@ -7,11 +7,18 @@ approve, channels, and the coding-agent command.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from agents.env import is_denied
+
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# https://github.com/o/n(.git), git@github.com:o/n(.git), ssh://git@github.com/o/n(.git)
+GITHUB_URL = re.compile(
+    r"^(?:https://(?:[^@/]+@)?github\.com/|git@github\.com:|ssh://git@github\.com/)"
+    r"(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(?:\.git)?/?$"
+)
 EVERYONE = "*"
 
 
@@ -27,6 +34,11 @@ class RepoConfig(_Strict):
     default_branch: str = "main"
     test_command: str = "pytest -q"
     channel: str | None = Field(None, description="channel whose default repo this is")
+    github_repo: str | None = Field(
+        None,
+        description="owner/name on GitHub for pull requests; detected from a github.com "
+        "git_url, set it for GitHub Enterprise",
+    )
 
     @field_validator("name")
     @classmethod
@@ -34,6 +46,21 @@ class RepoConfig(_Strict):
         if not REPO_NAME.match(value):
             raise ValueError("must look like owner/name")
         return value
+
+    @field_validator("github_repo")
+    @classmethod
+    def _github_owner_slash_name(cls, value: str | None) -> str | None:
+        if value is not None and not REPO_NAME.match(value):
+            raise ValueError("must look like owner/name")
+        return value
+
+    @property
+    def pull_request_repo(self) -> str | None:
+        """The GitHub repository pull requests go to, if the repo is on GitHub."""
+        if self.github_repo:
+            return self.github_repo
+        match = GITHUB_URL.match(self.git_url)
+        return f"{match['owner']}/{match['name']}" if match else None
 
 
 class AccessConfig(_Strict):
@@ -58,6 +85,32 @@ class SlackConfig(_Strict):
     notification_channel: str | None = None
 
 
+class AgentRoleConfig(_Strict):
+    """What one agent (planner or executor) may do, in each CLI's own terms."""
+
+    permission_mode: Literal["default", "acceptEdits", "plan", "dontAsk", "bypassPermissions"] = (
+        Field(description="Claude Code's --permission-mode")
+    )
+    allowed_tools: tuple[str, ...] = Field((), description="Claude Code's --allowedTools")
+    disallowed_tools: tuple[str, ...] = Field((), description="Claude Code's --disallowedTools")
+    sandbox: Literal["read-only", "workspace-write", "danger-full-access"] = Field(
+        description="Codex's --sandbox"
+    )
+
+
+PLANNER_ROLE = AgentRoleConfig(
+    permission_mode="dontAsk",
+    allowed_tools=("Read", "Glob", "Grep"),
+    disallowed_tools=("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"),
+    sandbox="read-only",
+)
+EXECUTOR_ROLE = AgentRoleConfig(
+    permission_mode="acceptEdits",
+    allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
+    sandbox="workspace-write",
+)
+
+
 class AgentConfig(_Strict):
     """Which coding agent plans and executes tasks, and its limits."""
 
@@ -68,6 +121,34 @@ class AgentConfig(_Strict):
     max_turns: int = Field(40, ge=1)
     timeout_seconds: int = Field(1800, ge=5)
     workspace_dir: str = ".agentbot/workspaces"
+    env: dict[str, str] = Field(
+        default_factory=dict, description="variables set for the agent CLI, e.g. its base URL"
+    )
+    env_allow: tuple[str, ...] = Field(
+        (), description="more variable names the agent CLI may inherit (never bot secrets)"
+    )
+    home: str | None = Field(None, description="HOME for the agent CLI; the bot's by default")
+    planner: AgentRoleConfig = PLANNER_ROLE
+    executor: AgentRoleConfig = EXECUTOR_ROLE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_defaults(cls, data: Any) -> Any:
+        # `[agent.planner]` may change one key; the others keep the role's defaults.
+        if isinstance(data, dict):
+            data = dict(data)
+            for role, defaults in (("planner", PLANNER_ROLE), ("executor", EXECUTOR_ROLE)):
+                if isinstance(data.get(role), dict):
+                    data[role] = {**defaults.model_dump(), **data[role]}
+        return data
+
+    @field_validator("env", "env_allow")
+    @classmethod
+    def _no_bot_secrets(cls, value: Any) -> Any:
+        for name in value:
+            if is_denied(name):
+                raise ValueError(f"{name} is the bot's own; it never reaches the agent")
+        return value
 
 
 class JobConfig(_Strict):

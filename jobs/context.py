@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from redis import Redis
 
 from agents.base import AgentPair
+from agents.github import GitHub
 from agents.workspace import Workspaces
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
@@ -34,6 +35,8 @@ class JobContext:
     notifier: Notifier
     agents: AgentFactory
     workspaces: Workspaces
+    # Pull requests go through this client; None means branches only.
+    github: GitHub | None = None
 
 
 _installed: list[JobContext] = []
