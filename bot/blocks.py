@@ -235,11 +235,18 @@ def render_plan(
             ]
         )
     )
-    if task.result and task.result.get("plan_pr_url"):
-        blocks.append(context(f":memo: PLAN.md in draft PR {task.result['plan_pr_url']}"))
+    result = task.result or {}
+    if result.get("plan_pr_url"):
+        blocks.append(context(f":memo: PLAN.md in draft PR {result['plan_pr_url']}"))
     else:
-        blocks.append(context(f":memo: PLAN.md is on branch `agent/{task.key}`"))
-    blocks.append(context(agent_label(scripted, agent)))
+        note = _github_note(result)
+        blocks.append(
+            context(
+                f":memo: PLAN.md is on branch `agent/{task.key}`" + (f" · {note}" if note else "")
+            )
+        )
+    planning = [r for r in result.get("agent_runs", []) if r.get("phase") == "plan"]
+    blocks.append(context(agent_label(scripted, agent) + _runs_note(planning[-1:])))
     blocks.append(DividerBlock())
     blocks.extend(_decision_blocks(task, approvals, required))
     return finish(blocks)
@@ -291,6 +298,8 @@ def render_outcome(
         after = result.get("tests_after", {})
         files = result.get("files_changed", [])
         link = result.get("pr_url")
+        runs = result.get("agent_runs", [])
+        cost_known = all(r.get("cost_known", True) for r in runs)
         pairs = [
             ("Pull request", link if link else f"branch `{escape(str(result.get('branch')))}`"),
             (
@@ -300,13 +309,24 @@ def render_outcome(
             ("Tests before", _counts(before)),
             ("Tests after", _counts(after)),
             ("Duration", f"{result.get('duration_seconds', 0)} s"),
-            ("Agent cost", f"${task.agent_cost_usd:.2f}"),
+            (
+                "Agent cost",
+                f"${task.agent_cost_usd:.2f}" if cost_known else "not reported by the agent",
+            ),
+            ("Agent turns", str(sum(int(r.get("turns") or 0) for r in runs))),
         ]
         blocks.append(fields_section(pairs))
         if files:
             blocks.append(section("\n".join(f"• `{escape(str(f))}`" for f in files)))
         if not link:
-            blocks.append(context("No GitHub access is configured for this repo: branch only."))
+            blocks.append(context(_github_note(result) or _NO_GITHUB))
+        sessions = [
+            f"{escape(str(r.get('phase')))} `{escape(str(r.get('session_id')))}`"
+            for r in runs
+            if r.get("session_id")
+        ]
+        if sessions:
+            blocks.append(context("Agent sessions: " + ", ".join(sessions)))
     elif state == TaskState.FAILED:
         blocks.append(section(f"*What went wrong:* {escape(task.error or 'unknown error')}"))
         evidence = result.get("evidence")
@@ -324,6 +344,33 @@ def render_outcome(
         blocks.append(section("The task was cancelled; its agent was stopped."))
     blocks.append(context(agent_label(scripted, agent)))
     return finish(blocks)
+
+
+_NO_GITHUB = "No GitHub access is configured for this repo: branch only."
+
+
+def _github_note(result: dict[str, Any]) -> str:
+    """Why there is no pull request link, when there is none."""
+    if result.get("github") == "error" and result.get("github_error"):
+        return (
+            ":warning: The pull request could not be opened or updated: "
+            f"{escape(plain_clip(str(result['github_error']), 300))}. The work is on the branch."
+        )
+    if result.get("github") == "unconfigured":
+        return _NO_GITHUB
+    return ""
+
+
+def _runs_note(runs: Sequence[dict[str, Any]]) -> str:
+    """` · 6 turns · $0.04` for the agent runs given (empty when there are none)."""
+    if not runs:
+        return ""
+    turns = sum(int(r.get("turns") or 0) for r in runs)
+    if all(r.get("cost_known", True) for r in runs):
+        cost = f"${sum(float(r.get('cost_usd') or 0) for r in runs):.2f}"
+    else:
+        cost = "cost not reported"
+    return f" · {turns} turns · {cost}"
 
 
 def _counts(run: dict[str, Any]) -> str:

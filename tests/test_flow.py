@@ -75,7 +75,7 @@ def test_run_plan_approve_execute_succeeds(user: SlackUser, slack: FakeSlack, sa
     assert "2 passed, 0 failed" in texts(outcome)  # tests before
     # The fix really landed on the branch in the remote, with the conventional message.
     log = git("log", "--format=%s%n%b", "agent/T-1", cwd=sample_repo)
-    assert log.startswith("fix: ") and "Task: T-1" in log
+    assert log.startswith("fix(pricing): ") and "Task: T-1" in log
     assert "percent / 100" in git("show", "agent/T-1:pricing.py", cwd=sample_repo)
     # The approve button is gone from the plan once decided.
     plan_now = next(m for m in user.thread() if m.ts == plan.ts)
