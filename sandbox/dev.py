@@ -1,0 +1,550 @@
+"""`agentbot dev`: the whole product in one process, with no Slack workspace or AWS account.
+
+One command starts, on loopback:
+
+- a Slack workspace in the browser (`sandbox.workspace` over `sandbox.fakeslack`),
+  which talks to the bot only as Slack does: signed requests to `/slack/events`, and
+  the bot's Web API calls to `SLACK_API_URL`;
+- the bot itself — the same Bolt app and WSGI router `agentbot serve` runs — on an
+  internal port, with SQLite under the data directory and an in-process Redis
+  (or the Redis named by `REDIS_URL`);
+- RQ workers for the plan, execute and default queues, and the scheduler, in threads;
+- a sample repository with a real bug, and the scripted agent whose script fixes
+  it (or Claude Code, when it is installed and signed in);
+- a moto server holding a demo AWS estate (`sandbox.demo_aws`), with the process's
+  AWS variables pointing at it.
+
+Each start is a fresh sandbox: the previous run's database, sample repository and
+workspaces are removed first.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bot.settings import ConfigError, Settings, load_config_file
+from jobs.config import AgentbotConfig
+from sandbox.fakeslack import FakeSlack
+from sandbox.workspace import Channel, Person, Workspace
+
+log = logging.getLogger(__name__)
+
+REQUESTER = Person(id="U0ADA", name="Ada", title="requester")
+APPROVER = Person(id="U0GRACE", name="Grace", title="approver")
+PEOPLE = [REQUESTER, APPROVER]
+DEV_CHANNEL = Channel(id="C0DEV", name="dev")
+COSTS_CHANNEL = Channel(id="C0COSTS", name="aws-costs")
+CHANNELS = [DEV_CHANNEL, COSTS_CHANNEL]
+SAMPLE_REPO = "acme/shop-pricing"
+TEST_COMMAND = "python -m pytest -q"
+AGENT_CHOICES = ("auto", "scripted", "claude-code")
+# What each run starts afresh; nothing else under the data directory is touched.
+FRESH = (
+    "agentbot.db",
+    "agentbot.db-wal",
+    "agentbot.db-shm",
+    "agentbot.toml",
+    "remote",
+    "workspaces",
+    "aws",
+)
+
+
+@dataclass
+class DevOptions:
+    """How `agentbot dev` runs."""
+
+    port: int = 3000
+    host: str = "127.0.0.1"
+    bot_port: int = 0
+    data_dir: Path = Path(".agentbot/dev")
+    agent: str = "auto"
+    aws: bool = True
+
+
+def tell(line: str) -> None:
+    """Print for the person at the terminal at once, even when stdout is a pipe."""
+    print(line, flush=True)
+
+
+class Sandbox:
+    """Everything `agentbot dev` runs, started and stopped together."""
+
+    def __init__(self, options: DevOptions, say: Callable[[str], None] = tell) -> None:
+        """Prepare (nothing starts until `start`).
+
+        Args:
+            options: Ports, data directory, agent, whether to serve AWS.
+            say: Where progress lines for the person at the terminal go.
+        """
+        self.options = options
+        self.say = say
+        self.data_dir = options.data_dir.resolve()
+        self.aws_ready = threading.Event()
+        self._stopping = threading.Event()
+        self.aws_summary: str | None = None
+        self.agent_kind = "scripted"
+        self.redis_label = "in-process (memory://)"
+        self._stoppers: list[Callable[[], None]] = []
+        self.slack: FakeSlack | None = None
+        self.workspace: Workspace | None = None
+        self.bot_url = ""
+
+    @property
+    def url(self) -> str:
+        """The browser workspace's URL."""
+        assert self.slack is not None, "not started"
+        return self.slack.url.rstrip("/")
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Start every part; returns once the workspace page and the bot answer.
+
+        Raises:
+            ConfigError: A port is taken, or the generated configuration is invalid.
+        """
+        self._fresh_data_dir()
+        bot_token = "xoxb-sandbox-" + secrets.token_hex(12)
+        signing_secret = secrets.token_hex(16)
+        slack = self._bind_slack(bot_token)
+        moto_url = self._prepare_aws() if self.options.aws else None
+
+        from sandbox.sample import make_sample_repo
+
+        remote = make_sample_repo(self.data_dir / "remote" / "shop-pricing.git")
+        self.agent_kind = choose_agent(self.options.agent)
+        config_path = self._write_config(remote, moto_url is not None)
+        settings = self._settings(bot_token, signing_secret, slack, config_path)
+
+        from jobs.db import migrate
+
+        migrate(settings.database_url)
+        self._start_bot(settings)
+        self.workspace = Workspace(
+            slack,
+            events_url=f"{self.bot_url}/slack/events",
+            signing_secret=signing_secret,
+            people=PEOPLE,
+            channels=CHANNELS,
+        ).install()
+        # Serving starts last, so the page never answers before its routes exist.
+        slack.start()
+        if moto_url is not None:
+            # After the rest: seeding is CPU-bound and would slow the start-up it races.
+            self._aws_thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop everything that was started, newest first."""
+        self._stopping.set()
+        while self._stoppers:
+            stopper = self._stoppers.pop()
+            started = time.monotonic()
+            try:
+                stopper()
+            except Exception:
+                log.warning("stopping a sandbox part failed", exc_info=True)
+            log.debug("stopped %s in %.2f s", stopper, time.monotonic() - started)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # -- the parts -----------------------------------------------------------------------
+
+    def _fresh_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for name in FRESH:
+            path = self.data_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _bind_slack(self, bot_token: str) -> FakeSlack:
+        try:
+            slack = FakeSlack(token=bot_token, host=self.options.host, port=self.options.port)
+        except OSError as exc:
+            raise ConfigError(
+                f"--port {self.options.port}: cannot listen there ({exc.strerror}); "
+                "pass another --port"
+            ) from None
+        self.slack = slack
+        self._stoppers.append(slack.stop)
+        return slack
+
+    def _prepare_aws(self) -> str:
+        """Point boto3 at the moto server that a background thread will start and seed.
+
+        moto takes a second to import and several to seed; the workspace does not
+        wait for either.
+        """
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        point_aws_at(url, self.data_dir / "aws")
+        self._moto: Any = None
+        self._stoppers.append(self._stop_moto)
+        self._aws_thread = threading.Thread(
+            target=self._serve_aws, args=(port,), name="aws", daemon=True
+        )
+        return url
+
+    def _serve_aws(self, port: int) -> None:
+        started = time.monotonic()
+        try:
+            # moto's server runs in this process: this is its own setting, read on import.
+            os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+            from moto.server import ThreadedMotoServer
+
+            from sandbox.demo_aws import seed_demo_estate
+
+            if self._stopping.is_set():
+                return
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            self._moto.start()
+            estate = seed_demo_estate(f"http://127.0.0.1:{port}")
+        except Exception as exc:
+            if not self._stopping.is_set():  # stopping mid-seed is no failure
+                log.warning("the demo AWS estate failed", exc_info=True)
+                self.say(f"AWS demo estate could not be created: {exc}")
+            return
+        self.aws_summary = estate.summary()
+        self.aws_ready.set()
+        took = time.monotonic() - started
+        self.say(f"AWS demo estate ready in {took:.1f} s: {self.aws_summary}")
+
+    def _stop_moto(self) -> None:
+        if self._moto is not None:
+            self._moto.stop()
+
+    def _write_config(self, remote: Path, with_aws: bool) -> Path:
+        data = dev_config(remote, self.data_dir / "workspaces", self.agent_kind)
+        if with_aws:
+            data = with_demo_aws(data)
+        path = self.data_dir / "agentbot.toml"
+        path.write_text(
+            "# Written by `agentbot dev` at every start; edits are lost.\n" + to_toml(data),
+            encoding="utf-8",
+        )
+        load_config_file(path)  # fail now, naming the key, rather than at the first task
+        return path
+
+    def _settings(
+        self, bot_token: str, signing_secret: str, slack: FakeSlack, config_path: Path
+    ) -> Settings:
+        # Only the process environment may choose a real Redis: a `.env` file is for the
+        # production bot, whose queues the sandbox must never feed.
+        environment = Settings(_env_file=None)
+        redis_url = "memory://"
+        if "redis_url" in environment.model_fields_set:
+            redis_url = environment.redis_url
+            self.redis_label = redis_url
+        # Every credential is the sandbox's own: nothing from the environment or a
+        # `.env` file (a real Slack token, a GitHub token) can leak into the sandbox.
+        return Settings(
+            _env_file=None,
+            AGENTBOT_ENV="local",
+            SLACK_BOT_TOKEN=bot_token,
+            SLACK_SIGNING_SECRET=signing_secret,
+            SLACK_APP_TOKEN="",
+            SLACK_API_URL=slack.api_url,
+            DATABASE_URL=f"sqlite:///{self.data_dir / 'agentbot.db'}",
+            REDIS_URL=redis_url,
+            GITHUB_TOKEN="",
+            AGENTBOT_CONFIG=str(config_path),
+        )
+
+    def _start_bot(self, settings: Settings) -> None:
+        from bot.app import build_app
+        from bot.runtime import job_context
+        from bot.services import build_services
+        from bot.web import WebApp
+        from jobs.context import install
+        from jobs.queues import ALL_QUEUES
+        from jobs.schedule import build_scheduler
+        from sandbox.inprocess import Clock, WorkerThread, WSGIThread, stop_workers
+
+        # Built once: the web side, the workers and the scheduler share one Redis
+        # connection, which for `memory://` is the one in-process server there is.
+        services = build_services(settings)
+        self._stoppers.append(services.db.dispose)
+        install(job_context(services))
+        workers = [
+            WorkerThread([services.queues.queue(name)], services.redis, name=f"worker-{name}")
+            for name in ALL_QUEUES
+        ]
+        for worker in workers:
+            worker.start()
+        self._stoppers.append(lambda: stop_workers(workers))
+        clock = Clock(services.redis, ALL_QUEUES, build_scheduler(services.redis, services.config))
+        self._stoppers.append(clock.start().stop)
+        web = WebApp(services, build_app(services))
+        try:
+            server = WSGIThread(web, "127.0.0.1", self.options.bot_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"--bot-port {self.options.bot_port}: cannot listen there ({exc.strerror})"
+            ) from None
+        self._stoppers.append(server.start().stop)
+        self._stoppers.append(_kill_agent_processes)
+        self.bot_url = server.url
+
+    # -- what the person at the terminal reads ---------------------------------------------
+
+    def banner(self, seconds: float) -> str:
+        """The start-up message: where everything is and what to try."""
+        agent = {
+            "scripted": "scripted agent (follows .agentbot/script.json in the sample repo)",
+            "claude-code": "Claude Code",
+        }[self.agent_kind]
+        aws = "off (--no-aws)"
+        if self.options.aws:
+            aws = os.environ.get("AWS_ENDPOINT_URL", "") + " (moto), demo estate seeding…"
+        rows = [
+            ("Slack workspace", f"{self.url}   <- open this"),
+            ("Bot", f"{self.bot_url}/slack/events (signed requests, as from Slack)"),
+            ("Database", f"SQLite {self._here(self.data_dir / 'agentbot.db')}"),
+            ("Redis", self.redis_label),
+            ("Agent", agent),
+            ("Sample repo", f"{SAMPLE_REPO} -> {self._here(self.data_dir / 'remote')}"),
+            ("AWS", aws),
+        ]
+        width = max(len(name) for name, _ in rows)
+        lines = [f"Agentbot sandbox ready in {seconds:.1f} s", ""]
+        lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
+        lines += [
+            "",
+            f"You are {REQUESTER.name} ({REQUESTER.title}); switch to {APPROVER.name} "
+            "in the page to approve plans.",
+            "Try: /agent run fix the discount calculation",
+            "Press Ctrl-C to stop.",
+        ]
+        return "\n".join(lines)
+
+    @staticmethod
+    def _here(path: Path) -> str:
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def dev_config(remote: Path, workspaces: Path, agent_kind: str) -> dict[str, Any]:
+    """The sandbox's AGENTBOT_CONFIG, as data: one repo, Ada requests, Grace approves."""
+    return {
+        "repos": [
+            {
+                "name": SAMPLE_REPO,
+                "git_url": str(remote),
+                "default_branch": "main",
+                "test_command": TEST_COMMAND,
+                "channel": DEV_CHANNEL.id,
+            }
+        ],
+        "access": {
+            "requesters": ["*"],
+            "approvers": [APPROVER.id],
+            "approvals_required": 1,
+            "allow_self_approval": False,
+        },
+        "slack": {"notification_channel": DEV_CHANNEL.id},
+        "agent": {"kind": agent_kind, "workspace_dir": str(workspaces)},
+        # A failure should show at once in the sandbox, not after backed-off retries.
+        "jobs": {"max_retries": 0},
+    }
+
+
+def with_demo_aws(data: dict[str, Any]) -> dict[str, Any]:
+    """Add the demo estate's accounts and regions, if this build reads an `[aws]` table."""
+    if "aws" not in AgentbotConfig.model_fields:
+        return data
+    from sandbox.demo_aws import PROD_ACCOUNT_ID, REGIONS, STAGING_ROLE_ARN
+
+    aws = {
+        "accounts": [
+            {"name": "prod", "account_id": PROD_ACCOUNT_ID},
+            {"name": "staging", "role_arn": STAGING_ROLE_ARN},
+        ],
+        "regions": list(REGIONS),
+    }
+    candidate = {**data, "aws": aws}
+    try:
+        AgentbotConfig.model_validate(candidate)
+    except ValueError as exc:
+        log.warning("the demo AWS accounts do not fit this build's [aws] table: %s", exc)
+        return data
+    return candidate
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Render nested dicts of strings, numbers, booleans and lists as TOML."""
+    scalars: list[str] = []
+    tables: list[str] = []
+    arrays: list[str] = []
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            tables.append(f"\n[{name}]\n" + to_toml(value, name))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            arrays.extend(f"\n[[{name}]]\n" + to_toml(item, name) for item in value)
+        else:
+            scalars.append(f"{key} = {_toml_value(value)}\n")
+    return "".join(scalars) + "".join(tables) + "".join(arrays)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def choose_agent(requested: str) -> str:
+    """Which agent kind to run: `auto` takes Claude Code only when it can work here.
+
+    Raises:
+        ConfigError: Claude Code was asked for but cannot run.
+    """
+    if requested == "scripted":
+        return "scripted"
+    reason = claude_code_unavailable()
+    if requested == "claude-code" and reason:
+        raise ConfigError(f"--agent claude-code: {reason}")
+    return "scripted" if reason else "claude-code"
+
+
+def claude_code_unavailable() -> str | None:
+    """Why Claude Code cannot run the sandbox's tasks, or None when it can."""
+    from bot.runtime import agent_factory
+    from jobs.config import AgentConfig
+
+    if shutil.which("claude") is None:
+        return "the `claude` command is not installed"
+    try:
+        agent_factory(AgentConfig(kind="claude-code"))
+    except Exception as exc:  # whatever this build lacks, the sandbox falls back
+        return f"this build cannot run it ({exc})"
+    if not _claude_signed_in():
+        return "Claude Code is not signed in (run `claude` once, or set ANTHROPIC_API_KEY)"
+    return None
+
+
+def _claude_signed_in() -> bool:
+    from agents.env import child_environment
+
+    # What the agent's own process would see: an API key, or a stored login.
+    env = child_environment(allow=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"))
+    if env.get("ANTHROPIC_API_KEY") or env.get("CLAUDE_CODE_OAUTH_TOKEN"):
+        return True
+    home = Path(env.get("HOME") or Path.home())
+    return (home / ".claude" / ".credentials.json").is_file()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def point_aws_at(endpoint_url: str, config_dir: Path) -> None:
+    """Make boto3's standard chain in this process reach the demo estate, and only it.
+
+    The AWS variables are boto3's own configuration, so they are set for the process;
+    the real `~/.aws` files and profiles are hidden from it.
+    """
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_ACCESS_KEY_ID": "sandbox",
+            "AWS_SECRET_ACCESS_KEY": "sandbox",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": str(config_dir / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(config_dir / "credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+
+
+def _kill_agent_processes() -> None:
+    from agents.processes import kill_children_of
+
+    # Jobs run in this process, so their agent and test process groups are ours.
+    kill_children_of(os.getpid())
+
+
+def _log_level() -> str:
+    environment = Settings(_env_file=None)
+    return environment.log_level if "log_level" in environment.model_fields_set else "WARNING"
+
+
+def run_dev(options: DevOptions, say: Callable[[str], None] = tell) -> int:
+    """Start the sandbox, print where it is, and run until Ctrl-C (or SIGTERM).
+
+    Returns:
+        The exit status.
+
+    Raises:
+        ConfigError: A bad option (a taken port, an unavailable agent).
+    """
+    if options.agent not in AGENT_CHOICES:
+        raise ConfigError(f"--agent must be one of {', '.join(AGENT_CHOICES)}")
+    from bot.logging import configure
+
+    # The console format rather than JSON lines: a person is reading this terminal.
+    configure(_log_level(), json=False)
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    sandbox = Sandbox(options, say)
+    try:
+        sandbox.start()
+        # From here Ctrl-C stops the sandbox like SIGTERM does, even where a shell
+        # started it in the background with SIGINT ignored.
+        signal.signal(signal.SIGINT, on_signal)
+        say(sandbox.banner(time.monotonic() - started))
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+    say("Agentbot sandbox stopped.")
+    # Everything has stopped; what is left is moto's in-memory AWS and the SDKs' models.
+    # Spare the interpreter's final garbage collection a walk through all of them.
+    gc.freeze()
+    return 0
