@@ -1,0 +1,75 @@
+// Drives the sandbox page in Debian's headless Chromium with playwright-core (no browser
+// download): Ada types a task, Grace approves the plan, the completion card appears.
+//
+//   node drive.mjs <playwright-core dir> <sandbox URL> <screenshot dir>
+//
+// Prints one JSON line: {"ok": true, "timings": {...}} or {"ok": false, "error": ...}.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+const [playwrightDir, url, shots] = process.argv.slice(2);
+const { chromium } = await import(pathToFileURL(join(playwrightDir, "index.mjs")).href);
+
+const STEP_MS = 60_000;
+const timings = {};
+const started = Date.now();
+const mark = (name) => { timings[name] = Date.now() - started; };
+
+mkdirSync(shots, { recursive: true });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+page.setDefaultTimeout(STEP_MS);
+const problems = [];
+page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
+
+try {
+  await page.goto(`${url}/?user=U0ADA`);
+  await page.getByText("connected to the sandbox").waitFor();
+  mark("page_ready");
+
+  await page.locator("#composer").fill("/agent run fix the discount calculation");
+  await page.locator("#composer").press("Enter");
+  await page.locator("#messages .ephemeral", { hasText: "T-1 queued" }).waitFor();
+  mark("acknowledged");
+  await page.screenshot({ path: join(shots, "01-command-acknowledged.png") });
+
+  const card = page.locator("#messages .message", { hasText: "T-1 · fix the discount calculation" });
+  await card.getByText("awaiting approval").waitFor();
+  await card.locator(".replies").click();
+  const thread = page.locator("#thread-pane");
+  await thread.locator(".message", { hasText: "Plan for T-1" }).waitFor();
+  mark("plan_shown");
+  await page.screenshot({ path: join(shots, "02-plan-in-thread.png") });
+
+  await page.locator("#user").selectOption("U0GRACE");
+  await page.getByText("connected to the sandbox").waitFor();
+  await thread.locator('[data-action-id="plan_approve"]').click();
+  await thread.locator(".message", { hasText: "Approved by" }).first().waitFor();
+  mark("approved");
+
+  const outcome = thread.locator(".message", { hasText: "T-1 succeeded" });
+  await outcome.waitFor();
+  await card.getByText("succeeded").waitFor();
+  mark("succeeded");
+  await outcome.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, "03-completion-card.png") });
+
+  const outcomeText = await outcome.innerText();
+  const cardText = await card.innerText();
+  console.log(JSON.stringify({ ok: true, timings, outcomeText, cardText, problems }));
+} catch (err) {
+  await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});
+  const body = await page.locator("body").innerText().catch(() => "");
+  console.log(JSON.stringify({ ok: false, error: String(err), timings, problems, body: body.slice(-3000) }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
