@@ -59,6 +59,13 @@ def start_executing(user: SlackUser, slack: FakeSlack) -> multiprocessing.Proces
     worker = multiprocessing.get_context("fork").Process(target=user.work, args=("execute",))
     worker.start()
     slack.wait_for(lambda: task_row(user).state == "executing", timeout=30)
+    # Kill it while the agent works, not while it holds the task's Slack-sync lock (a
+    # lock left by a killed horse only expires after 60 s, delaying the next update).
+    lock = "agentbot:slack-sync:1"
+    slack.wait_for(
+        lambda: "executing" in texts(user.card()) and not user.services.redis.exists(lock),
+        timeout=30,
+    )
     return worker
 
 
