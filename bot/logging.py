@@ -203,6 +203,26 @@ class ContextCopyingExecutor(ThreadPoolExecutor):
         return super().submit(run)
 
 
+def gunicorn_logger_class() -> type:
+    """A gunicorn logger whose error and access lines go through `configure`'s handler.
+
+    Gunicorn gives its two loggers handlers and formats of its own; this class drops
+    them and lets the lines propagate to the root logger, so they come out as JSON,
+    redacted, like every other line. Use it as gunicorn's `logger_class` setting.
+    """
+    from gunicorn.glogging import Logger
+
+    class JsonGunicornLogger(Logger):  # type: ignore[misc]
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for logger in (self.error_log, self.access_log):
+                for handler in list(logger.handlers):
+                    logger.removeHandler(handler)
+                logger.propagate = True
+
+    return JsonGunicornLogger
+
+
 def slack_log_context(body: dict[str, Any], next: Callable[[], Any]) -> Any:
     """Bolt middleware: bind the Slack user and channel to every line of a request.
 

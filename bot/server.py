@@ -6,6 +6,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from bot.logging import gunicorn_logger_class
 from bot.settings import Settings
 
 
@@ -51,5 +52,7 @@ def serve(settings: Settings, *, port: int, workers: int = 2, threads: int = 8) 
             "accesslog": "-",
             "errorlog": "-",
             "loglevel": settings.log_level.lower(),
+            # Error and access lines as JSON, through the same redaction as the rest.
+            "logger_class": gunicorn_logger_class(),
         },
     ).run()

@@ -5,6 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,12 +17,14 @@ from typing import Any
 import pytest
 import structlog
 from rq import Queue
+from slack_sdk.signature import SignatureVerifier
 
 from bot.logging import MASK, configure, secrets_of
 from bot.settings import Settings
 from jobs.worker import AgentbotWorker
 from sandbox.fakeslack import FakeSlack
 from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET
+from tests.services import free_port
 from tests.slackclient import SlackUser
 
 SLACK_BOT = "xoxb-2417-98765432101-AbCdEfGhIjKlMnOpQrStUvWx"
@@ -128,3 +135,67 @@ def test_job_lines_carry_task_user_and_job_and_no_token(
     assert [r.get("user") for r in listeners] == [REQUESTER, APPROVER]
     # A job does not inherit context from the worker process around it.
     assert all(r.get("user") in (None, REQUESTER) for r in in_job)
+
+
+def test_serve_writes_only_json_lines_with_no_secret(
+    settings: Settings, slack: FakeSlack, user: SlackUser, tmp_path: Path
+):
+    """`agentbot serve` at DEBUG: gunicorn's lines too are JSON; tokens never appear."""
+    port = free_port()
+    log_file = tmp_path / "serve.log"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "LOG_LEVEL": "DEBUG",
+    }
+    with log_file.open("wb") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--port", str(port), "--workers", "1"],
+            env=env,
+            cwd=tmp_path,
+            stdout=stderr,
+            stderr=stderr,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/healthz", timeout=1)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, log_file.read_text()
+                    time.sleep(0.2)
+            body = user.command_body(f"run fix the discount calculation {SLACK_BOT}").encode()
+            stamp = str(int(time.time()))
+            signature = SignatureVerifier(SIGNING_SECRET).generate_signature(
+                timestamp=stamp, body=body
+            )
+            request = urllib.request.Request(
+                base + "/slack/events",
+                data=body,
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": signature,
+                },
+            )
+            assert urllib.request.urlopen(request, timeout=10).status == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    text = log_file.read_text()
+    for secret in (BOT_TOKEN, SIGNING_SECRET, SLACK_BOT):
+        assert secret not in text
+    records = lines(text)  # every line is JSON, or this fails
+    loggers = {r["logger"] for r in records}
+    assert {"gunicorn.error", "gunicorn.access", "agentbot.slack"} <= loggers
+    access = [r for r in records if r["logger"] == "gunicorn.access"]
+    assert any("POST /slack/events" in r["event"] for r in access)
+    assert any(r.get("user") == REQUESTER for r in records if r["logger"] == "agentbot.slack")
