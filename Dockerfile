@@ -63,6 +63,10 @@ USER 10001:10001
 # Relative paths in the configuration (the default `.agentbot/workspaces`) land here;
 # mount a volume on it to keep the git mirrors across restarts.
 WORKDIR /var/lib/agentbot
+# The only places written at run time, so the root filesystem can be read-only. Declared
+# as volumes because ECS Fargate gives a bind mount the image's ownership only for
+# VOLUME paths; otherwise they would be root's and not writable by this user.
+VOLUME ["/var/lib/agentbot", "/home/agentbot", "/tmp"]
 EXPOSE 3000
 # For `serve`; compose and the orchestrators give `worker` and `cron` their own check.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

@@ -24,6 +24,7 @@ import pytest
 
 from bot.settings import Settings, load_config_file
 from tests.infra import hcl
+from tests.infra.dockerfile import parse as parse_dockerfile
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "infra" / "terraform"
@@ -200,6 +201,11 @@ def test_services_run_the_right_processes(modules: dict[Path, Module]):
         assert f'command = ["{expected}"]' in containers
         assert "readonlyRootFilesystem = true" in containers
         assert f'aws_cloudwatch_log_group.this["{service}"]' in containers
+    # Fargate bind mounts are writable by the image's user only on its VOLUME paths.
+    runtime = parse_dockerfile(ROOT / "Dockerfile").stage("runtime")
+    volumes = set(json.loads(runtime.all("VOLUME")[-1].value))
+    mounted = {unquote(m["containerPath"]) for m in _mounts(root)}
+    assert mounted and mounted <= volumes, mounted - volumes
     bot = root.resources["aws_ecs_task_definition.bot"]["container_definitions"]
     assert 'command = ["migrate"]' in bot
     assert 'dependsOn = [{containerName = "migrate", condition = "SUCCESS"}]' in bot
@@ -214,6 +220,14 @@ def test_services_run_the_right_processes(modules: dict[Path, Module]):
     redis = root.resources["aws_elasticache_replication_group.this"]
     assert redis["transit_encryption_enabled"] is True and redis["at_rest_encryption_enabled"]
     assert root.resources["aws_db_instance.this"]["storage_encrypted"] is True
+
+
+def _mounts(module: Module) -> list[dict[str, str]]:
+    found = list(module.locals["scratch_mounts"])
+    worker = module.resources["aws_ecs_task_definition.worker"]["container_definitions"]
+    for path in re.findall(r'containerPath = "([^"]+)"', worker):
+        found.append({"containerPath": json.dumps(path)})
+    return found
 
 
 def test_secret_keys_are_settings_the_bot_reads(modules: dict[Path, Module]):
