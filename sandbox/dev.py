@@ -337,6 +337,11 @@ class Sandbox:
             "Try: /agent run fix the discount calculation",
             "Press Ctrl-C to stop.",
         ]
+        if self.options.host not in ("127.0.0.1", "localhost", "::1"):
+            lines.append(
+                f"Warning: the page listens on {self.options.host}; anyone who can reach it "
+                "can approve tasks, and approved tasks run code on this machine."
+            )
         return "\n".join(lines)
 
     @staticmethod

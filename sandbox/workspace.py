@@ -349,12 +349,14 @@ class Workspace:
     def _show_command_ack(self, user: str, channel: str, text: str, delivery: Delivery) -> None:
         problem = _delivery_problem(delivery, self.ack_seconds)
         if problem:
-            self.slack.record_ephemeral(
-                user=user,
-                channel=channel,
-                text=f'`{COMMAND} {text}` failed with the error "{problem}"',
-                via="ack",
-            )
+            said = f'`{COMMAND} {text}` failed with the error "{problem}"'
+            if problem == "operation_timeout":
+                # What Slack does; the sandbox also says why, since the bot's log may not.
+                said += (
+                    f" (the app answered after {delivery.elapsed:.1f} s; Slack waits "
+                    f"{self.ack_seconds:.0f} s and drops a later answer)"
+                )
+            self.slack.record_ephemeral(user=user, channel=channel, text=said, via="ack")
             return
         ack = delivery.json()
         if ack is None:

@@ -29,13 +29,16 @@ def events_url(user: SlackUser) -> Iterator[str]:
     server.stop()
 
 
-def open_workspace(slack: FakeSlack, events_url: str, secret: str = SIGNING_SECRET) -> Page:
+def open_workspace(
+    slack: FakeSlack, events_url: str, secret: str = SIGNING_SECRET, ack_seconds: float = 3.0
+) -> Page:
     Workspace(
         slack,
         events_url=events_url,
         signing_secret=secret,
         people=PEOPLE,
         channels=[Channel(CHANNEL, "dev")],
+        ack_seconds=ack_seconds,
     ).install()
     return Page(slack.url)
 
@@ -109,6 +112,22 @@ def test_wrong_signing_secret_is_refused_and_the_page_says_so(
     assert texts == ['`/agent run fix the discount` failed with the error "http_service_error"']
     with user.services.db.session() as session:
         assert session.scalar(select(func.count()).select_from(Task)) == 0
+
+
+def test_a_late_acknowledgement_is_dropped_as_slack_drops_it(
+    slack: FakeSlack, events_url: str, user: SlackUser
+):
+    """An answer after Slack's deadline is not shown; the user reads operation_timeout."""
+    page = open_workspace(slack, events_url, ack_seconds=0.0)
+    try:
+        status, answer = page.post("/ui/command", user=REQUESTER, channel=CHANNEL, text="help")
+        texts = [e["text"] for e in page.state(REQUESTER)["ephemerals"]]
+    finally:
+        slack.routes.clear()
+    assert status == 200 and answer["status"] == 200
+    assert len(texts) == 1
+    assert texts[0].startswith('`/agent help` failed with the error "operation_timeout"')
+    assert "Agentbot" not in texts[0]  # the help text itself never arrives
 
 
 def test_reject_opens_a_modal_for_the_clicker_and_needs_a_reason(page: Page, user: SlackUser):
