@@ -103,7 +103,12 @@ class GitHubSource:
         full_name = text(dig(payload, "repository", "full_name"), 200)
         if not full_name:
             raise bad_request("repository.full_name is missing")
-        repo = self.services.config.repo(full_name)
+        repos = self.services.config.repos
+        # A repo is known by its configured name, or by its name on GitHub when the two
+        # differ (`github_repo`, e.g. on GitHub Enterprise).
+        repo = self.services.config.repo(full_name) or next(
+            (r for r in repos if (r.pull_request_repo or "").lower() == full_name.lower()), None
+        )
         allowed = self.config.repos
         if (
             repo is not None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from bot.services import Services
+from jobs.config import AgentbotConfig
+from jobs.lifecycle import Lifecycle
 from sandbox.fakeslack import FakeSlack
 from tests.conftest import APPROVER, CHANNEL, REQUESTER
 from tests.fakes.github_server import FakeGitHub
 from tests.slackclient import SlackUser, texts
-from tests.webhooks.conftest import Hooks, deliveries, load, tasks
+from tests.webhooks.conftest import Hooks, deliveries, load, serve, tasks
 
 ISSUE = ("acme/calc", 7)
 
@@ -193,3 +196,20 @@ def test_ping_is_answered(hooks: Hooks, services: Services) -> None:
     reply = hooks.github(load("github_ping.json"), "ping")
     assert reply.status == 200 and reply.body == {"status": "pong"}
     assert tasks(services) == []
+
+
+def test_repo_known_by_its_github_name(services: Services, config: AgentbotConfig) -> None:
+    """A repo configured under another name is matched by its `github_repo`."""
+    renamed = config.repos[0].model_copy(
+        update={"name": "shop/pricing", "github_repo": "acme/calc"}
+    )
+    webhooks = config.webhooks.model_copy(
+        update={"github": config.webhooks.github.model_copy(update={"repos": ("shop/pricing",)})}
+    )
+    other = config.model_copy(update={"repos": (renamed,), "webhooks": webhooks})
+    lifecycle = Lifecycle(services.db, services.queues, other, services.access)
+    for hooks in serve(dataclasses.replace(services, config=other, lifecycle=lifecycle)):
+        reply = hooks.github(load("github_issues_labeled.json"), "issues")
+        assert reply.status == 201, reply.body
+    [task] = tasks(services)
+    assert task.repo == "shop/pricing" and task.source_ref == "shop/pricing#7"
