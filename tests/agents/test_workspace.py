@@ -1,0 +1,46 @@
+"""Task workspaces: one mirror per repo, a worktree and branch of its own per task."""
+
+from __future__ import annotations
+
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from agents.base import RepoSpec
+from agents.workspace import Workspaces
+from sandbox.sample import make_sample_repo
+
+
+def test_concurrent_tasks_on_one_repo_never_share_a_worktree(tmp_path: Path) -> None:
+    """Tasks prepared at the same time get separate worktrees on their own branches."""
+    remote = make_sample_repo(tmp_path / "remote.git")
+    spec = RepoSpec("acme/calc", str(remote), "main", "python -m pytest -q")
+    workspaces = Workspaces(tmp_path / "ws")
+    keys = [f"T-{n}" for n in range(1, 5)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        paths = list(pool.map(lambda key: workspaces.prepare(spec, key), keys))
+    assert len(set(paths)) == 4
+    assert len(list((tmp_path / "ws" / "mirrors").glob("*.git"))) == 1
+    for key, path in zip(keys, paths, strict=True):
+        branch = subprocess.run(
+            ["git", "branch", "--show-current"], cwd=path, capture_output=True, text=True
+        ).stdout.strip()
+        assert branch == f"agent/{key}"
+    # Work in one task's tree is invisible in another's.
+    (paths[0] / "pricing.py").write_text("changed\n")
+    assert (paths[1] / "pricing.py").read_text() != "changed\n"
+
+
+def test_test_caches_are_never_committed(tmp_path: Path) -> None:
+    """Bytecode and pytest caches left by test runs stay out of the task's commits."""
+    remote = make_sample_repo(tmp_path / "remote.git")
+    spec = RepoSpec("acme/calc", str(remote), "main", "python -m pytest -q")
+    workspaces = Workspaces(tmp_path / "ws")
+    path = workspaces.prepare(spec, "T-1")
+    (path / "__pycache__").mkdir()
+    (path / "__pycache__" / "pricing.cpython-311.pyc").write_bytes(b"\x00")
+    (path / ".pytest_cache").mkdir()
+    (path / ".pytest_cache" / "README.md").write_text("cache\n")
+    (path / "pricing.py").write_text((path / "pricing.py").read_text() + "\n# touched\n")
+    workspaces.commit_all(path, "fix(pricing): touch\n\nTask: T-1")
+    assert workspaces.diff_stat(path, "origin/main").files == ["pricing.py"]
