@@ -16,9 +16,10 @@ estate — `agentbot dev`'s AWS reports — reads it the way it would read AWS:
 moto does not compute costs: `GetCostAndUsage` answers from a queue of canned results
 (`/moto-api/static/ce/cost-and-usage-results`). Each distinct request takes the next
 result from the queue and keeps it. So every result queued here is the same full
-history — daily, per service, with both unblended and amortized cost, and a `Total`
-beside the per-service `Groups` — and a reader should pick the days and services it
-wants out of `ResultsByTime` by their `TimePeriod`, whatever it asked for.
+history — daily, grouped by service and linked account (prod, the paying account,
+sees both accounts; staging sees itself), with unblended and amortized cost and a
+`Total` beside the `Groups` — and a reader should pick the days it wants out of
+`ResultsByTime` by their `TimePeriod`, whatever it asked for.
 """
 
 from __future__ import annotations
@@ -124,8 +125,13 @@ def seed_demo_estate(endpoint_url: str) -> DemoEstate:
     _seed_quiet_region(prod, REGIONS[1], "prod-eu", estate)
     _seed_staging(staging, estate)
     end = datetime.now(UTC).date()
-    for account_id, share in ((PROD_ACCOUNT_ID, 1.0), (STAGING_ACCOUNT_ID, STAGING_SHARE)):
-        history = cost_history(end, share=share)
+    # prod pays for the organisation and sees both accounts; staging sees only itself.
+    seen_from = {
+        PROD_ACCOUNT_ID: {PROD_ACCOUNT_ID: 1.0, STAGING_ACCOUNT_ID: STAGING_SHARE},
+        STAGING_ACCOUNT_ID: {STAGING_ACCOUNT_ID: STAGING_SHARE},
+    }
+    for account_id, accounts in seen_from.items():
+        history = cost_history(end, accounts)
         queue_cost_results(endpoint_url, account_id, history, COST_RESULTS_QUEUED)
     estate.cost_days = COST_DAYS
     return estate
@@ -317,20 +323,23 @@ def _seed_staging(account: _Account, estate: DemoEstate) -> None:
 # -- costs ---------------------------------------------------------------------------------
 
 
-def cost_history(end: date, days: int = COST_DAYS, share: float = 1.0) -> list[dict[str, Any]]:
-    """Daily cost per service for the `days` days before `end` (exclusive), oldest first.
+def cost_history(
+    end: date, accounts: dict[str, float], days: int = COST_DAYS
+) -> list[dict[str, Any]]:
+    """Daily cost per service and linked account for the `days` days before `end`.
 
     Deterministic: weekends are quieter, storage grows slowly, and EC2 compute jumps
     by about 45% for the last three days (the anomaly a digest should flag). The
-    last day is still `Estimated`.
+    last day is still `Estimated`. Groups are keyed `[service, account id]`, as for
+    `GroupBy` SERVICE then LINKED_ACCOUNT.
 
     Args:
         end: The first day not included (today, for a history ending yesterday).
+        accounts: Account id -> scale of its spend (1.0 is prod's).
         days: How many days.
-        share: Scale of the whole account's spend (1.0 is prod).
 
     Returns:
-        Cost Explorer `ResultsByTime` entries.
+        Cost Explorer `ResultsByTime` entries, oldest first.
     """
     results = []
     for offset in range(days, 0, -1):
@@ -338,18 +347,19 @@ def cost_history(end: date, days: int = COST_DAYS, share: float = 1.0) -> list[d
         age = offset - 1  # 0 is the latest day
         groups = []
         total = 0.0
-        for index, (service, base) in enumerate(PROD_DAILY_COSTS.items()):
-            amount = base * share * _daily_factor(service, day, age, index)
-            total += amount
-            groups.append(
-                {
-                    "Keys": [service],
-                    "Metrics": {
-                        "UnblendedCost": _money(amount),
-                        "AmortizedCost": _money(amount * 0.97),
-                    },
-                }
-            )
+        for account_id, share in accounts.items():
+            for index, (service, base) in enumerate(PROD_DAILY_COSTS.items()):
+                amount = base * share * _daily_factor(service, day, age, index)
+                total += amount
+                groups.append(
+                    {
+                        "Keys": [service, account_id],
+                        "Metrics": {
+                            "UnblendedCost": _money(amount),
+                            "AmortizedCost": _money(amount * 0.97),
+                        },
+                    }
+                )
         results.append(
             {
                 "TimePeriod": {
@@ -384,7 +394,10 @@ def queue_cost_results(
 ) -> None:
     """Queue `copies` GetCostAndUsage results holding `history` for one account."""
     result = {
-        "GroupDefinitions": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+        "GroupDefinitions": [
+            {"Type": "DIMENSION", "Key": "SERVICE"},
+            {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+        ],
         "ResultsByTime": history,
         "DimensionValueAttributes": [],
     }

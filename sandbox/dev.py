@@ -145,6 +145,7 @@ class Sandbox:
         # Serving starts last, so the page never answers before its routes exist.
         slack.start()
         if moto_url is not None:
+            self.workspace.note("aws", "AWS demo estate: being created…")
             # After the rest: seeding is CPU-bound and would slow the start-up it races.
             self._aws_thread.start()
         return self
@@ -225,11 +226,17 @@ class Sandbox:
             if not self._stopping.is_set():  # stopping mid-seed is no failure
                 log.warning("the demo AWS estate failed", exc_info=True)
                 self.say(f"AWS demo estate could not be created: {exc}")
+                self._note("aws", f"AWS demo estate failed: {exc}")
             return
         self.aws_summary = estate.summary()
         self.aws_ready.set()
         took = time.monotonic() - started
         self.say(f"AWS demo estate ready in {took:.1f} s: {self.aws_summary}")
+        self._note("aws", f"AWS demo estate ready: {self.aws_summary}")
+
+    def _note(self, key: str, text: str) -> None:
+        if self.workspace is not None:
+            self.workspace.note(key, text)
 
     def _stop_moto(self) -> None:
         if self._moto is not None:

@@ -127,6 +127,7 @@ class Workspace:
         self.people = {person.id: person for person in people}
         self.channels = {channel.id: channel for channel in channels}
         self.ack_seconds = ack_seconds
+        self.notes: dict[str, str] = {}
         self._triggers: dict[str, tuple[str, str | None]] = {}
         self._modals: dict[str, _Modal] = {}
         self._lock = threading.Lock()
@@ -143,6 +144,12 @@ class Workspace:
         self.slack.routes[("POST", "/ui/submit")] = self._post(self._submit_body)
         self.slack.routes[("POST", "/ui/close")] = self._post(self._close_body)
         return self
+
+    def note(self, key: str, text: str) -> None:
+        """Show a line about the sandbox itself in the page's sidebar (not in Slack)."""
+        with self._lock:
+            self.notes[key] = text
+        self._touch()
 
     # -- what people do ----------------------------------------------------------------
 
@@ -404,6 +411,7 @@ class Workspace:
             "messages": snapshot["messages"],
             "ephemerals": [e for e in snapshot["ephemerals"] if e.pop("user", None) == user],
             "modals": modals[-1:],
+            "notes": dict(self.notes),
         }
 
     def _modal_for(self, view: dict[str, Any]) -> _Modal | None:

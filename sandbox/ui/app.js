@@ -267,6 +267,8 @@ function render() {
     const active = c.id === app.channel ? " active" : "";
     return `<li><button type="button" class="channel${active}" data-channel="${esc(c.id)}"># ${esc(c.name)}${count ? ` <small>(${count})</small>` : ""}</button></li>`;
   }).join("");
+  document.getElementById("notes").innerHTML = Object.values(s.notes || {})
+    .map((note) => `<li>${esc(note)}</li>`).join("");
   document.getElementById("channel-header").textContent = `# ${channelName(app.channel)}`;
   document.getElementById("composer").placeholder = `Message #${channelName(app.channel)} — try /agent help`;
 

@@ -62,9 +62,15 @@ try {
   await outcome.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, "03-completion-card.png") });
 
+  // The demo AWS estate seeds in the background; the sidebar says when it is there.
+  const estate = page.locator("#notes", { hasText: "AWS demo estate ready" });
+  await estate.waitFor();
+  mark("aws_estate_ready");
+  const estateText = await estate.innerText();
+
   const outcomeText = await outcome.innerText();
   const cardText = await card.innerText();
-  console.log(JSON.stringify({ ok: true, timings, outcomeText, cardText, problems }));
+  console.log(JSON.stringify({ ok: true, timings, outcomeText, cardText, estateText, problems }));
 } catch (err) {
   await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});
   const body = await page.locator("body").innerText().catch(() => "");

@@ -121,6 +121,7 @@ def test_type_approve_and_see_the_completion_card_in_chromium(dev: tuple[DevProc
     assert "Pull request" in result["outcomeText"] and "branch agent/T-1" in result["outcomeText"]
     assert "4 passed, 0 failed" in result["outcomeText"]
     assert "succeeded" in result["cardText"] and "@Grace" in result["cardText"]
+    assert "2 accounts, 2 regions" in result["estateText"]
     assert result["problems"] == []
     for shot in ("01-command-acknowledged", "02-plan-in-thread", "03-completion-card"):
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000

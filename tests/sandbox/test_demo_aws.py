@@ -103,33 +103,39 @@ def test_two_accounts_two_regions_with_trouble_in_them(seeded: tuple[str, DemoEs
 def test_cost_history_is_sixty_days_ending_yesterday_with_an_ec2_spike(
     seeded: tuple[str, DemoEstate],
 ):
-    """Cost Explorer answers with 60 daily results per service; yesterday is estimated."""
+    """Cost Explorer answers with 60 days per service and account; yesterday is estimated."""
     url, estate = seeded
     today = datetime.now(UTC).date()
     answer = client(url, "ce").get_cost_and_usage(
         TimePeriod={"Start": (today - timedelta(days=60)).isoformat(), "End": today.isoformat()},
         Granularity="DAILY",
         Metrics=["UnblendedCost"],
-        GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
+        GroupBy=[
+            {"Type": "DIMENSION", "Key": "SERVICE"},
+            {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+        ],
     )
     days = answer["ResultsByTime"]
     assert len(days) == COST_DAYS == estate.cost_days
     assert days[-1]["TimePeriod"]["End"] == today.isoformat()
     assert [d["Estimated"] for d in days].count(True) == 1 and days[-1]["Estimated"]
 
-    def compute(day: dict[str, Any]) -> float:
-        group = next(
-            g for g in day["Groups"] if g["Keys"] == ["Amazon Elastic Compute Cloud - Compute"]
+    def spend(day: dict[str, Any], account: str, service: str | None = None) -> float:
+        return sum(
+            float(g["Metrics"]["UnblendedCost"]["Amount"])
+            for g in day["Groups"]
+            if g["Keys"][1] == account and service in (None, g["Keys"][0])
         )
-        return float(group["Metrics"]["UnblendedCost"]["Amount"])
 
-    week_before = sum(compute(d) for d in days[-10:-3]) / 7
-    assert compute(days[-1]) > 1.3 * week_before
-    staging = client(url, "ce", **staging_credentials(url)).get_cost_and_usage(
+    compute = "Amazon Elastic Compute Cloud - Compute"
+    week_before = sum(spend(d, PROD_ACCOUNT_ID, compute) for d in days[-10:-3]) / 7
+    assert spend(days[-1], PROD_ACCOUNT_ID, compute) > 1.3 * week_before
+    prod, staging = spend(days[-1], PROD_ACCOUNT_ID), spend(days[-1], STAGING_ACCOUNT_ID)
+    assert 0.1 * prod < staging < 0.3 * prod
+    # Seen from staging itself, only staging's own spend is there.
+    own = client(url, "ce", **staging_credentials(url)).get_cost_and_usage(
         TimePeriod={"Start": today.isoformat(), "End": today.isoformat()},
         Granularity="DAILY",
         Metrics=["UnblendedCost"],
     )
-    prod_total = float(days[-1]["Total"]["UnblendedCost"]["Amount"])
-    staging_total = float(staging["ResultsByTime"][-1]["Total"]["UnblendedCost"]["Amount"])
-    assert 0.1 * prod_total < staging_total < 0.3 * prod_total
+    assert {g["Keys"][1] for g in own["ResultsByTime"][-1]["Groups"]} == {STAGING_ACCOUNT_ID}
