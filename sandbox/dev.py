@@ -20,6 +20,7 @@ workspaces are removed first.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import logging
@@ -103,6 +104,8 @@ class Sandbox:
         self.slack: FakeSlack | None = None
         self.workspace: Workspace | None = None
         self.bot_url = ""
+        self._moto: Any = None
+        self._aws_thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -116,12 +119,22 @@ class Sandbox:
         """Start every part; returns once the workspace page and the bot answer.
 
         Raises:
-            ConfigError: A port is taken, or the generated configuration is invalid.
+            ConfigError: A port or the data directory is taken, or the generated
+                configuration is invalid.
         """
-        self._fresh_data_dir()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self._lock_data_dir()
         bot_token = "xoxb-sandbox-" + secrets.token_hex(12)
         signing_secret = secrets.token_hex(16)
         slack = self._bind_slack(bot_token)
+        self._fresh_data_dir()
         moto_url = self._prepare_aws() if self.options.aws else None
 
         from sandbox.sample import make_sample_repo
@@ -144,11 +157,10 @@ class Sandbox:
         ).install()
         # Serving starts last, so the page never answers before its routes exist.
         slack.start()
-        if moto_url is not None:
+        if self._aws_thread is not None:
             self.workspace.note("aws", "AWS demo estate: being created…")
             # After the rest: seeding is CPU-bound and would slow the start-up it races.
             self._aws_thread.start()
-        return self
 
     def stop(self) -> None:
         """Stop everything that was started, newest first."""
@@ -170,8 +182,21 @@ class Sandbox:
 
     # -- the parts -----------------------------------------------------------------------
 
-    def _fresh_data_dir(self) -> None:
+    def _lock_data_dir(self) -> None:
+        # Each start wipes the previous run's files: never those of a run still going.
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (self.data_dir / "lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise ConfigError(
+                f"--data-dir {self.data_dir}: another agentbot dev is using it; "
+                "stop that one or pass another --data-dir"
+            ) from None
+        self._stoppers.append(lock.close)
+
+    def _fresh_data_dir(self) -> None:
         for name in FRESH:
             path = self.data_dir / name
             if path.is_dir():
@@ -200,7 +225,6 @@ class Sandbox:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         point_aws_at(url, self.data_dir / "aws")
-        self._moto: Any = None
         self._stoppers.append(self._stop_moto)
         self._aws_thread = threading.Thread(
             target=self._serve_aws, args=(port,), name="aws", daemon=True

@@ -72,7 +72,7 @@ def test_sandbox_runs_a_task_from_command_to_pushed_fix(tmp_path: Path):
 
 
 def test_second_start_begins_afresh_and_a_taken_port_is_a_clear_error(tmp_path: Path):
-    """A restart forgets the previous run's tasks; a busy port is named, not a traceback."""
+    """A restart forgets the previous run's tasks; a busy port or data directory is named."""
     data = tmp_path / "dev"
     with Sandbox(DevOptions(port=0, data_dir=data, agent="scripted", aws=False), say=print) as one:
         page = Page(one.url)
@@ -83,6 +83,11 @@ def test_second_start_begins_afresh_and_a_taken_port_is_a_clear_error(tmp_path: 
             Sandbox(
                 DevOptions(port=busy, data_dir=tmp_path / "other", aws=False), say=print
             ).start()
+        # A second sandbox on the same data directory would wipe this one's files.
+        with pytest.raises(ConfigError, match="another agentbot dev is using it"):
+            Sandbox(DevOptions(port=0, data_dir=data, aws=False), say=print).start()
+        assert (data / "agentbot.db").is_file()
+        assert find(page.state(REQUESTER.id), "T-1", thread=False) is not None
     with Sandbox(DevOptions(port=0, data_dir=data, agent="scripted", aws=False), say=print) as two:
         page = Page(two.url)
         page.post("/ui/command", user=REQUESTER.id, channel=DEV_CHANNEL.id, text="run fix it")
