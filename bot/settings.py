@@ -10,12 +10,15 @@ from __future__ import annotations
 import functools
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.config import AgentbotConfig
+
+if TYPE_CHECKING:
+    import boto3
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "xoxb-your-token", "secret"}
@@ -49,6 +52,10 @@ class Settings(BaseSettings):
     port: int = Field(3000, validation_alias="PORT", ge=1, le=65535)
     config_path: Path | None = Field(None, validation_alias="AGENTBOT_CONFIG")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
+    # boto3 reads AWS_PROFILE itself but not AWS_REGION (only AWS_DEFAULT_REGION), and
+    # neither from `.env`; `aws_session()` passes both on.
+    aws_region: str | None = Field(None, validation_alias="AWS_REGION")
+    aws_profile: str | None = Field(None, validation_alias="AWS_PROFILE")
 
     @field_validator("slack_api_url")
     @classmethod
@@ -76,6 +83,28 @@ class Settings(BaseSettings):
         for name, value in required:
             if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ConfigError(f"{name} is not set")
+
+    def aws_session(self) -> boto3.Session:
+        """The bot's own AWS session, with the profile and region of these settings.
+
+        Build it here and nowhere else. Everything else boto3 reads from its standard
+        configuration (`AWS_ENDPOINT_URL`, `AWS_DEFAULT_REGION`, the shared config and
+        credentials files, instance and task roles) still applies.
+
+        Raises:
+            ConfigError: AWS_PROFILE names a profile the AWS config files do not have.
+        """
+        import boto3
+        from botocore.exceptions import ProfileNotFound
+
+        try:
+            return boto3.Session(
+                profile_name=self.aws_profile or None, region_name=self.aws_region or None
+            )
+        except ProfileNotFound:
+            raise ConfigError(
+                f"AWS_PROFILE: no profile {self.aws_profile!r} in the AWS config files"
+            ) from None
 
     def load_config(self) -> AgentbotConfig:
         """Read the TOML file named by AGENTBOT_CONFIG (defaults when unset).

@@ -1,7 +1,7 @@
 """The schema of the TOML file named by AGENTBOT_CONFIG.
 
 What does not fit in an environment variable lives here: repos, who may request and
-approve, channels, and the coding-agent command.
+approve, channels, the coding-agent command, and the AWS accounts and regions.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from agents.aws.config import AwsConfig
 from agents.env import is_denied
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -234,6 +235,8 @@ class AgentbotConfig(_Strict):
     agent: AgentConfig = AgentConfig()
     jobs: JobConfig = JobConfig()
     webhooks: WebhooksConfig = WebhooksConfig()
+    # None until an operator adds an `[aws]` table: `/agent aws …` then says it is not set up.
+    aws: AwsConfig | None = None
 
     @model_validator(mode="after")
     def _unique_repo_names(self) -> AgentbotConfig:
