@@ -12,6 +12,7 @@ from agents.github import GitHub
 from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner, RolePermissions
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
+from bot.aws_status import SlackAwsReporter
 from bot.notifier import SlackNotifier
 from bot.services import Services
 from bot.settings import Settings
@@ -86,4 +87,6 @@ def job_context(services: Services) -> JobContext:
             ),
         ),
         github=github_client(services.settings),
+        aws_session=services.settings.aws_session,
+        aws_reporter=SlackAwsReporter(services.slack),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from redis import Redis
 
@@ -18,8 +19,11 @@ from agents.github import GitHub
 from agents.workspace import Workspaces
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
-from jobs.notify import Notifier
+from jobs.notify import AwsStatusReporter, Notifier
 from jobs.queues import Queues
+
+if TYPE_CHECKING:
+    import boto3
 
 AgentFactory = Callable[[RepoConfig], AgentPair]
 
@@ -37,6 +41,9 @@ class JobContext:
     workspaces: Workspaces
     # Pull requests go through this client; None means branches only.
     github: GitHub | None = None
+    # The bot's own AWS session (a fresh one per call) and where AWS reports are shown.
+    aws_session: Callable[[], boto3.Session] | None = None
+    aws_reporter: AwsStatusReporter | None = None
 
 
 _installed: list[JobContext] = []

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from agents.aws.scanner import ScanScope
+    from jobs.aws import AwsStatus
 
 
 class Notifier(Protocol):
@@ -29,3 +34,35 @@ class NullNotifier:
 
     def say(self, task_id: int, text: str) -> None:
         """Do nothing."""
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """Where a posted message lives, so that it can be edited later."""
+
+    channel: str
+    ts: str
+
+
+class AwsStatusReporter(Protocol):
+    """Shows an AWS status report as it is made; implemented by the Slack side."""
+
+    def scanning(self, channel: str, thread_ts: str | None, scope: ScanScope) -> ChatMessage:
+        """Post the message that stands in for the report while the scan runs."""
+
+    def progress(self, message: ChatMessage, scope: ScanScope, done: int, total: int) -> None:
+        """Edit the stand-in message to show how far the scan has got."""
+
+    def report(
+        self,
+        channel: str,
+        thread_ts: str | None,
+        status: AwsStatus,
+        replace: ChatMessage | None = None,
+    ) -> ChatMessage:
+        """Show the report: edit `replace` into it, or post it when there is none."""
+
+    def failed(
+        self, channel: str, thread_ts: str | None, text: str, replace: ChatMessage | None = None
+    ) -> None:
+        """Say that no report is coming, and why, in a short sentence."""

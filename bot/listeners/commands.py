@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import blocks
+from bot import aws_status, blocks
 from bot.commands import USAGE, Command, parse
 from bot.services import Services
-from jobs.exceptions import NotAllowed
+from jobs.exceptions import BadRequest, NotAllowed
 from jobs.tasks import approvals_of, get_task, list_tasks
 
 AWS_NOT_CONFIGURED = (
     "AWS is not configured for this Agentbot yet: add accounts and regions to the config file."
 )
+AWS_USAGE = "`/agent aws status [account] [region] [service]`"
 
 
 def register(app: App, services: Services) -> None:
@@ -96,7 +98,28 @@ def _cancel(services: Services, ack: Ack, cmd: Command, user: str, channel: str)
 
 
 def _aws(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
-    ack(text=AWS_NOT_CONFIGURED, response_type="ephemeral")
+    if services.config.aws is None:
+        ack(text=AWS_NOT_CONFIGURED, response_type="ephemeral")
+        return
+    report, *words = cmd.args or ("",)
+    handler = AWS_HANDLERS.get(report.lower())
+    if handler is None:
+        raise BadRequest(f"Which AWS report? {AWS_USAGE}")
+    handler(services, ack, tuple(words), user, channel)
+
+
+def _aws_status(
+    services: Services, ack: Ack, words: tuple[str, ...], user: str, channel: str
+) -> None:
+    text = aws_status.request_status(services, words, user=user, channel=channel)
+    ack(text=text, response_type="ephemeral")
+
+
+AwsHandler = Callable[[Services, Ack, tuple[str, ...], str, str], None]
+# `/agent aws <report> …`: one handler per report, given the words after its name.
+AWS_HANDLERS: dict[str, AwsHandler] = {
+    "status": _aws_status,
+}
 
 
 HANDLERS = {
