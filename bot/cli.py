@@ -109,6 +109,35 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return run_dev(options)
 
 
+def cmd_aws_status(args: argparse.Namespace) -> int:
+    """Scan AWS accounts and regions and print resource health (the `/agent aws status` twin)."""
+    from bot.aws_terminal import print_status
+
+    return print_status(
+        get_settings(), accounts=args.account, regions=args.region, services=args.service
+    )
+
+
+def _add_aws(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    aws = sub.add_parser(
+        "aws",
+        help="AWS reports in the terminal, twins of `/agent aws …`",
+        description="AWS reports in the terminal, twins of `/agent aws …`.",
+    )
+    reports = aws.add_subparsers(dest="aws_report", required=True, metavar="REPORT")
+    status = reports.add_parser(
+        "status", help=cmd_aws_status.__doc__, description=cmd_aws_status.__doc__
+    )
+    status.add_argument(
+        "--account", action="append", help="account name or id (repeatable; default: all)"
+    )
+    status.add_argument("--region", action="append", help="region (repeatable; default: all)")
+    status.add_argument(
+        "--service", action="append", help="service, e.g. ec2 or rds (repeatable; default: all)"
+    )
+    status.set_defaults(func=cmd_aws_status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subcommand per process kind."""
     parser = argparse.ArgumentParser(
@@ -152,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--no-aws", action="store_true", help="skip the demo AWS estate")
     dev.set_defaults(func=cmd_dev)
+
+    _add_aws(sub)
     return parser
 
 
