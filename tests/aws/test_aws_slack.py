@@ -23,6 +23,7 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import func, select, text, update
 
+import jobs.aws
 from agents.aws.collectors import Health, ResourceRecord
 from agents.aws.config import AwsAccount, AwsConfig, ResourceType, Service
 from agents.aws.scanner import ALL_REGIONS, ErrorKind, ScanError, ScanReport
@@ -349,6 +350,31 @@ def test_stale_data_is_scanned_again_and_the_card_says_what_changed(
     ]
     assert "(cached)" not in body
     assert scan_count(services) == 2
+
+
+def test_scanning_message_shows_progress_until_the_card_replaces_it(
+    user: SlackUser, slack: FakeSlack, estate: Estate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the scan runs, the one scanning message counts checks done; then it is the card."""
+    # Forked workers inherit this: every finished check may edit the message.
+    monkeypatch.setattr(jobs.aws, "PROGRESS_INTERVAL_SECONDS", 0.0)
+    ask(user, "staging")
+
+    [card] = slack.channel_messages(CHANNEL)
+    edits = [c.params for c in slack.calls_to("chat.update")]
+    assert {e["ts"] for e in edits} == {card.ts}
+    progress = [e["text"] for e in edits[:-1]]
+    assert progress, "no progress was shown"
+    counts = []
+    for line in progress:
+        match = re.fullmatch(
+            rf":hourglass_flowing_sand: Scanning 1 account {X} 2 regions… (\d+) of 17 checks done",
+            line,
+        )
+        assert match, line
+        counts.append(int(match[1]))
+    assert counts == sorted(counts) and counts[-1] < 17
+    assert card.text.startswith("AWS status: 0 unhealthy, 0 degraded of 7 resources")
 
 
 def test_large_estate_fits_slack_and_attaches_the_full_list(
