@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from agents.aws.config import AwsConfig
+from agents.aws.cost_config import CostConfig
 from agents.env import is_denied
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -237,6 +238,7 @@ class AgentbotConfig(_Strict):
     webhooks: WebhooksConfig = WebhooksConfig()
     # None until an operator adds an `[aws]` table: `/agent aws …` then says it is not set up.
     aws: AwsConfig | None = None
+    cost: CostConfig = CostConfig()
 
     @model_validator(mode="after")
     def _unique_repo_names(self) -> AgentbotConfig:
