@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from agents.aws.cost_config import ActionKind
+    from agents.aws.cost_report import CostReport
+    from agents.aws.optimize import OptimizeReport
     from agents.aws.scanner import ScanScope
     from jobs.aws import AwsStatus
 
@@ -22,6 +25,26 @@ class Notifier(Protocol):
     def say(self, task_id: int, text: str) -> None:
         """Post a plain message in the task's thread."""
 
+    def cost_report(
+        self,
+        channel: str,
+        report: CostReport,
+        *,
+        title: str,
+        thread_ts: str | None = None,
+        chart: bytes | None = None,
+        savings: SavingsListing | None = None,
+    ) -> PostedReport:
+        """Post a cost report (the digest, or one asked for), its chart in its thread."""
+
+    def savings_report(
+        self, channel: str, listing: SavingsListing, *, thread_ts: str | None = None
+    ) -> PostedReport:
+        """Post savings recommendations, with a "Create action" button where allowed."""
+
+    def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
+        """Post a short plain message, e.g. why a report is not coming."""
+
 
 class NullNotifier:
     """A notifier that tells nobody (for tools and tests that only need the database)."""
@@ -34,6 +57,29 @@ class NullNotifier:
 
     def say(self, task_id: int, text: str) -> None:
         """Do nothing."""
+
+    def cost_report(
+        self,
+        channel: str,
+        report: CostReport,
+        *,
+        title: str,
+        thread_ts: str | None = None,
+        chart: bytes | None = None,
+        savings: SavingsListing | None = None,
+    ) -> PostedReport:
+        """Post nothing."""
+        return PostedReport(channel=channel, ts="")
+
+    def savings_report(
+        self, channel: str, listing: SavingsListing, *, thread_ts: str | None = None
+    ) -> PostedReport:
+        """Post nothing."""
+        return PostedReport(channel=channel, ts="")
+
+    def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
+        """Post nothing."""
+        return PostedReport(channel=channel, ts="")
 
 
 @dataclass(frozen=True)
@@ -66,3 +112,23 @@ class AwsStatusReporter(Protocol):
         self, channel: str, thread_ts: str | None, text: str, replace: ChatMessage | None = None
     ) -> None:
         """Say that no report is coming, and why, in a short sentence."""
+
+
+@dataclass(frozen=True)
+class PostedReport:
+    """A report as posted: its message, and its chart file (or why the chart is missing)."""
+
+    channel: str
+    ts: str
+    file_id: str | None = None
+    file_error: str | None = None
+
+
+@dataclass(frozen=True)
+class SavingsListing:
+    """Savings recommendations as stored (`ids[i]` is the id of the i-th one), and which
+    kinds of action may be offered as buttons (none while actions are off)."""
+
+    report: OptimizeReport
+    ids: list[int]
+    actions: tuple[ActionKind, ...] = ()

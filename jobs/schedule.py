@@ -6,6 +6,7 @@ from redis import Redis
 from rq.cron import CronScheduler
 
 from jobs.config import AgentbotConfig
+from jobs.cost import register_digest
 from jobs.queues import DEFAULT
 from jobs.reconcile import reconcile_job
 
@@ -22,6 +23,7 @@ def build_scheduler(redis: Redis, config: AgentbotConfig) -> CronScheduler:
         job_timeout=120,
         result_ttl=60,
     )
+    register_digest(scheduler, config)
     return scheduler
 
 
