@@ -26,7 +26,7 @@ from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
 from agents.testing import TestRun, run_tests
 from agents.workspace import commit_scope, conventional_subject, git
-from jobs import origin
+from jobs import aws_actions, origin
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
 from jobs.exceptions import TaskNotFound
@@ -458,6 +458,10 @@ def execute_task(task_id: int) -> None:
     if task is None:
         return
     ctx.notifier.sync(task_id)
+    if task.source == aws_actions.AWS_ACTION_SOURCE:
+        # An approved change to AWS, not code: dry run, then the real call.
+        aws_actions.execute_action_task(ctx, task)
+        return
     watch = _Watch(ctx, task_id)
     started = time.monotonic()
     cost = 0.0
