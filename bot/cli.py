@@ -118,6 +118,20 @@ def cmd_aws_status(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_aws_cost(args: argparse.Namespace) -> int:
+    """Print the AWS cost report and the Cost Explorer calls it made (`/agent aws cost`)."""
+    from bot.aws_cost import print_cost
+
+    return print_cost(get_settings(), args.period)
+
+
+def cmd_aws_optimize(args: argparse.Namespace) -> int:
+    """Print savings recommendations with their evidence (`/agent aws optimize`)."""
+    from bot.aws_cost import print_savings
+
+    return print_savings(get_settings())
+
+
 def _add_aws(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     aws = sub.add_parser(
         "aws",
@@ -136,6 +150,18 @@ def _add_aws(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--service", action="append", help="service, e.g. ec2 or rds (repeatable; default: all)"
     )
     status.set_defaults(func=cmd_aws_status)
+    cost = reports.add_parser("cost", help=cmd_aws_cost.__doc__, description=cmd_aws_cost.__doc__)
+    cost.add_argument(
+        "--period",
+        choices=("yesterday", "week", "month"),
+        default="yesterday",
+        help="default: yesterday",
+    )
+    cost.set_defaults(func=cmd_aws_cost)
+    optimize = reports.add_parser(
+        "optimize", help=cmd_aws_optimize.__doc__, description=cmd_aws_optimize.__doc__
+    )
+    optimize.set_defaults(func=cmd_aws_optimize)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,12 +13,16 @@ from collections import defaultdict, deque
 
 from redis import Redis
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from sqlalchemy import update
 
-from bot import blocks
+from agents.aws.cost_report import CostReport
+from bot import blocks, blocks_cost
+from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig
 from jobs.db import Database
 from jobs.models import Approval, Task
+from jobs.notify import PostedReport, SavingsListing
 from jobs.tasks import approvals_of, get_task
 
 log = logging.getLogger(__name__)
@@ -64,7 +68,13 @@ class SlackNotifier:
                 self._render(task, approvals)
 
     def _render(self, task: Task, decided: list[Approval]) -> None:
-        card = blocks.render_status_card(task, decided, agent=self.agent, scripted=self.scripted)
+        # An AWS action has its own card, plan and outcome (bot.blocks_cost).
+        action = task.source == AWS_ACTION_SOURCE
+        card = (
+            blocks_cost.render_action_card(task, decided)
+            if action
+            else blocks.render_status_card(task, decided, agent=self.agent, scripted=self.scripted)
+        )
         text = f"{task.key} · {task.task_state.label}"
         updates: dict[str, object] = {}
         if task.card_ts is None:
@@ -79,12 +89,13 @@ class SlackNotifier:
         else:
             self.client.chat_update(channel=task.channel, ts=task.card_ts, blocks=card, text=text)
         if task.plan:
-            plan = blocks.render_plan(
-                task,
-                decided,
-                required=self.config.access.approvals_required,
-                agent=self.agent,
-                scripted=self.scripted,
+            required = self.config.access.approvals_required
+            plan = (
+                blocks_cost.render_action_plan(task, decided, required=required)
+                if action
+                else blocks.render_plan(
+                    task, decided, required=required, agent=self.agent, scripted=self.scripted
+                )
             )
             plan_text = f"Plan for {task.key}"
             if task.plan_ts is None:
@@ -98,7 +109,11 @@ class SlackNotifier:
                 )
         if task.task_state.is_terminal and task.outcome_ts is None:
             self._finish_progress(task)
-            outcome = blocks.render_outcome(task, agent=self.agent, scripted=self.scripted)
+            outcome = (
+                blocks_cost.render_action_outcome(task)
+                if action
+                else blocks.render_outcome(task, agent=self.agent, scripted=self.scripted)
+            )
             response = self.client.chat_postMessage(
                 channel=task.channel,
                 thread_ts=task.thread_ts,
@@ -152,3 +167,68 @@ class SlackNotifier:
             with self.db.session() as session:
                 task = get_task(session, task_id)
         self.client.chat_postMessage(channel=task.channel, thread_ts=task.thread_ts, text=text)
+
+    # -- cost reports --------------------------------------------------------------------
+
+    def cost_report(
+        self,
+        channel: str,
+        report: CostReport,
+        *,
+        title: str,
+        thread_ts: str | None = None,
+        chart: bytes | None = None,
+        savings: SavingsListing | None = None,
+    ) -> PostedReport:
+        """Post a cost report, then its chart (a PNG) in the report's thread.
+
+        A chart that cannot be uploaded does not take the report down with it: the
+        failure is logged and returned, and the report stays posted.
+        """
+        response = self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=blocks_cost.report_text(report, title),
+            blocks=blocks_cost.render_cost_report(
+                report, title=title, savings=savings, chart_in_thread=chart is not None
+            ),
+        )
+        posted = PostedReport(
+            channel=str(response.get("channel") or channel), ts=str(response["ts"])
+        )
+        if chart is None:
+            return posted
+        try:
+            upload = self.client.files_upload_v2(
+                channel=posted.channel,
+                thread_ts=thread_ts or posted.ts,
+                file=chart,
+                filename=f"aws-cost-{report.as_of.isoformat()}.png",
+                title=f"AWS cost, last 30 days to {report.as_of.isoformat()}",
+                initial_comment=(
+                    f"Daily {report.metric}, stacked by the top services; hatched days are "
+                    "provisional."
+                ),
+            )
+        except (SlackApiError, SlackRequestError) as error:
+            log.warning("the cost chart could not be uploaded: %s", error)
+            return PostedReport(posted.channel, posted.ts, file_error=str(error)[:300])
+        file = upload.get("file") or {}
+        return PostedReport(posted.channel, posted.ts, file_id=str(file.get("id") or "") or None)
+
+    def savings_report(
+        self, channel: str, listing: SavingsListing, *, thread_ts: str | None = None
+    ) -> PostedReport:
+        """Post savings recommendations with their "Create action" buttons."""
+        response = self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread_ts,
+            text=blocks_cost.savings_text(listing),
+            blocks=blocks_cost.render_savings(listing),
+        )
+        return PostedReport(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
+
+    def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
+        """Post a short plain message."""
+        response = self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        return PostedReport(channel=str(response.get("channel") or channel), ts=str(response["ts"]))

@@ -8,7 +8,7 @@ from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
-from bot import blocks
+from bot import aws_cost, blocks
 from bot.services import Services
 from jobs.exceptions import Conflict, NotAllowed
 from jobs.states import TaskState
@@ -76,3 +76,6 @@ def register(app: App, services: Services) -> None:
     def retry(ack: Ack, body: dict[str, Any]) -> None:
         services.lifecycle.retry(_task_id(body), body["user"]["id"])
         ack()
+
+    # "Create action" beside a savings recommendation (bot.aws_cost).
+    aws_cost.register_actions(app, services)

@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import aws_status, blocks
+from bot import aws_cost, aws_status, blocks
 from bot.commands import USAGE, Command, parse
 from bot.services import Services
 from jobs.exceptions import BadRequest, NotAllowed
@@ -119,6 +119,8 @@ AwsHandler = Callable[[Services, Ack, tuple[str, ...], str, str], None]
 # `/agent aws <report> …`: one handler per report, given the words after its name.
 AWS_HANDLERS: dict[str, AwsHandler] = {
     "status": _aws_status,
+    "cost": aws_cost.aws_cost,
+    "optimize": aws_cost.aws_optimize,
 }
 
 

@@ -1,0 +1,460 @@
+"""Block Kit for AWS costs, savings and AWS actions, built by pure functions.
+
+A cost report leads with the figure a reader checks first (the window's total and
+its change), then the month (to date, forecast, budget), the top services, the
+biggest movers and the anomalies, and ends with what the numbers are (metric, record
+types, provisional days, Cost Explorer calls). An AWS action's card, plan and outcome
+replace the code-task ones for tasks whose source is `aws-action`; the decision
+buttons are the code tasks' own, so approving works the same way.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, DividerBlock, SectionBlock
+from slack_sdk.models.blocks.basic_components import MarkdownTextObject
+
+from agents.aws.cost_report import (
+    COMPARED_WITH,
+    PERIOD_TITLES,
+    RUN_RATE_DAYS,
+    Change,
+    CostReport,
+    basis_line,
+    describe_change,
+    money,
+    signed_money,
+)
+from agents.aws.optimize import Recommendation
+from bot.blocks import (
+    APPROVE,
+    APPROVE_WITH_COMMENT,
+    CANCEL,
+    REJECT,
+    RETRY,
+    SECTION_LIMIT,
+    STATE_EMOJI,
+    button,
+    clip,
+    context,
+    elapsed,
+    escape,
+    fields_section,
+    finish,
+    header,
+    mention,
+    plain_clip,
+    section,
+)
+from jobs.models import Approval, Task
+from jobs.notify import SavingsListing
+from jobs.states import CANCELLABLE, TaskState
+
+CREATE_ACTION = "aws_action_create"
+MAX_SERVICE_LINES = 10
+MAX_ANOMALIES = 8
+MAX_RECOMMENDATIONS = 15
+MAX_ACCOUNTS = 10
+BUDGET_EMOJI = {"on track": ":large_green_circle:", "at risk": ":warning:", "over": ":red_circle:"}
+ACTION_LABEL = {
+    "stop_instance": "Stop instance",
+    "delete_volume": "Snapshot + delete",
+    "release_address": "Release IP",
+    "migrate_gp3": "Migrate to gp3",
+}
+
+
+def _arrow(change: Change) -> str:
+    delta = change.delta
+    if delta is None or abs(delta) < 0.005:
+        return ""
+    return ":arrow_up_small: " if delta > 0 else ":arrow_down_small: "
+
+
+def _service_line(name: str, change: Change) -> str:
+    return (
+        f"• {escape(plain_clip(name, 80))} — *{money(change.amount)}* "
+        f"({_arrow(change)}{describe_change(change)})"
+    )
+
+
+def render_cost_report(
+    report: CostReport,
+    *,
+    title: str,
+    savings: SavingsListing | None = None,
+    chart_in_thread: bool = True,
+) -> list[dict[str, Any]]:
+    """The cost report (the digest or one asked for) as blocks.
+
+    Args:
+        report: The report.
+        title: Its header.
+        savings: Savings recommendations to add (the digest's weekly section).
+        chart_in_thread: Say that the chart follows in the thread.
+
+    Returns:
+        Serialized blocks, validated and within Slack's limits.
+    """
+    period = report.period
+    blocks: list[Block] = [
+        header(title),
+        section(
+            f"*{PERIOD_TITLES[period]} ({report.window.label}): {money(report.total.amount)}*  "
+            f"{_arrow(report.total)}{describe_change(report.total)} vs {COMPARED_WITH[period]}"
+        ),
+    ]
+    pairs: list[tuple[str, str]] = []
+    if report.week_ago is not None:
+        week = report.week_ago
+        pairs.append(
+            (
+                "vs same weekday last week",
+                f"{_arrow(week)}{describe_change(week)}"
+                + (f" (was {money(week.previous)})" if week.previous is not None else ""),
+            )
+        )
+    mtd = report.month_to_date
+    pairs.append(
+        (
+            f"Month to date ({report.month_window.start:%b} 1 to {report.as_of.day})",
+            f"{money(mtd.amount)} · {describe_change(mtd)} vs same point last month",
+        )
+    )
+    month_name = calendar.month_name[report.as_of.month]
+    pairs.append(
+        (
+            f"Forecast for {month_name}",
+            f"{money(report.forecast)} (run rate {money(report.run_rate)}/day over "
+            f"{RUN_RATE_DAYS} days; {report.days_left} days left)",
+        )
+    )
+    if report.budget is not None:
+        budget = report.budget
+        state = budget.state.value
+        pairs.append(
+            (
+                f"Budget {money(budget.budget)}",
+                f"{BUDGET_EMOJI[state]} *{state}* · {budget.month_to_date / budget.budget:.0%} "
+                f"used, forecast {budget.forecast / budget.budget:.0%}",
+            )
+        )
+    blocks.append(fields_section(pairs))
+    if report.top_services:
+        lines = [_service_line(s.service, s.change) for s in report.top_services]
+        blocks.append(
+            section(f"*Top services ({PERIOD_TITLES[period].lower()})*\n" + "\n".join(lines))
+        )
+    else:
+        blocks.append(section("*Top services*\nNo costs recorded for this window."))
+    if report.movers:
+        lines = [
+            f"• {escape(plain_clip(m.service, 80))}: {_arrow(m.change)}{describe_change(m.change)}"
+            for m in report.movers[:MAX_SERVICE_LINES]
+        ]
+        blocks.append(section(f"*Biggest movers vs {COMPARED_WITH[period]}*\n" + "\n".join(lines)))
+    if report.anomalies:
+        lines = [
+            f"• :rotating_light: {a.day:%b %d} *{escape(plain_clip(a.service, 80))}*: "
+            f"{money(a.amount)}, *{signed_money(a.size)}* vs a usual {money(a.expected)}"
+            for a in report.anomalies[:MAX_ANOMALIES]
+        ]
+        more = len(report.anomalies) - MAX_ANOMALIES
+        if more > 0:
+            lines.append(f"…and {more} more")
+        blocks.append(section("*Anomalies*\n" + "\n".join(lines)))
+    else:
+        blocks.append(section("*Anomalies*\nNone: every service is within its usual range."))
+    if len(report.accounts) > 1:
+        lines = [_service_line(name, change) for name, change in report.accounts[:MAX_ACCOUNTS]]
+        blocks.append(section("*By account*\n" + "\n".join(lines)))
+    if report.provisional_days:
+        days = ", ".join(f"{d:%b %d}" for d in report.provisional_days)
+        blocks.append(
+            context(f":hourglass: Provisional: {days} (Cost Explorer still marks them Estimated)")
+        )
+    for note in report.notes:
+        blocks.append(context(f":warning: {escape(note)}"))
+    if savings is not None:
+        blocks.append(DividerBlock())
+        blocks.extend(savings_blocks(savings, weekly=True))
+    tail = basis_line(report)
+    if chart_in_thread:
+        tail += " · :chart_with_upwards_trend: 30-day chart in the thread"
+    blocks.append(context(escape(tail)))
+    return finish(blocks)
+
+
+def report_text(report: CostReport, title: str) -> str:
+    """The notification text of a cost report (what shows without blocks)."""
+    return (
+        f"{title}: {money(report.total.amount)} "
+        f"({describe_change(report.total)} vs {COMPARED_WITH[report.period]})"
+    )
+
+
+def _recommendation_block(
+    rec: Recommendation, rec_id: int | None, actions: Sequence[str]
+) -> SectionBlock:
+    saving = (
+        f"*{money(rec.monthly_savings)}/month*"
+        if rec.monthly_savings is not None
+        else "saving unknown (type not in the price table)"
+    )
+    text = (
+        f"*{rec.finding.label}* · `{escape(rec.resource_id)}`"
+        + (f" ({escape(plain_clip(rec.name, 60))})" if rec.name else "")
+        + f" · {escape(rec.account)}/{escape(rec.region)}\n"
+        f"Saves {saving} · steward {escape(rec.steward)}\n"
+        f"_{escape(plain_clip(rec.evidence, 500))}_"
+    )
+    accessory = None
+    action = rec.action
+    if action is not None and action.value in actions and rec_id is not None:
+        accessory = ButtonElement(
+            text=f"Create action: {ACTION_LABEL[action.value]}",
+            action_id=CREATE_ACTION,
+            value=str(rec_id),
+        )
+    return SectionBlock(
+        text=MarkdownTextObject(text=clip(text, SECTION_LIMIT)), accessory=accessory
+    )
+
+
+def savings_blocks(listing: SavingsListing, *, weekly: bool = False) -> list[Block]:
+    """Savings recommendations, one section each, with a button where actions are allowed."""
+    report = listing.report
+    recs = report.recommendations
+    title = "Weekly savings check" if weekly else "AWS savings"
+    blocks: list[Block] = [
+        section(
+            f"*{title}: {len(recs)} recommendation{'s' if len(recs) != 1 else ''}, about "
+            f"{money(report.total_savings)}/month* (estimated at list prices)"
+        )
+    ]
+    ids: list[int | None] = list(listing.ids) + [None] * (len(recs) - len(listing.ids))
+    for rec, rec_id in list(zip(recs, ids, strict=True))[:MAX_RECOMMENDATIONS]:
+        blocks.append(_recommendation_block(rec, rec_id, [a.value for a in listing.actions]))
+    if len(recs) > MAX_RECOMMENDATIONS:
+        blocks.append(
+            context(
+                f"…and {len(recs) - MAX_RECOMMENDATIONS} more; `agentbot aws optimize` lists all."
+            )
+        )
+    if not recs:
+        blocks.append(
+            context("Nothing to save: no idle, unattached, unused or outdated resources found.")
+        )
+    for error in report.errors[:5]:
+        blocks.append(context(f":warning: Not scanned: {escape(plain_clip(error, 300))}"))
+    if recs and not listing.actions:
+        blocks.append(
+            context(
+                "Advice only: AWS actions are off (`[cost.actions] enabled = true` turns them on)."
+            )
+        )
+    return blocks
+
+
+def render_savings(listing: SavingsListing) -> list[dict[str, Any]]:
+    """`/agent aws optimize`: the recommendations as a message."""
+    return finish([header("AWS savings recommendations"), *savings_blocks(listing)])
+
+
+def savings_text(listing: SavingsListing) -> str:
+    """The notification text of a savings message."""
+    report = listing.report
+    return (
+        f"AWS savings: {len(report.recommendations)} recommendation(s), about "
+        f"{money(report.total_savings)}/month"
+    )
+
+
+# -- AWS actions as tasks ---------------------------------------------------------------------
+
+
+def _data(task: Task) -> dict[str, Any]:
+    return dict(task.source_data or {})
+
+
+def _saving(data: dict[str, Any]) -> str:
+    amount = data.get("monthly_savings")
+    return f"{money(float(amount))}/month (estimated)" if amount is not None else "unknown"
+
+
+def _target(data: dict[str, Any]) -> str:
+    action = data.get("action") or {}
+    return (
+        f"`{escape(str(action.get('resource_id', '?')))}` in "
+        f"{escape(str(action.get('account', '?')))}/{escape(str(action.get('region', '?')))}"
+    )
+
+
+def _clock(now: datetime | None) -> str:
+    return (now or datetime.now(UTC)).strftime("%H:%M:%S UTC")
+
+
+def render_action_card(
+    task: Task, approvals: Sequence[Approval] = (), *, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The status card of an AWS action, edited in place as it moves."""
+    state = task.task_state
+    data = _data(task)
+    pairs = [
+        ("State", f"{STATE_EMOJI[state]} {state.label}"),
+        ("Requester", mention(task.requester)),
+        ("Resource", _target(data)),
+        ("Saving", _saving(data)),
+        ("Steward", f"{escape(str(data.get('steward', '?')))} (autonomy {data.get('autonomy')})"),
+        ("Elapsed", elapsed(task, now)),
+    ]
+    approved = [a.user_id for a in approvals if a.decision == "approve"]
+    if approved:
+        pairs.append(("Approved by", ", ".join(mention(u) for u in approved)))
+    elif data.get("autonomous") and task.approved_at is not None:
+        pairs.append(("Approved by", "Agentbot (steward autonomy)"))
+    rejected = [a for a in approvals if a.decision == "reject"]
+    if rejected:
+        pairs.append(("Rejected by", mention(rejected[-1].user_id)))
+    blocks: list[Block] = [
+        header(f"{task.key} · AWS action"),
+        section(escape(task.description)),
+        fields_section(pairs),
+    ]
+    result = (task.result or {}).get("action") or {}
+    if state == TaskState.FAILED and task.error:
+        blocks.append(section(f":warning: *Error:* {escape(task.error)}"))
+    if state == TaskState.SUCCEEDED and result.get("summary"):
+        blocks.append(section(f":white_check_mark: *Done:* {escape(str(result['summary']))}"))
+    actions: list[ButtonElement] = []
+    if state in CANCELLABLE and state != TaskState.EXECUTING:
+        actions.append(button("Cancel", CANCEL, str(task.id), style="danger"))
+    if state == TaskState.FAILED:
+        actions.append(button("Retry", RETRY, str(task.id), style="primary"))
+    if actions:
+        blocks.append(ActionsBlock(block_id=f"task-{task.id}-actions", elements=actions))
+    blocks.append(
+        context(
+            f":cloud: AWS action from a savings recommendation · {task.key} · updated {_clock(now)}"
+        )
+    )
+    return finish(blocks)
+
+
+def render_action_plan(
+    task: Task, approvals: Sequence[Approval] = (), *, required: int = 1
+) -> list[dict[str, Any]]:
+    """The action's plan in its thread, with the same Approve / Reject as code plans."""
+    plan = task.plan or {}
+    data = _data(task)
+    steps = [
+        f"{n}. *{escape(str(step.get('kind')))}* — {escape(str(step.get('description')))}"
+        for n, step in enumerate(plan.get("steps", []), 1)
+    ]
+    blocks: list[Block] = [
+        header(f"Proposed AWS change · {task.key}"),
+        section(f"*Summary*\n{escape(str(plan.get('summary', '')))}"),
+        section(f"*Evidence*\n{escape(str(plan.get('root_cause', '')))}"),
+        section("*Steps*\n" + "\n".join(steps)),
+        fields_section(
+            [
+                ("Dry run first", f"`{escape(str(plan.get('test_command', '')))}`"),
+                ("Risk", str(plan.get("risk", "?"))),
+                ("Saving", _saving(data)),
+                (
+                    "Steward",
+                    f"{escape(str(data.get('steward', '?')))} (autonomy {data.get('autonomy')})",
+                ),
+                (
+                    "Approvals needed",
+                    "none (steward autonomy)" if data.get("autonomous") else str(required),
+                ),
+            ]
+        ),
+        DividerBlock(),
+    ]
+    blocks.extend(_decision(task, approvals, required, data))
+    return finish(blocks)
+
+
+def _decision(
+    task: Task, approvals: Sequence[Approval], required: int, data: dict[str, Any]
+) -> list[Block]:
+    state = task.task_state
+    approved = [a for a in approvals if a.decision == "approve"]
+    rejected = [a for a in approvals if a.decision == "reject"]
+    if rejected:
+        last = rejected[-1]
+        return [
+            section(
+                f":no_entry_sign: Rejected by {mention(last.user_id)}: "
+                f"{escape(last.comment or '')}. Nothing was changed in AWS."
+            )
+        ]
+    if data.get("autonomous"):
+        return [section(f":robot_face: {escape(str(data.get('autonomy_note', '')))}")]
+    lines = [
+        f":white_check_mark: Approved by {mention(a.user_id)}"
+        + (f" — {escape(a.comment)}" if a.comment else "")
+        for a in approved
+    ]
+    blocks: list[Block] = [section("\n".join(lines))] if lines else []
+    if state == TaskState.AWAITING_APPROVAL:
+        if approved:
+            blocks.append(context(f"{len(approved)} of {required} approvals"))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"plan-{task.id}-decision",
+                elements=[
+                    button("Approve", APPROVE, str(task.id), style="primary"),
+                    button("Approve with comment…", APPROVE_WITH_COMMENT, str(task.id)),
+                    button("Reject…", REJECT, str(task.id), style="danger"),
+                ],
+            )
+        )
+        blocks.append(context("Nothing changes in AWS until the action is approved."))
+    elif state == TaskState.CANCELLED and not approved:
+        blocks.append(context("Cancelled before a decision; nothing was changed in AWS."))
+    return blocks
+
+
+def render_action_outcome(task: Task) -> list[dict[str, Any]]:
+    """The closing message of an action: what was done, or what went wrong."""
+    state = task.task_state
+    result = (task.result or {}).get("action") or {}
+    steps = [f"• {escape(str(step))}" for step in result.get("steps", [])]
+    blocks: list[Block] = [header(f"{STATE_EMOJI[state]} {task.key} {state.label}")]
+    if state == TaskState.SUCCEEDED:
+        blocks.append(section(f"*Done:* {escape(str(result.get('summary', '')))}"))
+        if steps:
+            blocks.append(section("*Steps*\n" + "\n".join(steps)))
+        if result.get("snapshot_id"):
+            blocks.append(context(f"Snapshot kept: `{escape(str(result['snapshot_id']))}`"))
+    elif state == TaskState.FAILED:
+        blocks.append(section(f"*What went wrong:* {escape(task.error or 'unknown error')}"))
+        if steps:
+            blocks.append(section("*Steps done before it stopped*\n" + "\n".join(steps)))
+        blocks.append(
+            ActionsBlock(
+                block_id=f"outcome-{task.id}-actions",
+                elements=[button("Retry", RETRY, str(task.id), style="primary")],
+            )
+        )
+    elif state == TaskState.REJECTED:
+        blocks.append(section("The action was rejected; nothing was changed in AWS."))
+    elif state == TaskState.CANCELLED:
+        blocks.append(section("The action was cancelled."))
+    blocks.append(context(":cloud: AWS action · checked, dry-run, then changed by Agentbot"))
+    return finish(blocks)
+
+
+def render_request_ack(what: str, user: str) -> str:
+    """The parent message a report is posted under (`what`: "cost report (week)")."""
+    return (
+        f":hourglass_flowing_sand: AWS {escape(what)} for {mention(user)}: "
+        "it follows in the thread."
+    )
