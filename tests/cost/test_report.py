@@ -1,0 +1,189 @@
+"""Cost reports from Cost Explorer (moto), with the history cached in PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from agents.aws.cost_report import BudgetState, CostReport, Period, render_text
+from bot import metrics
+from bot.aws_cost import print_cost
+from bot.services import Services
+from bot.settings import Settings
+from jobs.cost import CE_CALLS_KEY, CostReportRun, make_report
+from tests.cost.conftest import (
+    EC2,
+    LAMBDA,
+    PROD_ID,
+    RDS,
+    S3,
+    daily_costs,
+    history,
+    paged,
+    queue_ce_results,
+    reconfigure,
+    result_by_time,
+)
+
+# A Saturday morning (UTC): the report is as of Friday 14 March 2025.
+NOW = datetime(2025, 3, 15, 10, 0, tzinfo=UTC)
+AS_OF = date(2025, 3, 14)
+# Feb 1 to Mar 14: what a "yesterday" report needs (last month to the same point,
+# 30 days for the chart, 28 days of anomaly baseline).
+HISTORY_DAYS = 42
+
+
+def report(services: Services, period: Period = "yesterday", now: datetime = NOW) -> CostReport:
+    """Make a report the way the digest and `/agent aws cost` do."""
+    return make_report(
+        services.db,
+        services.redis,
+        services.config,
+        services.settings.aws_session,
+        period,
+        kind="test",
+        now=now,
+    )
+
+
+def test_yesterday_report_has_the_numbers_a_reader_checks(
+    services: Services, aws_endpoint: str
+) -> None:
+    """Totals, deltas, month to date, forecast, top services, movers and the anomaly."""
+    queue_ce_results(aws_endpoint, *paged(history(AS_OF, HISTORY_DAYS), pages=2))
+
+    first = report(services)
+
+    # Friday: EC2 120 + 8 (staging), RDS 50, Lambda 250, S3 15, CloudWatch 5.
+    assert first.total.amount == pytest.approx(448.00)
+    # Thursday: EC2 105 + 8, RDS 50, Lambda 10, S3 20, CloudWatch 5 = 198.
+    assert first.total.previous == pytest.approx(198.00)
+    assert first.total.delta == pytest.approx(250.00)
+    assert first.week_ago is not None and first.week_ago.previous == pytest.approx(198.00)
+    # A usual day is 193 (EC2 100 + 8, RDS 50, Lambda 10, S3 20, CloudWatch 5) plus the
+    # swings. March 1-13: 13 x 193 + 5 = 2,514, plus Friday's 448.
+    assert first.month_to_date.amount == pytest.approx(2962.00)
+    # February 1-14: 14 x 193 + 1 = 2,703.
+    assert first.month_to_date.previous == pytest.approx(2703.00)
+    # Run rate: the last 7 days (448 + 188 + 189 + 197 + 188 + 199 + 187 = 1,606) / 7;
+    # 17 days left in March.
+    assert first.run_rate == pytest.approx(1606 / 7)
+    assert first.forecast == pytest.approx(2962 + 1606 / 7 * 17)
+    assert first.budget is not None and first.budget.state == BudgetState.AT_RISK
+
+    assert [(s.service, round(s.change.amount, 2)) for s in first.top_services] == [
+        (LAMBDA, 250.00),
+        (EC2, 128.00),
+        (RDS, 50.00),
+        (S3, 15.00),
+        ("AmazonCloudWatch", 5.00),
+    ]
+    assert [(m.service, round(m.change.delta or 0, 2)) for m in first.movers] == [
+        (LAMBDA, 240.00),
+        (EC2, 15.00),
+        (S3, -5.00),
+    ]
+    # Only Lambda is anomalous: EC2's rise is within its swing, S3's drop is under $10.
+    assert [(a.service, a.day, round(a.size, 2)) for a in first.anomalies] == [
+        (LAMBDA, AS_OF, 240.00)
+    ]
+    assert dict(first.accounts)["prod"].amount == pytest.approx(440.00)
+    assert dict(first.accounts)["staging"].amount == pytest.approx(8.00)
+    assert first.provisional_days == [AS_OF]
+    assert first.metric == "UnblendedCost"
+    assert first.record_types == "credits and refunds excluded"
+    # One range, answered in two pages: two billed requests.
+    assert first.ce_calls == 2
+
+    text = render_text(first)
+    assert "Yesterday (2025-03-14): $448.00, +$250.00 (+126.3%) vs the day before" in text
+    assert "Forecast for the month: $6,862.29" in text
+    assert "AWS Lambda: $250.00, +$240.00 vs a usual $10.00" in text
+    assert "Provisional (Cost Explorer: Estimated): 2025-03-14" in text
+    assert "UnblendedCost · credits and refunds excluded" in text
+
+
+def test_a_second_report_the_same_day_makes_no_cost_explorer_call(
+    services: Services, aws_endpoint: str
+) -> None:
+    """Complete days are never fetched again; a provisional day only once it is stale."""
+    final_friday = daily_costs(AS_OF, AS_OF) | {(LAMBDA, PROD_ID): 260.0}
+    queue_ce_results(
+        aws_endpoint,
+        {"ResultsByTime": history(AS_OF, HISTORY_DAYS)},
+        # The answer to the later request for Friday alone, no longer estimated.
+        {"ResultsByTime": [result_by_time(AS_OF, final_friday, estimated=False)]},
+    )
+    assert report(services).ce_calls == 1
+
+    again = report(services, now=NOW + timedelta(hours=1))
+    week = report(services, "week", now=NOW + timedelta(hours=2))
+    assert again.ce_calls == 0
+    assert week.ce_calls == 0
+    assert again.total.amount == pytest.approx(448.00)
+
+    # Nine hours on, the estimated Friday is stale: it alone is fetched again.
+    later = report(services, now=NOW + timedelta(hours=9))
+    assert later.ce_calls == 1
+    assert later.total.amount == pytest.approx(458.00)
+    assert later.provisional_days == []
+
+    with services.db.session() as session:
+        calls = session.execute(select(CostReportRun.ce_calls).order_by(CostReportRun.id)).all()
+    assert [row[0] for row in calls] == [1, 0, 0, 1]
+    assert int(services.redis.get(CE_CALLS_KEY) or 0) == 2
+    assert b"agentbot_cost_explorer_calls_total 2.0" in metrics.render(services)
+
+
+def test_credits_and_refunds_filter_and_metric_are_named(
+    services: Services, aws_endpoint: str
+) -> None:
+    """The metric and whether credits are included are on the report, and kept apart."""
+    queue_ce_results(aws_endpoint, {"ResultsByTime": history(AS_OF, HISTORY_DAYS)})
+    excluded = report(services)
+    reconfigure(services, include_credits_refunds=True, metric="AmortizedCost")
+    # A different metric and filter is a different history: it is fetched, not mixed in.
+    queue_ce_results(aws_endpoint, {"ResultsByTime": []})
+    included = report(services)
+
+    assert excluded.record_types == "credits and refunds excluded"
+    assert included.record_types == "credits and refunds included"
+    assert included.metric == "AmortizedCost"
+    assert included.ce_calls == 1
+    assert included.total.amount == 0
+
+
+def test_cost_explorer_failure_falls_back_to_stored_days(
+    services: Services, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Cost Explorer refusing, the report says so and uses what is stored."""
+    queue_ce_results(aws_endpoint, {"ResultsByTime": history(AS_OF, HISTORY_DAYS)})
+    report(services)
+    # Credentials Cost Explorer refuses: the estimated Friday cannot be refreshed.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    stale = report(services, now=NOW + timedelta(hours=9))
+
+    assert stale.total.amount == pytest.approx(448.00)
+    assert stale.provisional_days == [AS_OF]
+    assert any("Cost Explorer could not be read" in note for note in stale.notes)
+
+
+def test_cli_twin_prints_the_report_and_its_calls(
+    services: Services, settings: Settings, aws_endpoint: str
+) -> None:
+    """`agentbot aws cost` prints the same report, and the calls it made."""
+    today = datetime.now(UTC).date()
+    as_of = today - timedelta(days=1)
+    queue_ce_results(aws_endpoint, {"ResultsByTime": history(as_of, 70)})
+
+    first, second = io.StringIO(), io.StringIO()
+    assert print_cost(settings, "yesterday", out=first) == 0
+    assert print_cost(settings, "yesterday", out=second) == 0
+
+    assert f"Yesterday ({as_of.isoformat()}): $448.00, +$250.00" in first.getvalue()
+    assert "Cost Explorer calls made for this report: 1" in first.getvalue()
+    assert "Cost Explorer calls made for this report: 0" in second.getvalue()
