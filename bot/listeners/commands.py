@@ -7,9 +7,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot import aws_cost, aws_status, blocks
+from bot import aws_cost, aws_status, blocks, blocks_cost
 from bot.commands import USAGE, Command, parse
 from bot.services import Services
+from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.exceptions import BadRequest, NotAllowed
 from jobs.tasks import approvals_of, get_task, list_tasks
 
@@ -53,7 +54,11 @@ def _status(services: Services, ack: Ack, cmd: Command, user: str, channel: str)
         task = get_task(session, cmd.task_id)
         approvals = list(approvals_of(session, task.id))
     kind = services.config.agent.kind
-    card = blocks.render_status_card(task, approvals, scripted=kind == "scripted", agent=kind)
+    card = (
+        blocks_cost.render_action_card(task, approvals)
+        if task.source == AWS_ACTION_SOURCE
+        else blocks.render_status_card(task, approvals, scripted=kind == "scripted", agent=kind)
+    )
     ack(blocks=card, text=f"{task.key} · {task.task_state.label}", response_type="ephemeral")
 
 

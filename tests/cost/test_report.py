@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from agents.aws.cost_report import BudgetState, CostReport, Period, render_text
 from bot import metrics
-from bot.aws_cost import print_cost
+from bot.cli import main
 from bot.services import Services
-from bot.settings import Settings
+from bot.settings import Settings, get_settings
 from jobs.cost import CE_CALLS_KEY, CostReportRun, make_report
 from tests.cost.conftest import (
     EC2,
@@ -173,17 +173,31 @@ def test_cost_explorer_failure_falls_back_to_stored_days(
 
 
 def test_cli_twin_prints_the_report_and_its_calls(
-    services: Services, settings: Settings, aws_endpoint: str
+    services: Services,
+    settings: Settings,
+    aws_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """`agentbot aws cost` prints the same report, and the calls it made."""
+    """`agentbot aws cost` prints the same report, and the Cost Explorer calls it made."""
     today = datetime.now(UTC).date()
     as_of = today - timedelta(days=1)
     queue_ce_results(aws_endpoint, {"ResultsByTime": history(as_of, 70)})
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.delenv("AGENTBOT_CONFIG", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert main(["aws", "cost"]) == 0
+        first = capsys.readouterr().out
+        assert main(["aws", "cost", "--period", "yesterday"]) == 0
+        second = capsys.readouterr().out
+    finally:
+        get_settings.cache_clear()
 
-    first, second = io.StringIO(), io.StringIO()
-    assert print_cost(settings, "yesterday", out=first) == 0
-    assert print_cost(settings, "yesterday", out=second) == 0
-
-    assert f"Yesterday ({as_of.isoformat()}): $448.00, +$250.00" in first.getvalue()
-    assert "Cost Explorer calls made for this report: 1" in first.getvalue()
-    assert "Cost Explorer calls made for this report: 0" in second.getvalue()
+    assert f"Yesterday ({as_of.isoformat()}): $448.00, +$250.00" in first
+    assert "AWS Lambda: $250.00, +$240.00 vs a usual $10.00" in first
+    assert "Cost Explorer calls made for this report: 1" in first
+    assert "Cost Explorer calls made for this report: 0" in second

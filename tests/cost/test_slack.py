@@ -180,6 +180,11 @@ def test_rejected_action_changes_nothing(
     assert ec2.describe_addresses(AllocationIds=[waste["ip"]])["Addresses"]
     assert any("nothing was changed in AWS" in texts(m) for m in user.thread())
 
+    status = user.command("status T-1")
+    card = Message(CHANNEL, "0", "", json.loads(str(status.body))["blocks"])
+    assert "T-1 · AWS action" in texts(card)
+    assert "rejected" in texts(card) and waste["ip"] in texts(card)
+
 
 def test_same_change_cannot_be_proposed_twice(
     user: SlackUser, slack: FakeSlack, waste: dict[str, str]
