@@ -228,12 +228,21 @@ def failure_lines(errors: Sequence[ScanError]) -> list[str]:
     return lines
 
 
-def place_lines(report: ScanReport) -> list[str]:
-    """Per account and region: resources and problems, and what was not scanned there."""
+def place_lines(report: ScanReport, limit: int | None = None) -> list[str]:
+    """Per account and region: resources and problems, and what was not scanned there.
+
+    Args:
+        report: The scan report.
+        limit: When there are more places than this, the ones with failed checks
+            come first, then the ones with problems; otherwise configuration order.
+
+    Returns:
+        One line per (account, region).
+    """
     counts = report.by_account_region
     places = [(a, r) for a in report.accounts for r in report.regions]
     places += [key for key in counts if key not in places]
-    lines = []
+    ranked: list[tuple[int, str]] = []
     for account, region in places:
         failed = [
             e for e in report.errors if e.account == account and e.region in (region, ALL_REGIONS)
@@ -242,18 +251,26 @@ def place_lines(report: ScanReport) -> list[str]:
         total = sum(found.values()) if found else 0
         where = f"*{escape(account)} / {_region_label(region)}*"
         if any(e.region == ALL_REGIONS for e in failed):
-            lines.append(f":warning: {where} — not scanned (could not assume its role)")
+            ranked.append((2, f":warning: {where} — not scanned (could not assume its role)"))
             continue
         found_text = plural(total, "resource") + (f": {_summary(found)}" if found else "")
         if failed:
             # Lead with the gap: whatever was found there is not the whole picture.
-            lines.append(
-                f":warning: {where} — {plural(len(failed), 'service')} not scanned; "
-                f"found {found_text}"
+            ranked.append(
+                (
+                    2,
+                    f":warning: {where} — {plural(len(failed), 'service')} not scanned; "
+                    f"found {found_text}",
+                )
             )
         else:
-            lines.append(f"{where} — {found_text}")
-    return lines
+            troubled = found is not None and any(
+                found[h] for h in (Health.UNHEALTHY, Health.DEGRADED, Health.UNKNOWN)
+            )
+            ranked.append((1 if troubled else 0, f"{where} — {found_text}"))
+    if limit is not None and len(ranked) > limit:
+        ranked.sort(key=lambda item: -item[0])
+    return [line for _, line in ranked]
 
 
 def steward_lines(report: ScanReport) -> list[str]:
@@ -326,7 +343,7 @@ def render_status_card(status: AwsStatus) -> AwsCard:
         left_out |= cut
         blocks += _sections("*Not scanned* (partial failure)", lines)
 
-    lines, cut = _capped(place_lines(report), MAX_PLACES, "accounts and regions")
+    lines, cut = _capped(place_lines(report, MAX_PLACES), MAX_PLACES, "accounts and regions")
     left_out |= cut
     blocks += _sections("*By account and region*", lines)
 

@@ -54,6 +54,9 @@ JOB_TIMEOUT_SECONDS = 900
 # Slack allows about one edit per second per channel; a scan's progress needs far fewer.
 PROGRESS_INTERVAL_SECONDS = 3.0
 LOCK_PREFIX = "agentbot:aws-scan:"
+# How long a second ask waits for a scan of the same scope already running elsewhere;
+# after that (the other worker may have died holding the lock) it scans by itself.
+LOCK_WAIT_SECONDS = 120
 FAILED = (
     "AWS status failed before the report was ready; the worker log has the details. "
     "Try again in a minute."
@@ -156,7 +159,7 @@ def scan_and_store(
     """
     lock = redis.lock(LOCK_PREFIX + scope_key(scope), timeout=JOB_TIMEOUT_SECONDS)
     # If the lock cannot be had in time, scanning twice is better than no answer.
-    held = lock.acquire(blocking_timeout=JOB_TIMEOUT_SECONDS)
+    held = lock.acquire(blocking_timeout=LOCK_WAIT_SECONDS)
     try:
         if held:
             ready = stored_status(db, config, scope, user=user)
@@ -263,9 +266,21 @@ def aws_status_job(
         regions: Regions; None means every configured region.
         services: Service names; None means every configured service.
     """
-    ctx = current()
     job = get_current_job()
-    structlog.contextvars.bind_contextvars(user=user, job_id=job.id if job else None)
+    # Every line logged while the job runs names who asked and the job.
+    with structlog.contextvars.bound_contextvars(user=user, job_id=job.id if job else None):
+        _report_status(channel, user, thread_ts, accounts, regions, services)
+
+
+def _report_status(
+    channel: str,
+    user: str,
+    thread_ts: str | None,
+    accounts: list[str] | None,
+    regions: list[str] | None,
+    services: list[str] | None,
+) -> None:
+    ctx = current()
     config, reporter, make_session = ctx.config.aws, ctx.aws_reporter, ctx.aws_session
     if config is None or reporter is None or make_session is None:
         log.warning("aws status asked for, but AWS is not configured in this worker")
