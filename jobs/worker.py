@@ -8,6 +8,9 @@ from typing import Any
 from rq import Worker
 from rq.worker.base import SHUTDOWN_SIGNAL
 
+# The job functions, imported once by the worker so every forked work horse inherits
+# them; otherwise RQ imports them by dotted path again in each new horse, per job.
+import jobs.work  # noqa: F401
 from agents.processes import kill_children_of
 from jobs.context import current
 
