@@ -604,7 +604,7 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "AGENTBOT_CONFIG": str(self.config_path),
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",
         }
 
     def spawn(self, name: str, args: list[str], port: int | None = None) -> Process:
