@@ -177,6 +177,13 @@ def render_cost_report(
         blocks.append(
             context(f":hourglass: Provisional: {days} (Cost Explorer still marks them Estimated)")
         )
+    if report.missing_days:
+        blocks.append(
+            context(
+                f":warning: No cost data for {len(report.missing_days)} of the days this report "
+                "compares with; those figures are incomplete."
+            )
+        )
     for note in report.notes:
         blocks.append(context(f":warning: {escape(note)}"))
     if savings is not None:

@@ -66,6 +66,7 @@ from agents.aws.cost import (
 )
 from agents.aws.cost_config import WEEKDAYS, ActionKind, CostConfig
 from agents.aws.cost_report import (
+    BudgetState,
     CostReport,
     Period,
     Window,
@@ -554,7 +555,7 @@ def should_post(report: CostReport, config: CostConfig) -> tuple[bool, str]:
     digest = config.digest
     if report.anomalies:
         return True, "anomalies found"
-    if report.budget is not None and report.budget.state.value != "on track":
+    if report.budget is not None and report.budget.state != BudgetState.ON_TRACK:
         return True, f"budget {report.budget.state.value}"
     if digest.notify == "above_threshold":
         threshold = digest.threshold_usd or 0.0
