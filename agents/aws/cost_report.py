@@ -316,9 +316,12 @@ def find_anomalies(history: _History, days: Iterable[date], config: CostConfig) 
     return found
 
 
-def _chart(history: _History, as_of: date, top: Sequence[str], estimated: set[date]) -> ChartSeries:
+def _chart(history: _History, as_of: date, count: int, estimated: set[date]) -> ChartSeries:
     window = Window(as_of - timedelta(days=CHART_DAYS - 1), as_of)
     days = window.days
+    # The services that cost most over the chart's 30 days, not just the report's window.
+    ranked = sorted(history.by_service_day, key=lambda s: (-history.service_total(s, window), s))
+    top = [s for s in ranked[:count] if abs(history.service_total(s, window)) >= 0.005]
     series: dict[str, list[float]] = {}
     for service in top:
         costs = history.by_service_day.get(service, {})
@@ -426,7 +429,6 @@ def build_report(
         week_ago = change(window, Window(as_of - timedelta(days=7), as_of - timedelta(days=7)))
         shown.add(as_of - timedelta(days=7))
     needed = history_window(period, as_of, config)
-    chart_top = [s for s in services[: config.top_services] if s in history.by_service_day]
     report = CostReport(
         period=period,
         metric=config.metric,
@@ -448,7 +450,7 @@ def build_report(
         accounts=accounts,
         provisional_days=sorted(estimated & shown),
         missing_days=[d for d in needed.days if d not in history.known],
-        chart=_chart(history, as_of, chart_top, estimated),
+        chart=_chart(history, as_of, config.top_services, estimated),
         ce_calls=ce_calls,
     )
     return report
@@ -471,9 +473,11 @@ def signed_money(amount: float) -> str:
 
 
 def describe_change(change: Change) -> str:
-    """`+$12.30 (+4.1%)`, or `no earlier data`."""
+    """`+$12.30 (+4.1%)`, `no change`, or `no earlier data`."""
     if change.delta is None:
         return "no earlier data"
+    if abs(change.delta) < 0.005:
+        return "no change"
     percent = change.percent
     text = signed_money(change.delta)
     return text + (f" ({percent:+.1f}%)" if percent is not None else "")

@@ -97,6 +97,11 @@ def test_yesterday_report_has_the_numbers_a_reader_checks(
     assert first.record_types == "credits and refunds excluded"
     # One range, answered in two pages: two billed requests.
     assert first.ce_calls == 2
+    # The chart: 30 days, stacked by what cost most over those days.
+    assert len(first.chart.days) == 30 and first.chart.days[-1] == AS_OF
+    assert list(first.chart.series) == [EC2, RDS, S3, LAMBDA, "AmazonCloudWatch"]
+    assert first.chart.series[LAMBDA][-1] == 250.00
+    assert first.chart.provisional == [AS_OF]
 
     text = render_text(first)
     assert "Yesterday (2025-03-14): $448.00, +$250.00 (+126.3%) vs the day before" in text
