@@ -218,8 +218,7 @@ def test_disallowed_tool_is_refused_to_the_model(claude: Path, repo: Path, tmp_p
 @pytest.mark.parametrize("name", ["claude_stream.jsonl", "claude_stream_error.jsonl"])
 def test_recorded_fixture_is_a_complete_stream(name: str) -> None:
     path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"{name} not recorded yet")
+    assert path.exists(), f"{name} is missing from the recorded fixtures"
     events = parse_stream(path.read_text())
     assert len(events) == len(path.read_text().splitlines())
     assert (events[0]["type"], events[0]["subtype"]) == ("system", "init")
