@@ -142,7 +142,8 @@ def one_round(
     stack.stop(started_workers)
 
     rows = stack.rows(
-        "SELECT id, state, result, created_at, finished_at, outcome_ts, version, slack_version "
+        "SELECT id, state, error, result, created_at, finished_at, outcome_ts, version, "
+        "slack_version "
         "FROM tasks WHERE id >= :first ORDER BY id",
         first=first_id,
     )
@@ -172,6 +173,7 @@ def one_round(
             {
                 "task": row.id,
                 "state": row.state,
+                "error": row.error,
                 "lifecycle_seconds": round(
                     (row.finished_at - row.created_at).total_seconds() if row.finished_at else 0, 3
                 ),
