@@ -21,6 +21,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 import structlog
 from rq import get_current_job
 from rq.job import Job
+from rq.timeouts import JobTimeoutException
 
 from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
@@ -29,7 +30,7 @@ from agents.workspace import commit_scope, conventional_subject, git
 from jobs import aws_actions, origin
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
-from jobs.exceptions import TaskNotFound
+from jobs.exceptions import AgentbotError, TaskNotFound
 from jobs.models import Task, utcnow
 from jobs.states import TaskState
 from jobs.tasks import get_task, transition
@@ -612,13 +613,24 @@ def on_job_failure(
     exc_value: BaseException | None,
     traceback: TracebackType | None,
 ) -> None:
-    """RQ failure callback: fail the task once its job has no retries left."""
+    """RQ failure callback: fail the task once its job has no retries left.
+
+    Slack hears a readable reason only for the project's own errors; anything else is
+    named by its type and logged in full for the operators.
+    """
     task_id = int(job.args[0])
     structlog.contextvars.bind_contextvars(task_id=f"T-{task_id}", job_id=job.id)
-    reason = f"{exc_type.__name__ if exc_type else 'Error'}: {str(exc_value)[:300]}"
+    reason = failure_reason(task_id, exc_type, exc_value)
+    log.error(
+        "job %s of T-%s failed (%s)",
+        job.id,
+        task_id,
+        "retrying" if job.retries_left else "no retries left",
+        exc_info=(exc_type, exc_value, traceback) if exc_type and exc_value else None,
+    )
     ctx = current()
     if job.retries_left:
-        ctx.queues.enqueue_say(task_id, f":warning: Attempt failed ({reason}); retrying.")
+        ctx.queues.enqueue_say(task_id, f":warning: Attempt failed: {reason} Retrying.")
         return
     with ctx.db.session() as session:
         try:
@@ -633,3 +645,32 @@ def on_job_failure(
         )
     if moved:
         ctx.queues.enqueue_sync(task_id)
+
+
+# Errors whose text is written for people: a short sentence with nothing secret in it.
+READABLE_ERRORS: tuple[type[BaseException], ...] = (AgentbotError, AgentError, JobTimeoutException)
+REASON_LIMIT = 300
+
+
+def failure_reason(
+    task_id: int, exc_type: type[BaseException] | None, exc_value: BaseException | None
+) -> str:
+    """Why a job failed, in words fit for Slack.
+
+    Only the project's own errors (and RQ's timeout) carry a message meant for people.
+    Any other exception may embed SQL and its parameters, a remote URL with
+    credentials, or a token, so only its type is shown.
+
+    Args:
+        task_id: The task whose job failed.
+        exc_type: The exception's type, as RQ reports it.
+        exc_value: The exception.
+
+    Returns:
+        One or two short sentences.
+    """
+    if isinstance(exc_value, READABLE_ERRORS):
+        text = " ".join(str(exc_value).split())[:REASON_LIMIT] or type(exc_value).__name__
+        return text if text.endswith((".", "!", "?")) else text + "."
+    kind = exc_type.__name__ if exc_type is not None else "unknown error"
+    return f"An internal error ({kind}) stopped T-{task_id}; the operators' logs have the details."
