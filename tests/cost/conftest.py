@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -33,6 +33,9 @@ from bot.runtime import job_context
 from bot.services import Services
 from jobs.config import AgentbotConfig
 from jobs.context import install
+
+if TYPE_CHECKING:
+    from tests.cost.estate import Estate
 
 PROD_ID = "123456789012"  # moto's account for the default credentials
 STAGING_ID = "222222222222"
@@ -220,3 +223,19 @@ class Clients:
         """A client for a service in us-east-1."""
         untyped: Any = self.session
         return untyped.client(service, region_name=EAST)
+
+
+@pytest.fixture
+def session(aws_endpoint: str) -> boto3.Session:
+    """A base session on the freshly reset moto."""
+    return boto3.Session()
+
+
+@pytest.fixture
+def estate(session: boto3.Session) -> Estate:
+    """One of each kind of waste (`tests.cost.estate`), with the two ages injected."""
+    from tests.cost.estate import age, seed  # it builds on this module's Clients
+
+    seeded = seed(session)
+    age(session, seeded)
+    return seeded

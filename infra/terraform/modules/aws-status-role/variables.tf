@@ -14,3 +14,15 @@ variable "external_id" {
   type        = string
   default     = ""
 }
+
+variable "cost_read" {
+  description = "Attach aws-cost-read.json: Cost Explorer daily costs and the savings scan's reads."
+  type        = bool
+  default     = true
+}
+
+variable "actions" {
+  description = "Attach aws-actions.json: the EC2 changes approved savings actions make. Off unless opted in."
+  type        = bool
+  default     = false
+}
