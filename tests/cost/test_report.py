@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 from sqlalchemy import select
 
@@ -159,6 +162,60 @@ def test_credits_and_refunds_filter_and_metric_are_named(
     assert included.metric == "AmortizedCost"
     assert included.ce_calls == 1
     assert included.total.amount == 0
+
+
+@pytest.mark.parametrize(
+    ("cost", "metric", "record_filter"),
+    [
+        (
+            {},
+            "UnblendedCost",
+            {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit", "Refund"]}}},
+        ),
+        (
+            {"metric": "NetAmortizedCost"},
+            "NetAmortizedCost",
+            {"Not": {"Dimensions": {"Key": "RECORD_TYPE", "Values": ["Credit", "Refund"]}}},
+        ),
+        ({"include_credits_refunds": True, "metric": "AmortizedCost"}, "AmortizedCost", None),
+    ],
+)
+def test_cost_explorer_is_asked_for_the_configured_metric_and_record_types(
+    services: Services,
+    aws_endpoint: str,
+    cost: dict[str, Any],
+    metric: str,
+    record_filter: dict[str, Any] | None,
+) -> None:
+    """What reaches Cost Explorer: the configured metric, and credits and refunds filtered
+    out unless configured in (moto ignores both, so the request itself is checked)."""
+    reconfigure(services, **cost)
+    session = boto3.Session()
+    requests: list[dict[str, Any]] = []
+    session.events.register(
+        "before-parameter-build.ce.GetCostAndUsage",
+        lambda params, **_: requests.append(copy.deepcopy(params)),
+    )
+    queue_ce_results(aws_endpoint, {"ResultsByTime": history(AS_OF, HISTORY_DAYS)})
+    make_report(
+        services.db,
+        services.redis,
+        services.config,
+        lambda: session,
+        "yesterday",
+        kind="test",
+        now=NOW,
+    )
+
+    [request] = requests
+    assert request["Metrics"] == [metric]
+    assert request.get("Filter") == record_filter
+    assert request["Granularity"] == "DAILY"
+    assert request["GroupBy"] == [
+        {"Type": "DIMENSION", "Key": "SERVICE"},
+        {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+    ]
+    assert request["TimePeriod"] == {"Start": "2025-02-01", "End": "2025-03-15"}
 
 
 def test_cost_explorer_failure_falls_back_to_stored_days(
