@@ -22,6 +22,7 @@ import structlog
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
+from sqlalchemy.orm import Session
 
 from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
@@ -174,13 +175,41 @@ def _fail(
 ) -> None:
     columns: dict[str, Any] = {"error": reason}
     with ctx.db.session() as session:
+        task = _own(session, task_id)
+        if task is None:
+            return
         if result is not None:
             columns["result"] = result
         if cost:
-            columns["agent_cost_usd"] = get_task(session, task_id).agent_cost_usd + cost
+            columns["agent_cost_usd"] = task.agent_cost_usd + cost
         moved = transition(session, task_id, source, TaskState.FAILED, reason=reason, **columns)
     if moved:
         ctx.notifier.sync(task_id)
+
+
+def _own(session: Session, task_id: int) -> Task | None:
+    """Lock the task's row and return it if this job still owns it, else None.
+
+    A task can be handed to a newer job while an old one still runs (a retry, or
+    reconciliation replacing a stuck job). Holding the row lock until the caller's
+    transition commits makes "still mine?" and the move one step: the newer job's
+    claim either happened before (and we stand down) or waits until we are done.
+    """
+    job_id = _job_id()
+    try:
+        task = get_task(session, task_id, for_update=True)
+    except TaskNotFound:
+        return None
+    if job_id is not None and task.job_id not in (None, job_id):
+        log.info("T-%s now belongs to job %s, not %s; standing down", task_id, task.job_id, job_id)
+        return None
+    return task
+
+
+def _still_own(ctx: JobContext, task_id: int) -> bool:
+    """Whether this job still owns the task (a cheap check before visible work)."""
+    with ctx.db.session() as session:
+        return _own(session, task_id) is not None
 
 
 def _run_record(phase: str, run: AgentRun) -> dict[str, Any]:
@@ -235,7 +264,7 @@ def plan_task(task_id: int) -> None:
         "agent_runs": [*previous.get("agent_runs", []), _run_record("plan", outcome.run)],
     }
     with ctx.db.session() as session:
-        moved = transition(
+        moved = _own(session, task_id) is not None and transition(
             session,
             task_id,
             TaskState.PLANNING,
@@ -520,6 +549,8 @@ def execute_task(task_id: int) -> None:
             )
         ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
 
+        if not _still_own(ctx, task_id):
+            return  # a newer job has the task; it commits and reports, not this one
         base = f"origin/{repo.default_branch}"
         _drop_plan_file(workspace, base)
         subject = conventional_subject("fix", commit_scope(plan.affected_files), plan.summary)
@@ -570,7 +601,7 @@ def execute_task(task_id: int) -> None:
         "scripted": pair.scripted,
     }
     with ctx.db.session() as session:
-        moved = transition(
+        moved = _own(session, task_id) is not None and transition(
             session,
             task_id,
             TaskState.EXECUTING,
@@ -634,7 +665,7 @@ def on_job_failure(
         return
     with ctx.db.session() as session:
         try:
-            task = get_task(session, task_id)
+            task = get_task(session, task_id, for_update=True)
         except TaskNotFound:
             return
         state = task.task_state

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from rq import Queue
 
-from agents.scripted import ScriptedPlanner
+from agents.base import AgentError
+from agents.scripted import ScriptedExecutor, ScriptedPlanner
+from agents.workspace import Workspaces
 from jobs.config import JobConfig
 from jobs.queues import PLAN, Queues
 from jobs.tasks import events_of, get_task
+from tests.conftest import APPROVER
 from tests.slackclient import SlackUser, texts
 
 
@@ -66,3 +70,77 @@ def test_rerunning_a_job_for_a_task_that_moved_on_does_nothing(user: SlackUser) 
         assert len(events_of(session, 1)) == trail
     assert (after.state, after.version, after.plan) == (before.state, before.version, before.plan)
     assert len([m for m in user.thread() if "Plan for T-1" in texts(m)]) == 1
+
+
+NEWER_JOB = "execute-1-newer"
+
+
+def hand_to_newer_job(database_url: str) -> None:
+    """What reconciliation does to a stuck job: the task gets a new job id, same state."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("UPDATE tasks SET job_id = %s WHERE id = 1", (NEWER_JOB,))
+
+
+def approved_task(user: SlackUser) -> None:
+    user.command("run fix the discount calculation")
+    user.work("default", "plan")
+    user.command("approve T-1", user=APPROVER)
+
+
+def test_stale_job_cannot_complete_a_task_a_newer_job_claimed(
+    user: SlackUser, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job whose task was handed on while it ran leaves the task to the newer job."""
+    approved_task(user)
+    diff_stat = Workspaces.diff_stat
+
+    def taken_over_after_push(self: Workspaces, *args: Any, **kwargs: Any) -> Any:
+        hand_to_newer_job(database_url)  # just before the old job's final move
+        return diff_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Workspaces, "diff_stat", taken_over_after_push)
+    user.work("default", "execute")
+    user.work("default")
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+        trail = [event.to_state for event in events_of(session, 1)]
+    assert (task.state, task.job_id) == ("executing", NEWER_JOB)
+    assert "succeeded" not in trail
+    assert not any("T-1 succeeded" in texts(m) for m in user.thread())
+
+
+def test_stale_job_cannot_fail_a_task_a_newer_job_claimed(
+    user: SlackUser, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An old job's agent error does not fail the task now owned by a newer job."""
+    approved_task(user)
+
+    def taken_over_then_fails(self: Any, *args: Any, **kwargs: Any) -> Any:
+        hand_to_newer_job(database_url)
+        raise AgentError("The agent gave up.")
+
+    monkeypatch.setattr(ScriptedExecutor, "write_failing_test", taken_over_then_fails)
+    user.work("default", "execute")
+    user.work("default")
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+        trail = [event.to_state for event in events_of(session, 1)]
+    assert (task.state, task.job_id, task.error) == ("executing", NEWER_JOB, None)
+    assert "failed" not in trail
+    assert "The agent gave up" not in "\n".join(texts(m) for m in user.thread())
+
+
+def test_the_owning_job_still_fails_its_task(
+    user: SlackUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a newer job, the same agent error fails the task as before."""
+    approved_task(user)
+
+    def fails(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise AgentError("The agent gave up.")
+
+    monkeypatch.setattr(ScriptedExecutor, "write_failing_test", fails)
+    user.work("default", "execute")
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+    assert task.state == "failed" and "The agent gave up." in (task.error or "")
