@@ -11,15 +11,24 @@ estate — `agentbot dev`'s AWS reports — reads it the way it would read AWS:
   function with errors, S3 buckets, DynamoDB tables, and savings to find (an
   unattached gp2 volume, an unused Elastic IP, a long-stopped instance);
 - 60 days of Cost Explorer history per account, ending yesterday (which is still
-  `Estimated`, as AWS reports the latest days).
+  `Estimated`, as AWS reports the latest days), and the days of the next two weeks
+  written in advance, so a sandbox left running past midnight still has costs for
+  the days that become "yesterday".
 
 moto does not compute costs: `GetCostAndUsage` answers from a queue of canned results
-(`/moto-api/static/ce/cost-and-usage-results`). Each distinct request takes the next
-result from the queue and keeps it. So every result queued here is the same full
-history — daily, grouped by service and linked account (prod, the paying account,
-sees both accounts; staging sees itself), with unblended and amortized cost and a
-`Total` beside the `Groups` — and a reader should pick the days it wants out of
-`ResultsByTime` by their `TimePeriod`, whatever it asked for.
+(`/moto-api/static/ce/cost-and-usage-results`). A request body it has not seen takes
+the next result from the queue and keeps it, so asking the same again answers the
+same; once the queue is empty, a new request gets an empty result. So every result
+queued here is the same full history — daily, grouped by service and linked account
+(prod, the paying account, sees both accounts; staging sees itself), with unblended
+and amortized cost and a `Total` beside the `Groups` — and a reader should pick the
+days it wants out of `ResultsByTime` by their `TimePeriod`, whatever it asked for.
+
+How many to queue: the bot keeps daily costs in its database and asks Cost Explorer
+only for days it lacks or estimates gone stale, so each report asks few distinct
+things. Hourly reports of all three periods over two weeks come to 16 distinct
+requests (the first fill, each new day, each stale estimate refreshed), so
+`COST_RESULTS_QUEUED` covers the two weeks the history reaches with room to spare.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ STAGING_ACCOUNT_ID = "222222222222"
 STAGING_ROLE_ARN = f"arn:aws:iam::{STAGING_ACCOUNT_ID}:role/agentbot-aws-status"
 REGIONS = ("us-east-1", "eu-west-1")
 COST_DAYS = 60
+# Days after the seeding day the history already holds (see the module notes).
+COST_DAYS_AHEAD = 14
 # Distinct Cost Explorer queries the queued results can answer (see the module notes).
 COST_RESULTS_QUEUED = 24
 IMAGE_ID = "ami-12c6146b"
@@ -131,7 +142,7 @@ def seed_demo_estate(endpoint_url: str) -> DemoEstate:
         STAGING_ACCOUNT_ID: {STAGING_ACCOUNT_ID: STAGING_SHARE},
     }
     for account_id, accounts in seen_from.items():
-        history = cost_history(end, accounts)
+        history = cost_history(end, accounts, ahead=COST_DAYS_AHEAD)
         queue_cost_results(endpoint_url, account_id, history, COST_RESULTS_QUEUED)
     estate.cost_days = COST_DAYS
     return estate
@@ -324,27 +335,29 @@ def _seed_staging(account: _Account, estate: DemoEstate) -> None:
 
 
 def cost_history(
-    end: date, accounts: dict[str, float], days: int = COST_DAYS
+    end: date, accounts: dict[str, float], days: int = COST_DAYS, ahead: int = 0
 ) -> list[dict[str, Any]]:
     """Daily cost per service and linked account for the `days` days before `end`.
 
     Deterministic: weekends are quieter, storage grows slowly, and EC2 compute jumps
-    by about 45% for the last three days (the anomaly a digest should flag). The
-    last day is still `Estimated`. Groups are keyed `[service, account id]`, as for
-    `GroupBy` SERVICE then LINKED_ACCOUNT.
+    by about 45% from three days before `end` on (the anomaly a digest should flag).
+    The day before `end` is still `Estimated`, and so is every day written ahead.
+    Groups are keyed `[service, account id]`, as for `GroupBy` SERVICE then
+    LINKED_ACCOUNT.
 
     Args:
         end: The first day not included (today, for a history ending yesterday).
         accounts: Account id -> scale of its spend (1.0 is prod's).
-        days: How many days.
+        days: How many days before `end`.
+        ahead: How many days from `end` on to write in advance.
 
     Returns:
         Cost Explorer `ResultsByTime` entries, oldest first.
     """
     results = []
-    for offset in range(days, 0, -1):
+    for offset in range(days, -ahead, -1):
         day = end - timedelta(days=offset)
-        age = offset - 1  # 0 is the latest day
+        age = offset - 1  # 0 is the day before `end`; days ahead are negative
         groups = []
         total = 0.0
         for account_id, share in accounts.items():
@@ -371,7 +384,7 @@ def cost_history(
                     "AmortizedCost": _money(total * 0.97),
                 },
                 "Groups": groups,
-                "Estimated": age == 0,
+                "Estimated": age <= 0,
             }
         )
     return results

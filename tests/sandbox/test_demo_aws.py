@@ -14,6 +14,7 @@ from moto.server import ThreadedMotoServer
 
 from sandbox.demo_aws import (
     COST_DAYS,
+    COST_DAYS_AHEAD,
     PROD_ACCOUNT_ID,
     REGIONS,
     STAGING_ACCOUNT_ID,
@@ -103,7 +104,7 @@ def test_two_accounts_two_regions_with_trouble_in_them(seeded: tuple[str, DemoEs
 def test_cost_history_is_sixty_days_ending_yesterday_with_an_ec2_spike(
     seeded: tuple[str, DemoEstate],
 ):
-    """Cost Explorer answers with 60 days per service and account; yesterday is estimated."""
+    """The 60 days before today per service and account are there; yesterday is estimated."""
     url, estate = seeded
     today = datetime.now(UTC).date()
     answer = client(url, "ce").get_cost_and_usage(
@@ -115,7 +116,9 @@ def test_cost_history_is_sixty_days_ending_yesterday_with_an_ec2_spike(
             {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
         ],
     )
-    days = answer["ResultsByTime"]
+    # moto answers with the whole canned history; a reader picks the days it asked for.
+    asked = (today - timedelta(days=60)).isoformat(), today.isoformat()
+    days = [d for d in answer["ResultsByTime"] if asked[0] <= d["TimePeriod"]["Start"] < asked[1]]
     assert len(days) == COST_DAYS == estate.cost_days
     assert days[-1]["TimePeriod"]["End"] == today.isoformat()
     assert [d["Estimated"] for d in days].count(True) == 1 and days[-1]["Estimated"]
@@ -128,8 +131,9 @@ def test_cost_history_is_sixty_days_ending_yesterday_with_an_ec2_spike(
         )
 
     compute = "Amazon Elastic Compute Cloud - Compute"
-    week_before = sum(spend(d, PROD_ACCOUNT_ID, compute) for d in days[-10:-3]) / 7
-    assert spend(days[-1], PROD_ACCOUNT_ID, compute) > 1.3 * week_before
+    # Against the same weekday a week before: weekends are quieter, whatever today is.
+    week_before = spend(days[-8], PROD_ACCOUNT_ID, compute)
+    assert spend(days[-1], PROD_ACCOUNT_ID, compute) > 1.25 * week_before
     prod, staging = spend(days[-1], PROD_ACCOUNT_ID), spend(days[-1], STAGING_ACCOUNT_ID)
     assert 0.1 * prod < staging < 0.3 * prod
     # Seen from staging itself, only staging's own spend is there.
@@ -139,3 +143,25 @@ def test_cost_history_is_sixty_days_ending_yesterday_with_an_ec2_spike(
         Metrics=["UnblendedCost"],
     )
     assert {g["Keys"][1] for g in own["ResultsByTime"][-1]["Groups"]} == {STAGING_ACCOUNT_ID}
+
+
+def test_days_after_seeding_have_costs_for_a_sandbox_left_running(
+    seeded: tuple[str, DemoEstate],
+):
+    """Each of the next two weeks' days has costs, estimated, so a new yesterday is not $0."""
+    url, _estate = seeded
+    today = datetime.now(UTC).date()
+    ahead = today + timedelta(days=COST_DAYS_AHEAD)
+    answer = client(url, "ce").get_cost_and_usage(
+        TimePeriod={"Start": today.isoformat(), "End": ahead.isoformat()},
+        Granularity="DAILY",
+        Metrics=["UnblendedCost"],
+    )
+    later = {
+        d["TimePeriod"]["Start"]: d
+        for d in answer["ResultsByTime"]
+        if today.isoformat() <= d["TimePeriod"]["Start"] < ahead.isoformat()
+    }
+    assert len(later) == COST_DAYS_AHEAD
+    assert all(d["Estimated"] for d in later.values())
+    assert all(float(d["Total"]["UnblendedCost"]["Amount"]) > 100 for d in later.values())
