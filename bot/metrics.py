@@ -3,8 +3,8 @@
 RQ forks a process per job, so per-process counters would be lost with each horse;
 what can be read from shared state is read from it when Prometheus asks:
 
-- the database: tasks by state, transitions and the time spent in each phase (from
-  `task_events`), agent cost (`tasks.agent_cost_usd`);
+- the database: tasks by state, transitions, requeues and the time spent in each
+  phase (from `task_events`), agent cost (`tasks.agent_cost_usd`);
 - RQ's keys in Redis: queue lengths, started and failed jobs, workers;
 - counters that any process adds to in Redis:
   `agentbot:metrics:slack_api_errors` (a hash of ``"<method>|<error>"`` -> count,
@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.services import SLACK_ERRORS_KEY, Services
@@ -56,11 +56,16 @@ def _seconds_between(db_dialect: str, start: Any, end: Any) -> ColumnElement[Any
     return (func.julianday(end) - func.julianday(start)) * 86400.0
 
 
+# Events from a state to the same one are notes (the reconciler queuing a task's job
+# again), not state changes: they neither end a phase nor count as a transition.
+STATE_CHANGE = or_(TaskEvent.from_state.is_(None), TaskEvent.from_state != TaskEvent.to_state)
+
+
 def phase_durations(session: Session) -> dict[str, tuple[list[int], int, float]]:
     """Per phase: cumulative counts for PHASE_BUCKETS, the count and the sum of seconds.
 
-    A phase lasts from the event that entered a state to the task's next event; phases
-    not yet left are not counted (they are visible in `agentbot_tasks`).
+    A phase lasts from the event that entered a state to the task's next state change;
+    phases not yet left are not counted (they are visible in `agentbot_tasks`).
     """
     dialect = session.get_bind().dialect.name
     left_at = (
@@ -68,9 +73,11 @@ def phase_durations(session: Session) -> dict[str, tuple[list[int], int, float]]
         .over(partition_by=TaskEvent.task_id, order_by=TaskEvent.id)
         .label("left_at")
     )
-    spans = select(
-        TaskEvent.to_state.label("phase"), TaskEvent.created_at.label("entered_at"), left_at
-    ).subquery()
+    spans = (
+        select(TaskEvent.to_state.label("phase"), TaskEvent.created_at.label("entered_at"), left_at)
+        .where(STATE_CHANGE)
+        .subquery()
+    )
     seconds = _seconds_between(dialect, spans.c.entered_at, spans.c.left_at)
     columns = [func.count(), func.coalesce(func.sum(seconds), 0.0)]
     columns += [func.sum(case((seconds <= bound, 1), else_=0)) for bound in PHASE_BUCKETS]
@@ -117,9 +124,14 @@ class SharedStateCollector(Collector):
         with self.services.db.session() as session:
             counts = count_by_state(session)
             transitions = session.execute(
-                select(TaskEvent.from_state, TaskEvent.to_state, func.count()).group_by(
-                    TaskEvent.from_state, TaskEvent.to_state
-                )
+                select(TaskEvent.from_state, TaskEvent.to_state, func.count())
+                .where(STATE_CHANGE)
+                .group_by(TaskEvent.from_state, TaskEvent.to_state)
+            ).all()
+            requeues = session.execute(
+                select(TaskEvent.to_state, func.count())
+                .where(TaskEvent.from_state == TaskEvent.to_state)
+                .group_by(TaskEvent.to_state)
             ).all()
             durations = phase_durations(session)
             costs = session.execute(
@@ -140,6 +152,15 @@ class SharedStateCollector(Collector):
         for source, target, count in transitions:
             moved.add_metric([source or "none", target], count)
         yield moved
+
+        again = CounterMetricFamily(
+            "agentbot_task_requeues",
+            "Jobs the reconciler queued again after they were lost, by the task's state",
+            labels=["state"],
+        )
+        for waiting, count in requeues:
+            again.add_metric([waiting], count)
+        yield again
 
         phases = HistogramMetricFamily(
             "agentbot_task_phase_duration_seconds",

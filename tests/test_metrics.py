@@ -16,8 +16,9 @@ from bot.app import build_app
 from bot.metrics import CE_CALLS_KEY
 from bot.services import Services, make_redis
 from bot.web import WebApp
-from jobs.models import Task, TaskEvent
+from jobs.models import Task, TaskEvent, utcnow
 from jobs.queues import Queues
+from jobs.reconcile import reconcile
 from sandbox.fakeslack import FakeSlack
 from tests.conftest import APPROVER
 from tests.slackclient import SlackUser
@@ -147,3 +148,23 @@ def test_redis_down_still_serves_database_metrics(services: Services, user: Slac
     assert value(samples, "agentbot_backend_up", backend="database") == 1
     assert value(samples, "agentbot_tasks", state="queued") == 1
     assert not any(name == "agentbot_queue_length" for name, _ in samples)
+
+
+def test_requeues_are_counted_apart_and_do_not_split_a_phase(user: SlackUser):
+    """A job queued again shows as a requeue, not as a transition or a second phase."""
+    user.command("run fix the discount calculation")
+    user.services.redis.flushall()
+    report = reconcile(user.services.db, user.services.queues, now=utcnow() + timedelta(minutes=1))
+    assert report.requeued == [1]
+    user.work("default", "plan")
+
+    _, samples = scrape(user.services)
+    assert value(samples, "agentbot_task_requeues_total", state="queued") == 1
+    transitions = [
+        dict(labels)
+        for (name, labels), _ in samples.items()
+        if name == "agentbot_task_transitions_total"
+    ]
+    assert {"from": "queued", "to": "queued"} not in transitions
+    # One queued phase, from the command to the plan job starting.
+    assert value(samples, "agentbot_task_phase_duration_seconds_count", phase="queued") == 1

@@ -5,19 +5,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import time
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select
 
 from bot import blocks
-from jobs.models import Task
-from jobs.reconcile import LOST_WORKER, reconcile
+from jobs.models import Task, TaskEvent, utcnow
+from jobs.reconcile import GRACE, LOST_WORKER, MAX_REQUEUES, STALE_AFTER, reconcile
+from jobs.schedule import LOST_WORKER_NOTICED_WITHIN
 from jobs.states import TaskState
 from jobs.tasks import get_task, transition
 from sandbox.fakeslack import FakeSlack
-from tests.conftest import APPROVER, CHANNEL
+from tests.conftest import APPROVER, CHANNEL, REQUESTER
 from tests.slackclient import SlackUser, texts
 
 
@@ -82,18 +83,27 @@ def test_killed_worker_fails_the_task_with_a_message_in_the_thread(
     # Redis still believes the job runs: nothing in RQ notices a SIGKILLed worker soon.
     assert user.services.queues.job_status(job_id) == JobStatus.STARTED
 
-    # A pass while the job's heartbeat is fresh leaves it alone (it may be a live worker).
+    killed_at = utcnow()
+    job = Job.fetch(job_id, connection=user.services.redis)
+    beat = job.last_heartbeat or job.started_at
+    assert beat is not None
+    beat = beat.replace(tzinfo=UTC) if beat.tzinfo is None else beat
+    assert beat <= killed_at
+
+    # Passes run with the production settings, at moments given rather than waited for.
+    # Until its heartbeat is STALE_AFTER old the job may belong to a live worker.
     report = reconcile(
-        user.services.db, user.services.queues, grace=timedelta(0), stale_after=timedelta(60)
+        user.services.db, user.services.queues, now=beat + STALE_AFTER - timedelta(seconds=1)
     )
     assert report.failed == [] and task_row(user).state == "executing"
 
-    time.sleep(1.2)
+    # The first pass after that fails the task. Passes come every RECONCILE_EVERY_SECONDS,
+    # so the worst case is LOST_WORKER_NOTICED_WITHIN after the kill, which leaves time
+    # for the Slack update inside the two minutes users are promised.
+    assert GRACE <= STALE_AFTER
+    assert timedelta(seconds=100) >= LOST_WORKER_NOTICED_WITHIN
     report = reconcile(
-        user.services.db,
-        user.services.queues,
-        grace=timedelta(0),
-        stale_after=timedelta(seconds=1),
+        user.services.db, user.services.queues, now=beat + STALE_AFTER + timedelta(seconds=1)
     )
     assert report.failed == [1]
     task = task_row(user)
@@ -169,3 +179,53 @@ def test_recent_and_live_tasks_are_left_alone(user: SlackUser, slack: FakeSlack)
     assert report.requeued == [] and report.failed == []
     assert task_row(user).job_id == job_id
     assert user.services.queues.lengths()["plan"] == 1
+
+
+def requeue_notes(user: SlackUser, task_id: int = 1) -> int:
+    with user.services.db.session() as session:
+        return int(
+            session.execute(
+                select(func.count()).where(
+                    TaskEvent.task_id == task_id, TaskEvent.from_state == TaskEvent.to_state
+                )
+            ).scalar_one()
+        )
+
+
+def test_a_job_lost_again_and_again_fails_the_task_after_the_requeue_limit(
+    user: SlackUser, slack: FakeSlack
+):
+    """A task whose job keeps vanishing is queued again MAX_REQUEUES times, then failed."""
+    user.command("run fix the discount calculation")
+    user.work("default")  # the card
+    moment = utcnow()
+    for attempt in range(1, MAX_REQUEUES + 1):
+        user.services.redis.flushall()
+        moment += timedelta(minutes=1)
+        report = reconcile(user.services.db, user.services.queues, now=moment)
+        assert report.requeued == [1] and report.failed == []
+        assert requeue_notes(user) == attempt
+        user.work("default")  # the "queued again" message
+    assert task_row(user).state == "queued"
+
+    user.services.redis.flushall()
+    moment += timedelta(minutes=1)
+    report = reconcile(user.services.db, user.services.queues, now=moment)
+    assert report.requeued == [] and report.failed == [1]
+    task = task_row(user)
+    assert task.state == "failed"
+    assert f"lost {MAX_REQUEUES + 1} times" in (task.error or "")
+    assert user.services.queues.lengths()["plan"] == 0
+    user.work("default")
+    thread = thread_text(slack, user, 1)
+    assert thread.count("queued again") == MAX_REQUEUES
+    outcome = user.thread()[-1]
+    assert "T-1 failed" in texts(outcome)
+    assert f"lost {MAX_REQUEUES + 1} times" in texts(outcome)
+
+    # Retrying is a fresh start: the count begins again from the retry.
+    user.click(outcome, blocks.RETRY, REQUESTER)
+    assert task_row(user).state == "queued"
+    user.services.redis.flushall()
+    report = reconcile(user.services.db, user.services.queues, now=moment + timedelta(minutes=1))
+    assert report.requeued == [1] and report.failed == []
