@@ -8,10 +8,15 @@ exactly like a code task - the same buttons, approvers and number of approvals -
 an approved action runs on the execute queue (`jobs.work.execute_task` hands it to
 `execute_action_task`).
 
-Actions are off unless `[cost.actions] enabled = true`. When
-`[cost.actions] autonomy_threshold` is set and the resource type's steward has at
-least that autonomy, the action is approved by Agentbot itself as it is created, and
-its thread says so.
+Actions are off unless `[cost.actions] enabled = true`, and only the kinds in
+`allowed` may be created or executed. Approval is skipped only for the kinds an
+operator lists in `[cost.actions] auto_approve`, and only while the steward's
+autonomy is at least `autonomy_threshold`: the action is then approved by Agentbot
+itself as it is created, and its thread says so. Nothing is listed by default, so
+irreversible changes (deleting a volume, releasing an address) always wait for
+approvers unless named there. The configuration is read again when the action
+executes: a kind no longer allowed, or an unapproved action whose kind no longer
+qualifies, changes nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from sqlalchemy import func, select
 
 from agents.aws.actions import ActionError, ActionSpec, execute_action
 from agents.aws.config import AwsConfig
-from agents.aws.cost_config import ActionKind
+from agents.aws.cost_config import IRREVERSIBLE, ActionKind
 from agents.aws.optimize import STEWARD_TYPE, Recommendation
 from agents.aws.sessions import AccountSessions, AssumeRoleError
 from agents.base import Plan, PlanStep
@@ -120,18 +125,18 @@ def action_plan(kind: ActionKind, rec: Recommendation) -> Plan:
     )
 
 
-def _autonomy(config: AgentbotConfig, aws: AwsConfig) -> tuple[bool, str]:
-    """Whether the steward may act without approval, and the sentence that says why."""
-    threshold = config.cost.actions.autonomy_threshold
+def _autonomy(config: AgentbotConfig, aws: AwsConfig, kind: ActionKind) -> tuple[bool, str]:
+    """Whether the steward may take this kind of action without approval, and why."""
+    actions = config.cost.actions
     steward = aws.steward_for(STEWARD_TYPE)
-    if threshold is None:
+    if not actions.runs_unapproved(kind, steward.autonomy):
         return False, ""
-    if steward.autonomy >= threshold:
-        return True, (
-            f"Runs without approval: steward {steward.name} has autonomy {steward.autonomy}, "
-            f"at or above the configured threshold {threshold}."
-        )
-    return False, ""
+    irreversible = " (irreversible, and listed in auto_approve)" if kind in IRREVERSIBLE else ""
+    return True, (
+        f"Runs without approval: {kind.value}{irreversible} is auto-approved for steward "
+        f"{steward.name}, whose autonomy {steward.autonomy} is at or above the configured "
+        f"threshold {actions.autonomy_threshold}."
+    )
 
 
 def create_action(
@@ -172,7 +177,7 @@ def create_action(
     if kind not in actions.allowed:
         raise NotAllowed(f"{kind.value} actions are not allowed by the configuration.")
     plan = action_plan(kind, rec)
-    autonomous, why = _autonomy(config, aws)
+    autonomous, why = _autonomy(config, aws, kind)
     steward = aws.steward_for(STEWARD_TYPE)
     spec = ActionSpec(
         kind=kind, account=rec.account, region=rec.region, resource_id=rec.resource_id
@@ -252,10 +257,33 @@ def execute_action_task(ctx: JobContext, task: Task) -> None:
     except (KeyError, ValueError):
         _finish(ctx, task, ok=False, error="The action's description is unreadable.", result={})
         return
-    if not ctx.config.cost.actions.enabled:
+    actions = ctx.config.cost.actions
+    if not actions.enabled:
         _finish(ctx, task, ok=False, error=ACTIONS_OFF + " Nothing was changed.", result={})
         return
+    if spec.kind not in actions.allowed:
+        _finish(
+            ctx,
+            task,
+            ok=False,
+            error=f"{spec.kind.value} actions are no longer allowed by the configuration; "
+            "nothing was changed.",
+            result={},
+        )
+        return
     aws = ctx.config.aws
+    if data.get("autonomous") and aws is not None and not _autonomy(ctx.config, aws, spec.kind)[0]:
+        # Approved by Agentbot under a configuration that has changed since: nobody
+        # approved this change under the rules now in force.
+        _finish(
+            ctx,
+            task,
+            ok=False,
+            error=f"{spec.kind.value} no longer runs without approval under the current "
+            "configuration; nothing was changed. Create the action again to ask approvers.",
+            result={},
+        )
+        return
     account = next((a for a in (aws.accounts if aws else []) if a.name == spec.account), None)
     if aws is None or account is None or ctx.aws_session is None:
         _finish(

@@ -42,6 +42,14 @@ class ActionKind(StrEnum):
     MIGRATE_GP3 = "migrate_gp3"
 
 
+# Changes that cannot be undone as they were: a deleted volume survives only as its
+# snapshot, a released address is gone. (A stopped instance starts again; gp3 can go
+# back to gp2.)
+IRREVERSIBLE: frozenset[ActionKind] = frozenset(
+    {ActionKind.DELETE_VOLUME, ActionKind.RELEASE_ADDRESS}
+)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -143,19 +151,49 @@ class OptimizeConfig(_Strict):
 
 
 class ActionsConfig(_Strict):
-    """Whether recommendations may become changes to AWS, and who must approve."""
+    """Whether recommendations may become changes to AWS, and which need no approval.
+
+    Every action waits for approvers unless its kind is listed in `auto_approve` and
+    the EC2 steward's autonomy is at least `autonomy_threshold`. Nothing is listed by
+    default, so the irreversible kinds (delete_volume, release_address) can only skip
+    approval when an operator names them.
+    """
 
     enabled: bool = Field(False, description="off: recommendations are advice only")
     allowed: tuple[ActionKind, ...] = Field(
-        tuple(ActionKind), description="which kinds of action may be created"
+        tuple(ActionKind), description="which kinds of action may be created and executed"
     )
     autonomy_threshold: int | None = Field(
         None,
         ge=0,
         le=10,
-        description="a steward at or above this autonomy acts without approval; "
-        "unset (the default): every action waits for approvers",
+        description="a steward at or above this autonomy acts without approval, for the "
+        "kinds in auto_approve only; unset (the default): every action waits for approvers",
     )
+    auto_approve: tuple[ActionKind, ...] = Field(
+        (),
+        description="kinds that may run without approval when the steward's autonomy "
+        "reaches autonomy_threshold; none by default",
+    )
+
+    @model_validator(mode="after")
+    def _auto_approve_is_possible(self) -> ActionsConfig:
+        if self.auto_approve and self.autonomy_threshold is None:
+            raise ValueError("auto_approve needs autonomy_threshold (the steward level required)")
+        unknown = [kind.value for kind in self.auto_approve if kind not in self.allowed]
+        if unknown:
+            raise ValueError(f"auto_approve lists kinds that are not allowed: {', '.join(unknown)}")
+        return self
+
+    def runs_unapproved(self, kind: ActionKind, autonomy: int) -> bool:
+        """Whether an action of this kind, under a steward of this autonomy, skips approval."""
+        return (
+            self.enabled
+            and kind in self.allowed
+            and kind in self.auto_approve
+            and self.autonomy_threshold is not None
+            and autonomy >= self.autonomy_threshold
+        )
 
 
 class CostConfig(_Strict):

@@ -10,14 +10,17 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import ValidationError
 from slack_bolt import BoltResponse
 from sqlalchemy import func, select
 
+from agents.aws.cost_config import ActionKind, ActionsConfig
 from bot import blocks
 from bot.blocks_cost import CREATE_ACTION
 from jobs.models import Task
@@ -199,21 +202,114 @@ def test_same_change_cannot_be_proposed_twice(
     assert any("T-1 already proposes this change" in t for t in user.ephemeral_texts(REQUESTER))
 
 
-def test_steward_autonomy_runs_the_action_without_approval(
+def test_steward_autonomy_runs_only_the_listed_kinds_without_approval(
     user: SlackUser, slack: FakeSlack, waste: dict[str, str]
 ) -> None:
-    """With the EC2 steward's autonomy (6) at the threshold, gp2 -> gp3 runs at once."""
-    reconfigure(user.services, actions={"enabled": True, "autonomy_threshold": 6})
+    """gp2 -> gp3 is listed and the EC2 steward (6) is at the threshold: it runs at once;
+    deleting a volume, irreversible and not listed, still waits for approvers."""
+    reconfigure(
+        user.services,
+        actions={"enabled": True, "autonomy_threshold": 6, "auto_approve": ["migrate_gp3"]},
+    )
     message = savings_message(user, slack)
+    click_accessory(user, message, waste["data"], REQUESTER)
+    click_accessory(user, message, waste["scratch"], REQUESTER)
+    user.work("default", "execute")
+
+    assert task(user, 1).state == "succeeded", task(user, 1).error
+    assert task(user, 2).state == "awaiting_approval"
+    ec2 = Clients(boto3.Session())("ec2")
+    assert ec2.describe_volumes(VolumeIds=[waste["data"]])["Volumes"][0]["VolumeType"] == "gp3"
+    assert ec2.describe_volumes(VolumeIds=[waste["scratch"]])["Volumes"][0]["State"] == (
+        "available"
+    )
+    first = task(user, 1)
+    assert first.thread_ts is not None
+    thread = " ".join(texts(m) for m in slack.thread(first.channel, first.thread_ts))
+    assert "Runs without approval: migrate_gp3 is auto-approved for steward Bill Gates" in thread
+    assert "autonomy 6 is at or above the configured threshold 6" in thread
+
+
+def test_a_low_threshold_alone_approves_nothing(
+    user: SlackUser, slack: FakeSlack, waste: dict[str, str]
+) -> None:
+    """Lowering autonomy_threshold to 0 without listing kinds lets no action skip approval."""
+    reconfigure(user.services, actions={"enabled": True, "autonomy_threshold": 0})
+    message = savings_message(user, slack)
+    click_accessory(user, message, waste["ip"], REQUESTER)
     click_accessory(user, message, waste["data"], REQUESTER)
     user.work("default", "execute")
 
-    assert task(user).state == "succeeded", task(user).error
+    assert [task(user, n).state for n in (1, 2)] == ["awaiting_approval"] * 2
     ec2 = Clients(boto3.Session())("ec2")
-    assert ec2.describe_volumes(VolumeIds=[waste["data"]])["Volumes"][0]["VolumeType"] == "gp3"
-    thread = " ".join(texts(m) for m in user.thread())
-    assert "Runs without approval: steward Bill Gates has autonomy 6" in thread
-    assert "at or above the configured threshold 6" in thread
+    assert ec2.describe_addresses(AllocationIds=[waste["ip"]])["Addresses"]
+    assert ec2.describe_volumes(VolumeIds=[waste["data"]])["Volumes"][0]["VolumeType"] == "gp2"
+
+
+def test_a_kind_disallowed_after_approval_changes_nothing(
+    user: SlackUser, slack: FakeSlack, waste: dict[str, str]
+) -> None:
+    """The configuration is read again at execution: an approved release no longer allowed
+    fails with a reason, and the address stays allocated."""
+    message = savings_message(user, slack)
+    click_accessory(user, message, waste["ip"], REQUESTER)
+    user.work("default")
+    plan = next(m for m in user.thread() if "Proposed AWS change · T-1" in texts(m))
+    user.click(plan, blocks.APPROVE, APPROVER)
+    reconfigure(user.services, actions={"enabled": True, "allowed": ["migrate_gp3"]})
+    user.work("execute", "default")
+
+    done = task(user)
+    assert done.state == "failed"
+    assert done.error == (
+        "release_address actions are no longer allowed by the configuration; nothing was changed."
+    )
+    ec2 = Clients(boto3.Session())("ec2")
+    assert ec2.describe_addresses(AllocationIds=[waste["ip"]])["Addresses"]
+
+
+def test_auto_approval_withdrawn_before_execution_changes_nothing(
+    user: SlackUser, slack: FakeSlack, waste: dict[str, str]
+) -> None:
+    """An action Agentbot approved itself does not run once its kind is no longer listed."""
+    reconfigure(
+        user.services,
+        actions={"enabled": True, "autonomy_threshold": 6, "auto_approve": ["migrate_gp3"]},
+    )
+    message = savings_message(user, slack)
+    click_accessory(user, message, waste["data"], REQUESTER)
+    reconfigure(user.services, actions={"enabled": True, "autonomy_threshold": 6})
+    user.work("default", "execute")
+
+    done = task(user)
+    assert done.state == "failed"
+    assert "no longer runs without approval" in (done.error or "")
+    ec2 = Clients(boto3.Session())("ec2")
+    assert ec2.describe_volumes(VolumeIds=[waste["data"]])["Volumes"][0]["VolumeType"] == "gp2"
+
+
+@pytest.mark.parametrize(
+    ("actions", "error"),
+    [
+        ({"auto_approve": ["migrate_gp3"]}, "auto_approve needs autonomy_threshold"),
+        (
+            {
+                "autonomy_threshold": 5,
+                "allowed": ["stop_instance"],
+                "auto_approve": ["migrate_gp3"],
+            },
+            "auto_approve lists kinds that are not allowed: migrate_gp3",
+        ),
+    ],
+)
+def test_auto_approve_mistakes_are_refused_at_load(actions: dict[str, Any], error: str) -> None:
+    """A list without a threshold, or a kind that is not allowed, is a configuration error."""
+    with pytest.raises(ValidationError, match=error):
+        ActionsConfig.model_validate({"enabled": True, **actions})
+    assert ActionsConfig().auto_approve == ()
+    assert not ActionsConfig(enabled=True, autonomy_threshold=0).runs_unapproved(
+        ActionKind.MIGRATE_GP3, 10
+    )
 
 
 def test_actions_off_means_advice_only(
