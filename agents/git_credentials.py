@@ -8,6 +8,10 @@ other host. Because command-line configuration is read last, the same entries fi
 empty the helper list: a helper an agent might have written into the repository's
 own configuration is never asked for, or told, the token. Hooks are switched off for
 the same reason.
+
+`agents.workspace` hands this environment only to commands that talk to an HTTPS
+remote, run from a scratch repository whose configuration no agent could have
+written; ssh and local remotes never see the token.
 """
 
 from __future__ import annotations

@@ -2,15 +2,24 @@
 
 Concurrent tasks on one repo share the mirror (guarded by a file lock while it is
 fetched) but never a worktree: each task works on its own branch `agent/T-<n>`.
+
+The executor agent can run commands, so everything a worktree reaches — the mirror's
+configuration, refs and hooks — may have been written by an agent. Git commands that
+talk to the remote (and may carry the GitHub token) therefore never read it: they run
+in a scratch repository created for that one command, whose only configuration is
+ours, borrowing the mirror's object store, against the configured URL itself rather
+than a remote name. The token goes to HTTPS transports only.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +30,20 @@ from agents.env import child_environment
 
 GIT_TIMEOUT_SECONDS = 300
 AUTHOR = ("Agentbot", "agentbot@users.noreply.localhost")
+# On every git command the bot runs: the repository's hooks and file-system monitor are
+# programs an agent could have written, so they never run.
+SAFE_CONFIG = ("core.hooksPath=/dev/null", "core.fsmonitor=false")
+# Remote URLs by transport; anything else (`ext::`, other remote helpers) is refused.
+_URL_SCHEMES = {
+    "https": "https",
+    "http": "http",
+    "ssh": "ssh",
+    "git+ssh": "ssh",
+    "ssh+git": "ssh",
+    "git": "git",
+    "file": "file",
+}
+_SCP_LIKE = re.compile(r"^[^/]+:")
 
 
 @dataclass(frozen=True)
@@ -33,17 +56,47 @@ class DiffStat:
 
 
 def git(
-    args: list[str], cwd: Path, *, env: Mapping[str, str] | None = None, check: bool = True
+    args: list[str],
+    cwd: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    config: Sequence[str] = (),
+    stdin: str | None = None,
 ) -> str:
     """Run one git command and return its stdout.
+
+    Git reads no global or system configuration here (the bot's own `~/.gitconfig`
+    is no business of a task's repository), and never runs the repository's hooks.
+
+    Args:
+        args: The git subcommand and its arguments.
+        cwd: Where to run it.
+        env: Variables added to git's environment.
+        check: Raise when git fails.
+        config: `key=value` settings passed with `-c`, which win over any file.
+        stdin: Text fed to git's standard input.
 
     Raises:
         AgentError: When git fails, with its own message.
     """
     base = child_environment(
-        allow=("SSH_AUTH_SOCK", "GIT_SSH_COMMAND"),
+        # The operator's ssh agent, proxy and certificate authorities: the bot's own
+        # environment, which no agent can change.
+        allow=(
+            "SSH_AUTH_SOCK",
+            "GIT_SSH_COMMAND",
+            "GIT_SSL_CAINFO",
+            "GIT_SSL_CAPATH",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "NO_PROXY",
+            "no_proxy",
+        ),
         extra={
             "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_AUTHOR_NAME": AUTHOR[0],
             "GIT_AUTHOR_EMAIL": AUTHOR[1],
             "GIT_COMMITTER_NAME": AUTHOR[0],
@@ -51,15 +104,16 @@ def git(
         },
     )
     base.update(env or {})
+    settings = [item for entry in (*SAFE_CONFIG, *config) for item in ("-c", entry)]
     completed = subprocess.run(
-        # The repository's hooks are code an agent could have written; never run them.
-        ["git", "-c", "core.hooksPath=/dev/null", *args],
+        ["git", *settings, *args],
         cwd=cwd,
         env=base,
         capture_output=True,
         text=True,
         timeout=GIT_TIMEOUT_SECONDS,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )
     if check and completed.returncode != 0:
         message = (completed.stderr or completed.stdout).strip().splitlines()
@@ -93,13 +147,74 @@ def _exclude_caches(mirror: Path) -> None:
             handle.write("\n".join(["# Agentbot: never commit caches", *missing]) + "\n")
 
 
+def transport_of(url: str) -> str:
+    """The git transport a remote URL uses: https, http, ssh, git or file.
+
+    Raises:
+        AgentError: For a URL git would hand to anything else (`ext::`, a remote
+            helper), or one that could be read as an option.
+    """
+    if url.startswith("-") or "::" in url.split("/", 1)[0]:
+        raise AgentError(f"The repository URL {url!r} is not one Agentbot pushes to.")
+    if "://" in url:
+        scheme = url.split("://", 1)[0].lower()
+        if scheme not in _URL_SCHEMES:
+            raise AgentError(f"The repository URL scheme {scheme!r} is not supported.")
+        return _URL_SCHEMES[scheme]
+    # `user@host:path` is ssh; a path (`/srv/repo.git`, `./repo`) is local.
+    return "ssh" if _SCP_LIKE.match(url) else "file"
+
+
+def transport_config(transport: str) -> tuple[str, ...]:
+    """Settings for a command that talks to a remote over `transport`, and nothing else.
+
+    Only that transport is allowed (no `ext::`, no local path behind an HTTPS URL);
+    ssh is plain `ssh` (an operator's GIT_SSH_COMMAND still wins, being the bot's own);
+    and a fetch never starts housekeeping in the borrowed object store.
+    """
+    entries = [
+        "protocol.allow=never",
+        f"protocol.{transport}.allow=always",
+        "gc.auto=0",
+        "maintenance.auto=false",
+        "fetch.writeCommitGraph=false",
+        "fetch.recurseSubmodules=false",
+        "push.recurseSubmodules=no",
+    ]
+    if transport == "ssh":
+        entries.append("core.sshCommand=ssh")
+    return tuple(entries)
+
+
+@dataclass(frozen=True)
+class _Transport:
+    """A scratch repository for one command that talks to the remote."""
+
+    directory: Path
+    env: dict[str, str]
+    config: tuple[str, ...]
+
+    def run(self, args: list[str], *, stdin: str | None = None) -> str:
+        return git(args, self.directory, env=self.env, config=self.config, stdin=stdin)
+
+
+def _refs(where: Path, prefix: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Ref name -> commit id, for the refs under `prefix`."""
+    output = git(["for-each-ref", "--format=%(refname) %(objectname)", prefix], where, env=env)
+    return dict(line.split(" ", 1) for line in output.splitlines() if " " in line)
+
+
 class Workspaces:
     """Creates and removes per-task worktrees under one root directory."""
 
     def __init__(self, root: Path, git_env: Mapping[str, str] | None = None) -> None:
         self.root = root.resolve()
-        # Credentials for git only (an askpass helper, say); never given to agents.
+        # Credentials for git only (an askpass helper, say); never given to agents, and
+        # given to git only for an HTTPS remote.
         self.git_env = dict(git_env or {})
+        # Which repo each prepared worktree belongs to: pushes go to its configured URL,
+        # never to one read from the (agent-writable) repository.
+        self._repos: dict[Path, RepoSpec] = {}
 
     def _mirror_path(self, repo: RepoSpec) -> Path:
         digest = hashlib.sha256(repo.git_url.encode()).hexdigest()[:10]
@@ -126,49 +241,108 @@ class Workspaces:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextmanager
+    def _transport(self, mirror: Path, url: str) -> Iterator[_Transport]:
+        """A fresh repository whose configuration is only ours, using the mirror's objects.
+
+        Nothing in it was ever within an agent's reach, so no configuration an agent
+        planted (ssh command, receive-pack, proxy, URL rewrite, credential helper, hook)
+        takes part in a command that may carry the token.
+        """
+        transport = transport_of(url)
+        scratch = Path(tempfile.mkdtemp(prefix="agentbot-git-"))
+        try:
+            directory = scratch / "transport.git"
+            git(["init", "--bare", "--quiet", "--template=", str(directory)], scratch)
+            env = {"GIT_DIR": str(directory), "GIT_OBJECT_DIRECTORY": str(mirror / "objects")}
+            if transport == "https":
+                env.update(self.git_env)
+            yield _Transport(directory, env, transport_config(transport))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _fetch(self, mirror: Path, url: str) -> None:
+        """Bring the mirror's `refs/remotes/origin/*` up to date with the remote's branches."""
+        known = _refs(mirror, "refs/remotes/origin/")
+        with self._transport(mirror, url) as transport:
+            if known:
+                # What the mirror already has, so the remote sends only what is new.
+                transport.run(
+                    ["update-ref", "--stdin"],
+                    stdin="".join(f"update {ref} {sha}\n" for ref, sha in known.items()),
+                )
+            transport.run(
+                [
+                    "fetch",
+                    "--quiet",
+                    "--prune",
+                    "--no-tags",
+                    "--no-auto-gc",
+                    "--no-write-fetch-head",
+                    "--",
+                    url,
+                    "+refs/heads/*:refs/remotes/origin/*",
+                ]
+            )
+            fetched = _refs(transport.directory, "refs/remotes/origin/", transport.env)
+        updates = [f"update {ref} {sha}\n" for ref, sha in fetched.items() if known.get(ref) != sha]
+        deletes = [f"delete {ref}\n" for ref in known if ref not in fetched]
+        if updates or deletes:
+            git(["update-ref", "--stdin"], mirror, stdin="".join(updates + deletes))
+
     def prepare(self, repo: RepoSpec, task_key: str) -> Path:
         """Return the task's worktree, creating mirror, branch and worktree as needed.
 
-        A retried task gets its existing worktree back, with the work done so far.
+        A task prepared again (a retry) gets its worktree back as its branch was last
+        pushed: whatever a failed attempt left uncommitted, or committed without
+        pushing, is gone, so the new attempt starts where the last good one ended.
+        Caches listed in `CACHE_PATTERNS` stay.
         """
         mirror = self._mirror_path(repo)
         path = self.worktree_path(repo, task_key)
         branch = self.branch(task_key)
         with self._locked(mirror):
             if not mirror.exists():
-                git(
-                    ["clone", "--bare", "--quiet", repo.git_url, str(mirror)],
-                    self.root,
-                    env=self.git_env,
-                )
-                # Remote branches under refs/remotes, so fetching never touches the
-                # local agent/T-<n> branches that worktrees have checked out.
-                git(
-                    ["config", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*"], mirror
-                )
-            git(["fetch", "--prune", "--quiet", "origin"], mirror, env=self.git_env)
+                git(["init", "--bare", "--quiet", str(mirror)], self.root)
+            self._fetch(mirror, repo.git_url)
             _exclude_caches(mirror)
             if path.exists() and (path / ".git").exists():
-                return path
-            git(["worktree", "prune"], mirror)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            has_branch = git(["branch", "--list", branch], mirror).strip() != ""
-            if has_branch:
-                git(["worktree", "add", "--quiet", str(path), branch], mirror)
+                self._restore(mirror, path, branch)
             else:
-                git(
-                    [
-                        "worktree",
-                        "add",
-                        "--quiet",
-                        "-b",
-                        branch,
-                        str(path),
-                        f"origin/{repo.default_branch}",
-                    ],
-                    mirror,
-                )
+                git(["worktree", "prune"], mirror)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if git(["branch", "--list", branch], mirror).strip():
+                    git(["worktree", "add", "--quiet", str(path), branch], mirror)
+                    self._restore(mirror, path, branch)
+                else:
+                    start = f"refs/remotes/origin/{repo.default_branch}"
+                    git(
+                        [
+                            "worktree",
+                            "add",
+                            "--quiet",
+                            "--no-track",
+                            "-b",
+                            branch,
+                            str(path),
+                            start,
+                        ],
+                        mirror,
+                    )
+        self._repos[path.resolve()] = repo
         return path
+
+    @staticmethod
+    def _restore(mirror: Path, path: Path, branch: str) -> None:
+        """Put the worktree back on its branch as last pushed (as committed, if never)."""
+        pushed = f"refs/remotes/origin/{branch}"
+        exists = git(["rev-parse", "--verify", "--quiet", pushed], mirror, check=False).strip()
+        target = pushed if exists else f"refs/heads/{branch}"
+        git(["checkout", "--force", "--quiet", "--no-track", "-B", branch, target], path)
+        # -x: files the repo's .gitignore hides go too (an agent can write a .gitignore);
+        # only the caches the workspace keeps out of commits stay.
+        excludes = [f"--exclude={pattern}" for pattern in CACHE_PATTERNS]
+        git(["clean", "-ffdx", "--quiet", *excludes], path)
 
     def remove(self, repo: RepoSpec, task_key: str) -> None:
         """Drop a task's worktree (its branch stays in the mirror and the remote)."""
@@ -188,20 +362,30 @@ class Workspaces:
         return git(["rev-parse", "HEAD"], path).strip()
 
     def push(self, path: Path, task_key: str) -> None:
-        """Push the task's branch to the repo's remote."""
+        """Push the task's branch to its repo's configured URL.
+
+        Raises:
+            AgentError: When the worktree was not prepared by this object, or git fails.
+        """
+        repo = self._repos.get(path.resolve())
+        if repo is None:
+            raise AgentError(f"{task_key}'s workspace was not prepared; nothing was pushed.")
+        mirror = self._mirror_path(repo)
         branch = self.branch(task_key)
-        git(
-            [
-                "push",
-                "--quiet",
-                "--no-verify",
-                "--force",
-                "origin",
-                f"{branch}:refs/heads/{branch}",
-            ],
-            path,
-            env=self.git_env,
-        )
+        commit = git(["rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}"], mirror).strip()
+        with self._transport(mirror, repo.git_url) as transport:
+            transport.run(
+                [
+                    "push",
+                    "--quiet",
+                    "--no-verify",
+                    "--force",
+                    "--no-recurse-submodules",
+                    "--",
+                    repo.git_url,
+                    f"{commit}:refs/heads/{branch}",
+                ]
+            )
 
     def diff_stat(self, path: Path, base: str) -> DiffStat:
         """Files and lines the branch changed since `base`."""

@@ -44,3 +44,58 @@ def test_test_caches_are_never_committed(tmp_path: Path) -> None:
     (path / "pricing.py").write_text((path / "pricing.py").read_text() + "\n# touched\n")
     workspaces.commit_all(path, "fix(pricing): touch\n\nTask: T-1")
     assert workspaces.diff_stat(path, "origin/main").files == ["pricing.py"]
+
+
+def test_preparing_again_restores_the_branch_as_last_pushed(tmp_path: Path) -> None:
+    """A failed attempt's edits, new files and unpushed commit are gone; caches stay."""
+    remote = make_sample_repo(tmp_path / "remote.git")
+    spec = RepoSpec("acme/calc", str(remote), "main", "python -m pytest -q")
+    workspaces = Workspaces(tmp_path / "ws")
+    path = workspaces.prepare(spec, "T-1")
+    (path / "PLAN.md").write_text("# Plan\n")
+    pushed = workspaces.commit_all(path, "docs: plan for T-1\n\nTask: T-1")
+    workspaces.push(path, "T-1")
+    original = (path / "pricing.py").read_text()
+    # A failed attempt: a commit whose push never happened, then uncommitted work.
+    (path / "pricing.py").write_text("committed but never pushed\n")
+    workspaces.commit_all(path, "fix(pricing): unpushed\n\nTask: T-1")
+    (path / "pricing.py").write_text("half a fix\n")
+    (path / "tests" / "test_discount.py").write_text("def test_x():\n    assert False\n")
+    (path / "scratch").mkdir()
+    (path / "scratch" / ".gitignore").write_text("*\n")
+    (path / "scratch" / "hidden.py").write_text("hidden by its own .gitignore\n")
+    (path / "__pycache__").mkdir()
+    (path / "__pycache__" / "pricing.cpython-311.pyc").write_bytes(b"\x00")
+
+    again = workspaces.prepare(spec, "T-1")
+
+    assert again == path
+    assert (path / "pricing.py").read_text() == original
+    assert (path / "PLAN.md").read_text() == "# Plan\n"
+    assert not (path / "tests" / "test_discount.py").exists()
+    assert not (path / "scratch").exists()
+    assert (path / "__pycache__" / "pricing.cpython-311.pyc").exists()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True
+    ).stdout.strip()
+    branch = subprocess.run(
+        ["git", "branch", "--show-current"], cwd=path, capture_output=True, text=True
+    ).stdout.strip()
+    assert (head, branch) == (pushed, "agent/T-1")
+
+
+def test_an_unpushed_branch_is_restored_to_its_last_commit(tmp_path: Path) -> None:
+    """A branch never pushed keeps its commits; only uncommitted work is dropped."""
+    remote = make_sample_repo(tmp_path / "remote.git")
+    spec = RepoSpec("acme/calc", str(remote), "main", "python -m pytest -q")
+    workspaces = Workspaces(tmp_path / "ws")
+    path = workspaces.prepare(spec, "T-1")
+    (path / "PLAN.md").write_text("# Plan\n")
+    workspaces.commit_all(path, "docs: plan for T-1\n\nTask: T-1")
+    (path / "PLAN.md").write_text("edited afterwards\n")
+    (path / "new.txt").write_text("new\n")
+
+    workspaces.prepare(spec, "T-1")
+
+    assert (path / "PLAN.md").read_text() == "# Plan\n"
+    assert not (path / "new.txt").exists()
