@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Progress = Callable[[str], None]
 """Receives one short human-readable line ("Editing src/auth.py")."""
@@ -47,6 +47,17 @@ class Plan(BaseModel):
     test_command: str = Field(min_length=1, max_length=500)
     risk: Literal["low", "medium", "high"]
     estimated_minutes: int = Field(ge=1, le=24 * 60)
+
+    @model_validator(mode="after")
+    def _test_first(self) -> Plan:
+        # The bot verifies RED before GREEN, so a plan that changes code before it has a
+        # failing test cannot be carried out as approved.
+        kinds = [step.kind for step in self.steps]
+        if "test" not in kinds:
+            raise ValueError("a plan needs a test step (the failing test comes first)")
+        if "implement" in kinds and kinds.index("test") > kinds.index("implement"):
+            raise ValueError("the first test step must come before the first implement step")
+        return self
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from agents.env import child_environment
 from agents.processes import group_process, kill_group
+from agents.workspace import _is_test_path, git
 
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 OUTPUT_TAIL = 3000
@@ -101,3 +104,67 @@ def run_tests(command: str, cwd: Path, timeout: float = 900) -> TestRun:
         output_tail=output[-OUTPUT_TAIL:],
         timed_out=timed_out,
     )
+
+
+# -- what an agent changed -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One file an agent added (A), modified (M), deleted (D) or retyped (T)."""
+
+    status: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.path}"
+
+
+def is_test_file(path: str) -> bool:
+    """Whether `path` is test code or test support (what the RED phase may change).
+
+    Test directories and `test_*`/`*_test.*`/`*.test.*`/`*.spec.*`/`*_spec.*` files,
+    plus pytest's `conftest.py`, where fixtures for a new test belong.
+    """
+    name = PurePosixPath(path.lower()).name
+    return _is_test_path(path) or name == "conftest.py" or "_test." in name or "_spec." in name
+
+
+def snapshot(workspace: Path) -> str:
+    """The worktree's content right now, as a git tree id; nothing in the repo changes.
+
+    Tracked and untracked files count, ignored ones (caches, build output) do not. It
+    is written through a scratch copy of the index, so the agent's own staging area,
+    the branch and its history are left exactly as they were.
+
+    Raises:
+        AgentError: When git cannot read the worktree.
+    """
+    index = Path(git(["rev-parse", "--git-path", "index"], workspace).strip())
+    index = index if index.is_absolute() else workspace / index
+    with tempfile.TemporaryDirectory(prefix="agentbot-index-") as scratch:
+        scratch_index = Path(scratch) / "index"
+        env = {"GIT_INDEX_FILE": str(scratch_index)}
+        if index.is_file():
+            shutil.copyfile(index, scratch_index)  # its stat cache spares rehashing
+        else:
+            git(["read-tree", "HEAD"], workspace, env=env)
+        git(["add", "--all"], workspace, env=env)
+        return git(["write-tree"], workspace, env=env).strip()
+
+
+def changes_between(workspace: Path, before: str, after: str) -> list[FileChange]:
+    """The files that differ between two snapshots of the same worktree.
+
+    Raises:
+        AgentError: When git cannot compare them.
+    """
+    output = git(
+        ["diff-tree", "-r", "--no-renames", "--name-status", "-z", before, after], workspace
+    )
+    fields = output.split("\0")
+    return [
+        FileChange(status=fields[i][:1], path=fields[i + 1])
+        for i in range(0, len(fields) - 1, 2)
+        if fields[i]
+    ]

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import structlog
+from pydantic import ValidationError
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
-from agents.testing import TestRun, run_tests
+from agents.testing import FileChange, TestRun, changes_between, is_test_file, run_tests, snapshot
 from agents.workspace import commit_scope, conventional_subject, git
 from jobs import aws_actions, origin
 from jobs.config import RepoConfig
@@ -501,7 +502,7 @@ def execute_task(task_id: int) -> None:
     try:
         repo = _repo(ctx, task)
         brief = brief_for(task, repo)
-        plan = Plan.model_validate(task.plan)
+        plan = approved_plan(task.plan)
         pair = ctx.agents(repo)
         watch.progress("Preparing the workspace")
         workspace = ctx.workspaces.prepare(brief.repo, task.key)
@@ -511,6 +512,7 @@ def execute_task(task_id: int) -> None:
         watch.progress(f"Running `{command}` before any change")
         before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
 
+        red_from = snapshot(workspace)
         red_run = pair.executor.write_failing_test(
             brief, plan, workspace, watch.progress, watch.cancelled
         )
@@ -518,6 +520,8 @@ def execute_task(task_id: int) -> None:
         runs.append(_run_record("red", red_run))
         if watch.cancelled():
             return
+        red_changes = changes_between(workspace, red_from, snapshot(workspace))
+        check_red_changes(red_changes)
         watch.progress(f"Running `{command}` to see the new test fail")
         red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
         watch.flush()
@@ -531,6 +535,7 @@ def execute_task(task_id: int) -> None:
             )
         ctx.notifier.say(task_id, f":red_circle: RED as expected — `{command}`: {red.counts()}")
 
+        green_from = snapshot(workspace)
         green_run = pair.executor.implement_fix(
             brief, plan, workspace, watch.progress, watch.cancelled
         )
@@ -538,6 +543,9 @@ def execute_task(task_id: int) -> None:
         runs.append(_run_record("green", green_run))
         if watch.cancelled():
             return
+        check_green_changes(
+            red_changes, changes_between(workspace, green_from, snapshot(workspace))
+        )
         watch.progress(f"Running `{command}` after the fix")
         green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
         watch.flush()
@@ -547,6 +555,7 @@ def execute_task(task_id: int) -> None:
                 f"GREEN did not hold: after the fix the suite reported {green.counts()} "
                 f"(exit {green.exit_code}). Nothing was marked ready."
             )
+        check_green_kept_tests(red, green)
         ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
 
         if not _still_own(ctx, task_id):
@@ -561,6 +570,8 @@ def execute_task(task_id: int) -> None:
         diff = ctx.workspaces.diff_stat(workspace, base)
     except AgentError as exc:
         watch.flush()
+        if isinstance(exc, VerificationFailed):
+            evidence = exc.evidence
         reason = f"Execution failed: {exc}"
         failed = {**(task.result or {}), "agent_runs": runs, "evidence": evidence}
         _fail(ctx, task_id, TaskState.EXECUTING, reason, result=failed, cost=cost)
@@ -614,6 +625,94 @@ def execute_task(task_id: int) -> None:
         ctx.notifier.sync(task_id)
         # Where the task came from (a GitHub issue) hears that it is ready.
         origin.report_success(ctx, task_id)
+
+
+# -- verification: what the agent did, as the bot sees it --------------------------------
+
+
+class VerificationFailed(AgentError):
+    """The agent's work broke a rule the bot checks itself; `evidence` shows how."""
+
+    def __init__(self, message: str, evidence: str) -> None:
+        super().__init__(message)
+        self.evidence = evidence[-EVIDENCE_LIMIT:]
+
+
+def _listing(changes: list[FileChange]) -> str:
+    shown = [str(change) for change in changes[:40]]
+    more = [f"… and {len(changes) - 40} more"] if len(changes) > 40 else []
+    return "\n".join(shown + more)
+
+
+def _names(changes: list[FileChange]) -> str:
+    names = ", ".join(f"`{change.path}`" for change in changes[:5])
+    return names + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+
+
+def approved_plan(data: dict[str, Any] | None) -> Plan:
+    """The task's approved plan, checked against today's rules (test first).
+
+    Raises:
+        AgentError: When the stored plan is no longer a valid plan.
+    """
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise AgentError(
+            f"The approved plan cannot be carried out ({first}); run the task again for a new plan."
+        ) from None
+
+
+def check_red_changes(changes: list[FileChange]) -> None:
+    """RED may add or change tests only: production code stays as it was.
+
+    Raises:
+        VerificationFailed: Listing the files RED changed when any is not a test.
+    """
+    production = [change for change in changes if not is_test_file(change.path)]
+    if production:
+        raise VerificationFailed(
+            f"RED changed code that is not a test: {_names(production)}. The failing test "
+            "must come first, with the code untouched; nothing was marked ready.",
+            "Files the RED phase changed:\n" + _listing(changes),
+        )
+
+
+def check_green_changes(red: list[FileChange], green: list[FileChange]) -> None:
+    """GREEN keeps the tests: it deletes no test file and leaves RED's new tests as written.
+
+    Raises:
+        VerificationFailed: Listing the test files GREEN removed or rewrote.
+    """
+    written_in_red = {change.path for change in red if change.status != "D"}
+    tampered = [
+        change
+        for change in green
+        if is_test_file(change.path) and (change.status == "D" or change.path in written_in_red)
+    ]
+    if tampered:
+        raise VerificationFailed(
+            f"GREEN deleted or rewrote tests: {_names(tampered)}. The fix must make the "
+            "tests pass, not change them; nothing was marked ready.",
+            "Files the GREEN phase changed:\n" + _listing(green),
+        )
+
+
+def check_green_kept_tests(red: TestRun, green: TestRun) -> None:
+    """Every test RED ran (passing or failing) still passes after GREEN.
+
+    Raises:
+        VerificationFailed: When GREEN passed fewer tests than RED ran.
+    """
+    ran = red.passed + red.failed
+    if green.passed < ran:
+        raise VerificationFailed(
+            f"GREEN ran fewer tests than RED: {green.passed} passed after the fix, but {ran} "
+            f"ran with the new test ({red.counts()}); tests were dropped or skipped, so "
+            "nothing was marked ready.",
+            green.output_tail,
+        )
 
 
 def _cost_text(total: float, runs: list[dict[str, Any]]) -> str:

@@ -1,0 +1,294 @@
+"""The bot checks RED and GREEN itself: what the agent changed, and which tests still run.
+
+Each case drives the real app (Slack command, approval, real workers, a real git
+remote, the fake GitHub) with a scripted agent that breaks one rule, and checks the
+task fails with the evidence in its thread while the pull request stays a draft.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from agents.base import AgentError, Plan, RepoSpec, TaskBrief
+from agents.claude_code import ClaudeCodeRunner
+from agents.runner import CliPlanner
+from agents.scripted import ScriptedExecutor
+from bot.settings import Settings
+from jobs.config import AgentbotConfig
+from jobs.tasks import get_task
+from sandbox.fakeslack import FakeSlack
+from sandbox.sample import PLAN, SCRIPT, TEST_DISCOUNT
+from tests.agents.fake_cli import FakeCli, init, result
+from tests.conftest import APPROVER, git
+from tests.fakes.github_server import FakeGitHub
+from tests.slackclient import SlackUser, texts
+
+REPO = "acme/calc"
+BRANCH = "agent/T-1"
+FIX = {
+    "replace": "pricing.py",
+    "old": "return round(price - percent, 2)",
+    "new": "return round(price * (1 - percent / 100), 2)",
+}
+WRITE_TEST = {"write": "tests/test_discount.py", "content": TEST_DISCOUNT}
+
+# Scenarios in which the agent breaks one of the rules; matched before the sample's own.
+CHEATS = [
+    # The "failing test" arrives together with the fix: RED touched production code.
+    {"match": ["red-touches-code"], "plan": PLAN, "red": [WRITE_TEST, FIX], "green": []},
+    # GREEN "fixes" the bug by changing what the new test expects.
+    {
+        "match": ["green-rewrites-test"],
+        "plan": PLAN,
+        "red": [WRITE_TEST],
+        "green": [
+            {
+                "replace": "tests/test_discount.py",
+                "old": "== 180.0",
+                "new": "== 190.0",
+            }
+        ],
+    },
+    # GREEN fixes the bug but quietly turns an existing test into a plain function.
+    {
+        "match": ["green-drops-tests"],
+        "plan": PLAN,
+        "red": [WRITE_TEST],
+        "green": [
+            FIX,
+            {
+                "replace": "tests/test_total.py",
+                "old": "def test_total_of_nothing_is_zero",
+                "new": "def total_of_nothing_is_zero",
+            },
+        ],
+    },
+    # The plan changes code before it has a failing test.
+    {
+        "match": ["code-first"],
+        "plan": {**PLAN, "steps": [PLAN["steps"][1], PLAN["steps"][0], PLAN["steps"][2]]},
+        "red": [],
+        "green": [],
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def fake_github() -> Iterator[FakeGitHub]:
+    """One fake GitHub API on loopback for this module."""
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def github(fake_github: FakeGitHub) -> FakeGitHub:
+    """The fake GitHub, empty."""
+    fake_github.pulls.clear()
+    fake_github.comments.clear()
+    fake_github.calls.clear()
+    return fake_github
+
+
+@pytest.fixture
+def settings(settings: Settings, github: FakeGitHub) -> Settings:
+    """The test settings plus a GitHub token for the fake."""
+    return settings.model_copy(
+        update={"github_token": SecretStr(github.token), "github_api_url": github.url}
+    )
+
+
+@pytest.fixture
+def config(config: AgentbotConfig, sample_repo: Path, tmp_path: Path) -> AgentbotConfig:
+    """The sample repo, its pull requests on GitHub, and the cheating scenarios added."""
+    add_scenarios(sample_repo, tmp_path / "scenarios")
+    repo = config.repos[0].model_copy(update={"github_repo": REPO})
+    return config.model_copy(update={"repos": (repo,)})
+
+
+def add_scenarios(bare: Path, scratch: Path) -> None:
+    """Commit the cheating scenarios to the sample's script on its remote."""
+    subprocess.run(["git", "clone", "-q", str(bare), str(scratch)], check=True)
+    script = {"scenarios": CHEATS + SCRIPT["scenarios"]}
+    (scratch / ".agentbot" / "script.json").write_text(json.dumps(script, indent=2))
+    author = ["-c", "user.name=Sample", "-c", "user.email=sample@example.com"]
+    subprocess.run(["git", *author, "commit", "-qam", "More scenarios"], cwd=scratch, check=True)
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=scratch, check=True)
+
+
+def run_to_execution(user: SlackUser, description: str) -> None:
+    user.command(f"run {description}")
+    user.work("default", "plan")
+    user.command("approve T-1", user=APPROVER)
+    user.work("default", "execute")
+    user.work("default")
+
+
+def assert_failed_as_draft(
+    user: SlackUser, github: FakeGitHub, sample_repo: Path, reason: str, evidence: str
+) -> None:
+    """The task failed for `reason`, its thread shows `evidence`, nothing is ready."""
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+    assert task.state == "failed"
+    assert reason in (task.error or "")
+    outcome = texts(user.thread()[-1])
+    assert "T-1 failed" in outcome and reason in outcome and evidence in outcome
+    assert reason in texts(user.card())
+    pull = github.pull(REPO, BRANCH)
+    assert pull is not None and pull.draft, "the pull request must stay a draft"
+    assert "Verification" in pull.body and "Not run yet" in pull.body
+    [said] = [body for _repo, number, body in github.comments if number == pull.number]
+    assert reason in said and "stays a draft" in said
+    assert "fix(" not in git("log", "--format=%s", BRANCH, cwd=sample_repo)
+
+
+def test_red_that_changes_production_code_fails_the_task(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """A RED phase that also edits pricing.py is caught before its tests are even run."""
+    run_to_execution(user, "red-touches-code in the discount")
+    assert_failed_as_draft(
+        user,
+        github,
+        sample_repo,
+        "RED changed code that is not a test: `pricing.py`",
+        "M pricing.py",
+    )
+    thread = "\n".join(texts(m) for m in user.thread())
+    assert "A tests/test_discount.py" in thread
+    assert "RED as expected" not in thread
+
+
+def test_green_that_rewrites_the_new_test_fails_the_task(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """Making the suite pass by changing the new test's expectation is not a fix."""
+    run_to_execution(user, "green-rewrites-test for the discount")
+    assert_failed_as_draft(
+        user,
+        github,
+        sample_repo,
+        "GREEN deleted or rewrote tests: `tests/test_discount.py`",
+        "M tests/test_discount.py",
+    )
+    thread = "\n".join(texts(m) for m in user.thread())
+    assert "RED as expected" in thread and "GREEN —" not in thread
+
+
+def test_green_that_drops_a_test_fails_the_task(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """A green suite with fewer passing tests than RED ran means tests were dropped."""
+    run_to_execution(user, "green-drops-tests around the discount")
+    assert_failed_as_draft(
+        user,
+        github,
+        sample_repo,
+        "GREEN ran fewer tests than RED: 3 passed after the fix, but 4 ran",
+        "3 passed",
+    )
+
+
+def test_green_that_deletes_a_test_file_fails_the_task(
+    user: SlackUser,
+    slack: FakeSlack,
+    github: FakeGitHub,
+    sample_repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An agent that fixes the bug and deletes an existing test file is caught."""
+    implement_fix = ScriptedExecutor.implement_fix
+
+    def fix_and_delete(self: ScriptedExecutor, *args: Any, **kwargs: Any) -> Any:
+        run = implement_fix(self, *args, **kwargs)
+        workspace: Path = args[2]
+        (workspace / "tests" / "test_total.py").unlink()
+        return run
+
+    monkeypatch.setattr(ScriptedExecutor, "implement_fix", fix_and_delete)
+    run_to_execution(user, "fix the discount calculation")
+    assert_failed_as_draft(
+        user,
+        github,
+        sample_repo,
+        "GREEN deleted or rewrote tests: `tests/test_total.py`",
+        "D tests/test_total.py",
+    )
+
+
+def test_red_that_adds_only_passing_tests_does_not_hold(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """Tests that already pass show no bug: RED does not hold and nothing is ready."""
+    run_to_execution(user, "already-green discount check")
+    assert_failed_as_draft(user, github, sample_repo, "RED did not hold", "4 passed")
+
+
+def test_honest_run_still_succeeds_and_marks_the_pull_request_ready(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """A test-only RED and a code-only GREEN pass every check; the PR is ready."""
+    run_to_execution(user, "fix the discount calculation")
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+    assert task.state == "succeeded", task.error
+    pull = github.pull(REPO, BRANCH)
+    assert pull is not None and not pull.draft
+    assert "| GREEN: `python -m pytest -q` | 4 passed, 0 failed |" in pull.body
+
+
+def test_plan_that_implements_before_testing_is_refused(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub
+) -> None:
+    """Planning fails clearly when the plan's first code change has no test before it."""
+    user.command("run code-first discount change")
+    user.work("default", "plan")
+    user.work("default")
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+    assert task.state == "failed"
+    assert "the first test step must come before the first implement step" in (task.error or "")
+    assert "Planning failed" in texts(user.thread()[-1])
+    assert github.pulls == []
+
+
+def test_plan_model_requires_a_test_step_first() -> None:
+    """A plan with no test step, or an implement step first, is not a plan."""
+    no_test = {**PLAN, "steps": [s for s in PLAN["steps"] if s["kind"] != "test"]}
+    with pytest.raises(ValidationError, match="a plan needs a test step"):
+        Plan.model_validate(no_test)
+    assert [s.kind for s in Plan.model_validate(PLAN).steps] == ["test", "implement", "verify"]
+
+
+def test_code_first_plan_gets_the_corrective_retry(tmp_path: Path) -> None:
+    """The planner is told what was wrong, once, and its test-first answer is accepted."""
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    code_first = {**PLAN, "steps": [PLAN["steps"][1], PLAN["steps"][0]]}
+    fake = FakeCli(tmp_path / "cli")
+    fake.script(
+        {"lines": [init("s"), result(json.dumps(code_first), session="s")]},
+        {"lines": [init("s"), result(json.dumps(PLAN), session="s")]},
+    )
+    brief = TaskBrief("T-3", "fix the discount", RepoSpec(REPO, "/srv/calc.git", "main", "pytest"))
+    outcome = CliPlanner(ClaudeCodeRunner(fake.options())).plan(
+        brief, workspace, progress=lambda _: None, cancelled=lambda: False
+    )
+    assert [s.kind for s in outcome.plan.steps] == ["test", "implement", "verify"]
+    _first, second = (call["argv"] for call in fake.calls())
+    assert "must come before the first implement step" in second[second.index("-p") + 1]
+
+    stubborn = FakeCli(tmp_path / "stubborn")
+    stubborn.script({"lines": [init("t"), result(json.dumps(code_first), session="t")]})
+    with pytest.raises(AgentError, match="must come before the first implement step"):
+        CliPlanner(ClaudeCodeRunner(stubborn.options())).plan(
+            brief, workspace, progress=lambda _: None, cancelled=lambda: False
+        )
