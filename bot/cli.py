@@ -6,8 +6,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from bot.settings import ConfigError, Settings, get_settings
+from bot.settings import ConfigError, Settings, get_settings, read_settings
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from jobs.config import AgentbotConfig
 
 log = logging.getLogger("agentbot")
 
@@ -19,12 +25,35 @@ def _setup_logging(settings: Settings) -> None:
     configure(settings.log_level, secrets_of(settings))
 
 
+def _checked_config(settings: Settings) -> AgentbotConfig:
+    """The configuration file, read and validated before anything starts or forks."""
+    return settings.load_config()
+
+
+def _reach_redis(redis: Redis) -> None:
+    """Fail with one line naming REDIS_URL when Redis does not answer at start."""
+    from redis.exceptions import RedisError
+
+    try:
+        redis.ping()
+    except RedisError as exc:
+        raise ConfigError(f"REDIS_URL: cannot reach Redis: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve Slack events, probes and webhooks over HTTP with gunicorn."""
     from bot.server import serve
 
     settings = get_settings()
     settings.require_slack()
+    # gunicorn's workers read it again after the fork, where a bad file would only
+    # show as a worker that failed to boot.
+    _checked_config(settings)
     _setup_logging(settings)
     serve(settings, port=args.port or settings.port, workers=args.workers, threads=args.threads)
     return 0
@@ -39,8 +68,9 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.require_slack(socket_mode=True)
+    config = _checked_config(settings)
     _setup_logging(settings)
-    services = build_services(settings)
+    services = build_services(settings, config)
     handler = SocketModeHandler(build_app(services), settings.slack_app_token.get_secret_value())
     handler.start()  # type: ignore[no-untyped-call]
     return 0
@@ -55,13 +85,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from jobs.worker import AgentbotWorker
 
     settings = get_settings()
-    _setup_logging(settings)
-    services = build_services(settings)
-    install(job_context(services))
+    # Workers post the cards, plans and results, so they need the bot token too.
+    settings.require_bot_token()
+    config = _checked_config(settings)
     queues = args.queues or list(ALL_QUEUES)
     unknown = [q for q in queues if q not in ALL_QUEUES]
     if unknown:
         raise ConfigError(f"unknown queue {unknown[0]}; queues are {', '.join(ALL_QUEUES)}")
+    _setup_logging(settings)
+    services = build_services(settings, config)
+    _reach_redis(services.redis)
+    install(job_context(services))
     worker = AgentbotWorker(
         [services.queues.queue(name) for name in queues], connection=services.redis
     )
@@ -75,19 +109,29 @@ def cmd_cron(args: argparse.Namespace) -> int:
     from jobs.schedule import run_cron
 
     settings = get_settings()
+    config = _checked_config(settings)
     _setup_logging(settings)
-    services = build_services(settings)
+    services = build_services(settings, config)
+    _reach_redis(services.redis)
     run_cron(services.redis, services.config)
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the database schema."""
+    from sqlalchemy.exc import OperationalError
+
     from jobs.db import migrate
 
     settings = get_settings()
+    # Every process reads the same file; a broken one is better found by the first.
+    _checked_config(settings)
     _setup_logging(settings)
-    migrate(settings.database_url, args.revision)
+    try:
+        migrate(settings.database_url, args.revision)
+    except OperationalError as exc:
+        reason = _first_line(exc.orig if exc.orig is not None else exc)
+        raise ConfigError(f"DATABASE_URL: cannot reach the database: {reason}") from None
     print(f"database is at revision {args.revision}")
     return 0
 
@@ -98,6 +142,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     from sandbox.dev import DevOptions, run_dev
 
+    # The sandbox reads only the process environment (never `.env`); check that here,
+    # where a bad value is named in one line.
+    read_settings(env_file=False)
     options = DevOptions(
         port=args.port,
         host=args.host,

@@ -16,12 +16,15 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobs.config import AgentbotConfig
+from jobs.db import normalize_url
 
 if TYPE_CHECKING:
     import boto3
 
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "xoxb-your-token", "secret"}
+# What redis-py's `Redis.from_url` accepts, plus the sandbox's in-process server.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "memory://")
 
 
 class ConfigError(Exception):
@@ -66,6 +69,32 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_usable(cls, value: str) -> str:
+        # Parse it and load its driver now, so a typo fails at start with the
+        # setting's name instead of as a traceback at the first query.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        try:
+            url = make_url(normalize_url(value))
+            url.get_dialect().import_dbapi()
+        except ArgumentError:
+            raise ValueError("not a database URL (e.g. postgresql://user@host/db)") from None
+        except NoSuchModuleError:
+            raise ValueError("unknown database kind; use postgresql:// or sqlite://") from None
+        except ImportError:
+            raise ValueError("the database driver for this URL is not installed") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_has_a_known_scheme(cls, value: str) -> str:
+        if not value.startswith(REDIS_SCHEMES):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
     def require_slack(self, *, socket_mode: bool = False) -> None:
         """Fail fast when the Slack credentials a server needs are missing.
 
@@ -83,6 +112,15 @@ class Settings(BaseSettings):
         for name, value in required:
             if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
                 raise ConfigError(f"{name} is not set")
+
+    def require_bot_token(self) -> None:
+        """Fail fast when SLACK_BOT_TOKEN, which workers post to Slack with, is missing.
+
+        Raises:
+            ConfigError: Naming SLACK_BOT_TOKEN.
+        """
+        if self.slack_bot_token.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+            raise ConfigError("SLACK_BOT_TOKEN is not set")
 
     def aws_session(self) -> boto3.Session:
         """The bot's own AWS session, with the profile and region of these settings.
@@ -142,12 +180,36 @@ def first_error(exc: ValidationError) -> str:
     return f"{location}: {error['msg']}"
 
 
+def setting_name(field: str) -> str:
+    """The environment variable a `Settings` field is read from (e.g. AGENTBOT_CONFIG)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return field.upper()
+
+
+def read_settings(*, env_file: bool = True) -> Settings:
+    """Read the settings, turning a validation error into one line naming the variable.
+
+    Args:
+        env_file: Also read `.env` (the sandbox reads only the process environment).
+
+    Raises:
+        ConfigError: `NAME: what is wrong`, for the first invalid setting.
+    """
+    try:
+        return Settings() if env_file else Settings(_env_file=None)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = setting_name(str(error["loc"][0])) if error["loc"] else "settings"
+        message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
+        raise ConfigError(f"{name}: {message}") from None
+
+
 @functools.cache
 def get_settings() -> Settings:
     """The process's settings, read once. Tests clear the cache to override."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-        raise ConfigError(f"{name}: {error['msg']}") from None
+    return read_settings()

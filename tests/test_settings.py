@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import ConfigError, Settings, load_config_file
+from tests.services import free_port
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -120,3 +121,100 @@ def test_every_subcommand_has_help(command: str) -> None:
     )
     assert completed.returncode == 0
     assert "usage: agentbot " + command in completed.stdout
+
+
+AGENTBOT = str(Path(sys.executable).with_name("agentbot"))
+EVERY_START = [
+    ["serve"],
+    ["socket"],
+    ["worker", "--burst"],
+    ["cron"],
+    ["migrate"],
+    ["aws", "status"],
+    ["aws", "cost"],
+    ["aws", "optimize"],
+]
+
+
+def start(tmp_path: Path, args: list[str], **variables: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `agentbot` script with Slack credentials and `variables` only."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "signing",
+        "SLACK_APP_TOKEN": "xapp-1",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'agentbot.db'}",
+        **variables,
+    }
+    return subprocess.run(
+        [AGENTBOT, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+
+
+def assert_one_line_naming(completed: subprocess.CompletedProcess[str], name: str) -> None:
+    """The process failed with a single stderr line about `name` and no traceback."""
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr + completed.stdout
+    lines = completed.stderr.strip().splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert lines[0].startswith("agentbot: configuration error: " + name), lines[0]
+
+
+@pytest.mark.parametrize("args", EVERY_START, ids=" ".join)
+def test_missing_config_file_fails_every_command_at_start(tmp_path: Path, args: list[str]) -> None:
+    """A missing AGENTBOT_CONFIG file is named in one line, before anything starts or forks."""
+    completed = start(tmp_path, args, AGENTBOT_CONFIG=str(tmp_path / "missing.toml"))
+    assert_one_line_naming(completed, "AGENTBOT_CONFIG: file not found")
+
+
+@pytest.mark.parametrize("args", [["serve"], ["worker", "--burst"], ["migrate"]], ids=" ".join)
+def test_invalid_config_file_fails_at_start_naming_the_key(tmp_path: Path, args: list[str]) -> None:
+    """An invalid key in the config file stops serve (before gunicorn forks) and the others."""
+    path = write(tmp_path, "[access]\napprovals_required = 0\n")
+    completed = start(tmp_path, args, AGENTBOT_CONFIG=str(path))
+    assert_one_line_naming(completed, "AGENTBOT_CONFIG: access.approvals_required")
+    assert not (tmp_path / "agentbot.db").exists()
+
+
+@pytest.mark.parametrize("args", [*EVERY_START[:6], ["dev"]], ids=" ".join)
+@pytest.mark.parametrize(
+    ("name", "value"), [("DATABASE_URL", "not a url"), ("REDIS_URL", "http://127.0.0.1:6379/0")]
+)
+def test_invalid_database_or_redis_url_fails_every_command_at_start(
+    tmp_path: Path, args: list[str], name: str, value: str
+) -> None:
+    """A malformed DATABASE_URL or REDIS_URL is named in one line by every command."""
+    completed = start(tmp_path, args, **{name: value})
+    assert_one_line_naming(completed, name)
+
+
+@pytest.mark.parametrize("value", ["nosuchdb://host/db", "mysql://user@host/db"])
+def test_database_url_needs_a_known_kind_and_its_driver(tmp_path: Path, value: str) -> None:
+    """An unknown database kind, or one whose driver is not installed, is named at start."""
+    assert_one_line_naming(start(tmp_path, ["migrate"], DATABASE_URL=value), "DATABASE_URL")
+
+
+def test_worker_without_bot_token_fails_at_start(tmp_path: Path) -> None:
+    """Workers post to Slack, so `agentbot worker` refuses to start without SLACK_BOT_TOKEN."""
+    completed = start(tmp_path, ["worker", "--burst"], SLACK_BOT_TOKEN="")
+    assert_one_line_naming(completed, "SLACK_BOT_TOKEN is not set")
+
+
+@pytest.mark.parametrize("args", [["worker", "--burst"], ["cron"]], ids=" ".join)
+def test_unreachable_redis_is_named_at_start(tmp_path: Path, args: list[str]) -> None:
+    """A worker or the scheduler whose Redis does not answer says so in one line."""
+    completed = start(tmp_path, args, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    assert_one_line_naming(completed, "REDIS_URL: cannot reach Redis")
+
+
+def test_unreachable_database_fails_migrate_without_a_traceback(tmp_path: Path) -> None:
+    """`agentbot migrate` against a database that is down names DATABASE_URL, not a trace."""
+    completed = start(
+        tmp_path, ["migrate"], DATABASE_URL=f"postgresql://u:pw@127.0.0.1:{free_port()}/db"
+    )
+    assert completed.returncode != 0
+    assert "Traceback" not in completed.stderr
+    last = completed.stderr.strip().splitlines()[-1]
+    assert last.startswith("agentbot: configuration error: DATABASE_URL: cannot reach")
+    assert ":pw@" not in completed.stderr
