@@ -10,6 +10,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+CONNECT_TIMEOUT_SECONDS = 2
+POOL_TIMEOUT_SECONDS = 1
+
 
 def normalize_url(url: str) -> str:
     """Pick the psycopg 3 driver for plain `postgresql://` URLs."""
@@ -28,13 +31,17 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    # Slack gives a command three seconds to be acknowledged. When the database is
+    # unreachable or saturated, the user should be told to try again inside that time,
+    # not left with Slack's own timeout error: a connection attempt gives up after 2 s
+    # (psycopg's minimum) and waiting for a pooled connection after 1 s.
     return create_engine(
         url,
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
-        pool_timeout=5,
-        connect_args={"connect_timeout": 5},
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
 
