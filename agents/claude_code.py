@@ -26,6 +26,7 @@ from agents.runner import (
     describe_tool,
     ended_badly,
     no_result_error,
+    private_home,
     stream_process,
 )
 
@@ -38,6 +39,9 @@ ENV_NAMES = (
     "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_BASE_URL",
     "CLAUDE_CODE_OAUTH_TOKEN",
+    # Where the CLI keeps its settings and login, for an operator who points the agent
+    # at an existing sign-in rather than an API key.
+    "CLAUDE_CONFIG_DIR",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",
@@ -63,7 +67,7 @@ def claude_environment(
     """The CLI's environment: the allowlist, the defaults, then the configured values."""
     extra = {**ENV_DEFAULTS, **options.env}
     if options.home:
-        extra["HOME"] = options.home
+        extra["HOME"] = private_home(options.home)
     return child_environment(
         allow=(*ENV_NAMES, *options.env_allow),
         allow_prefixes=ENV_PREFIXES,

@@ -26,6 +26,7 @@ from agents.runner import (
     display_path,
     ended_badly,
     no_result_error,
+    private_home,
     short_command,
     stream_process,
 )
@@ -53,7 +54,7 @@ def codex_environment(
     """The CLI's environment: the allowlist, then the configured values."""
     extra = {"PYTHONDONTWRITEBYTECODE": "1", **options.env}
     if options.home:
-        extra["HOME"] = options.home
+        extra["HOME"] = private_home(options.home)
     return child_environment(allow=(*ENV_NAMES, *options.env_allow), extra=extra, source=source)
 
 

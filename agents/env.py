@@ -2,7 +2,7 @@
 
 This module is the one place besides the settings that reads `os.environ`: it must,
 to copy the few variables a child needs. Everything else — Slack tokens, database and
-Redis URLs, the GitHub token, AWS credentials — stays in the bot.
+Redis URLs, the GitHub token, webhook secrets, AWS credentials — stays in the bot.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ DENYLIST_MARKERS = (
     "REDIS_URL",
     "GITHUB_TOKEN",
     "GH_TOKEN",
+    "GITHUB_WEBHOOK_SECRET",
+    "SENTRY_CLIENT_SECRET",
+    "JIRA_WEBHOOK_SECRET",
     "AWS_",
     "AGENTBOT_",
 )

@@ -96,7 +96,8 @@ class CliOptions:
         timeout_seconds: Hard limit for one run; the process group is killed after it.
         env: Variables set explicitly for the CLI (they win over copied ones).
         env_allow: Further variable names copied from the bot's environment.
-        home: HOME for the CLI (its config and session files); the bot's own when None.
+        home: HOME for the CLI (its config and session files), created private on first
+            use; the bot's own when None (the configuration always sets one).
         planner: What the planning agent may do.
         executor: What the executor agent may do.
     """
@@ -140,6 +141,18 @@ class RunResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_known: bool = True
+
+
+def private_home(home: str) -> str:
+    """The agent's HOME as an absolute path, created readable by its owner only.
+
+    A relative path is taken from the bot's working directory (the agent runs in its
+    worktree, where a relative HOME would mean something else).
+    """
+    path = Path(home).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return str(path)
 
 
 def combine(runs: Sequence[RunResult], summary: str) -> AgentRun:

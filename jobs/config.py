@@ -7,6 +7,7 @@ approve, channels, the coding-agent command, and the AWS accounts and regions.
 from __future__ import annotations
 
 import re
+from pathlib import PurePath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -22,6 +23,7 @@ GITHUB_URL = re.compile(
     r"(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(?:\.git)?/?$"
 )
 EVERYONE = "*"
+DEFAULT_WORKSPACE_DIR = ".agentbot/workspaces"
 
 
 class _Strict(BaseModel):
@@ -122,14 +124,18 @@ class AgentConfig(_Strict):
     extra_args: tuple[str, ...] = ()
     max_turns: int = Field(40, ge=1)
     timeout_seconds: int = Field(1800, ge=5)
-    workspace_dir: str = ".agentbot/workspaces"
+    workspace_dir: str = DEFAULT_WORKSPACE_DIR
     env: dict[str, str] = Field(
         default_factory=dict, description="variables set for the agent CLI, e.g. its base URL"
     )
     env_allow: tuple[str, ...] = Field(
         (), description="more variable names the agent CLI may inherit (never bot secrets)"
     )
-    home: str | None = Field(None, description="HOME for the agent CLI; the bot's by default")
+    home: str | None = Field(
+        None,
+        description="HOME for the agent CLI; a private `home` under workspace_dir by default, "
+        "never the bot's own (whose ~/.aws, ~/.netrc and ~/.config the agent must not read)",
+    )
     planner: AgentRoleConfig = PLANNER_ROLE
     executor: AgentRoleConfig = EXECUTOR_ROLE
 
@@ -139,6 +145,9 @@ class AgentConfig(_Strict):
         # `[agent.planner]` may change one key; the others keep the role's defaults.
         if isinstance(data, dict):
             data = dict(data)
+            if data.get("home") is None:
+                workspace_dir = data.get("workspace_dir") or DEFAULT_WORKSPACE_DIR
+                data["home"] = str(PurePath(workspace_dir) / "home")
             for role, defaults in (("planner", PLANNER_ROLE), ("executor", EXECUTOR_ROLE)):
                 if isinstance(data.get(role), dict):
                     data[role] = {**defaults.model_dump(), **data[role]}
