@@ -153,8 +153,9 @@ class AwsConfig(BaseModel):
     max_workers: int = Field(default=16, ge=1, le=256)
     call_timeout_seconds: float = Field(default=10.0, gt=0)
     # Attempts per API call including the first (1 = no retries), as in AWS_MAX_ATTEMPTS.
-    max_attempts: int = Field(default=5, ge=1, le=20)
-    retry_mode: Literal["standard", "adaptive"] = "standard"
+    # Unset: AWS_MAX_ATTEMPTS / AWS_RETRY_MODE (or the profile's) apply, else 5, standard.
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    retry_mode: Literal["standard", "adaptive"] | None = None
     cache_seconds: int = Field(default=60, ge=0)
     role_session_name: str = Field(default="agentbot-scan", pattern=r"^[\w+=,.@-]{2,64}$")
     metrics_window_minutes: int = Field(default=60, ge=5, le=1440)

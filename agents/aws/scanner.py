@@ -9,8 +9,6 @@ region or missing permission never hides the rest of the estate.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
@@ -510,71 +508,3 @@ def scan(
         finished_at=datetime.now(UTC),
         units_total=len(run.units),
     )
-
-
-class ScanCache:
-    """Reuses a recent report for the same scope, so repeated asks cost no API calls.
-
-    One instance per process (owned by whoever serves `/agent aws status`);
-    concurrent requests for the same scope wait for a single scan.
-    """
-
-    def __init__(self, ttl_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
-        """Create an empty cache.
-
-        Args:
-            ttl_seconds: How long a report is reused (usually `config.cache_seconds`).
-            clock: Monotonic seconds; replaceable in tests.
-        """
-        self._ttl = ttl_seconds
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._key_locks: dict[object, threading.Lock] = {}
-        self._entries: dict[object, tuple[float, ScanReport]] = {}
-
-    def scan(
-        self,
-        config: AwsConfig,
-        base_session: boto3.Session,
-        *,
-        services: Sequence[Service | str] | None = None,
-        accounts: Sequence[str] | None = None,
-        regions: Sequence[str] | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> ScanReport:
-        """Return a cached report younger than the TTL, or scan and cache.
-
-        Args:
-            config: The scan configuration.
-            base_session: The bot's own session.
-            services: As for `scan`.
-            accounts: As for `scan`.
-            regions: As for `scan`.
-            progress: As for `scan`; not called when the report comes from cache.
-
-        Returns:
-            The report.
-
-        Raises:
-            ScopeError: As for `scan`.
-        """
-        scope = resolve_scope(
-            config, base_session, services=services, accounts=accounts, regions=regions
-        )
-        key = scope.key
-        with self._lock:
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            entry = self._entries.get(key)
-            if entry is not None and self._clock() - entry[0] < self._ttl:
-                return entry[1]
-            report = scan(
-                config,
-                base_session,
-                services=list(scope.services),
-                accounts=[a.name for a in scope.accounts],
-                regions=list(scope.regions),
-                progress=progress,
-            )
-            self._entries[key] = (self._clock(), report)
-            return report

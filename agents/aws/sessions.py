@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -62,22 +62,42 @@ class AccountCredentials:
         return f"AccountCredentials(access_key_id={self.access_key_id!r}, ...)"
 
 
-def client_config(config: AwsConfig) -> Config:
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def client_config(config: AwsConfig, base_session: boto3.Session | None = None) -> Config:
     """Build the botocore client configuration the scan uses for every call.
+
+    Retries follow, in order: `max_attempts` / `retry_mode` when set in `[aws]`; else
+    boto3's standard configuration (`AWS_MAX_ATTEMPTS`, `AWS_RETRY_MODE`, or
+    `max_attempts` / `retry_mode` in the profile), which botocore reads itself when
+    the key is left out here; else 5 attempts (botocore's own default is 3) in
+    standard mode, which backs off on throttling.
 
     Args:
         config: The scan configuration.
+        base_session: The session clients are made from; its configuration is
+            consulted for retry settings `[aws]` leaves unset.
 
     Returns:
-        A `Config` with connect/read timeouts from `call_timeout_seconds` and
-        retries (mode and total attempts) that back off on throttling.
+        A `Config` with connect/read timeouts from `call_timeout_seconds` and retries.
     """
+    standard = base_session._session if base_session is not None else None
+    retries: dict[str, Any] = {}
+    if config.max_attempts is not None:
+        # total_max_attempts counts the first call, as AWS_MAX_ATTEMPTS does; the
+        # older "max_attempts" key of Config counts only retries.
+        retries["total_max_attempts"] = config.max_attempts
+    elif standard is None or standard.get_config_variable("max_attempts") is None:
+        retries["total_max_attempts"] = DEFAULT_MAX_ATTEMPTS
+    if config.retry_mode is not None:
+        retries["mode"] = config.retry_mode
+    # Left out, botocore takes AWS_RETRY_MODE or the profile's, else its own default:
+    # standard, which backs off on throttling.
     return Config(
         connect_timeout=config.call_timeout_seconds,
         read_timeout=config.call_timeout_seconds,
-        # total_max_attempts counts the first call, as AWS_MAX_ATTEMPTS does; the
-        # older "max_attempts" key of Config counts only retries.
-        retries={"mode": config.retry_mode, "total_max_attempts": config.max_attempts},
+        retries=retries,  # type: ignore[arg-type]
         # One connection per worker thread that may talk to the same endpoint.
         max_pool_connections=max(10, config.max_workers),
         user_agent_extra="agentbot-aws-status",
@@ -109,7 +129,7 @@ class AccountSessions:
         """
         self._base = base_session
         self._config = config
-        self._client_config = client_config(config)
+        self._client_config = client_config(config, base_session)
         self._sts_region = (
             sts_region
             or base_session.region_name

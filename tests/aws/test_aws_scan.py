@@ -14,13 +14,14 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ConnectTimeoutError
 from pydantic import ValidationError
 
 from agents.aws.collectors import Health, ResourceRecord
 from agents.aws.config import AwsAccount, AwsConfig, ResourceType, Service, default_stewards
 from agents.aws.report import describe_diff, diff, render_text
-from agents.aws.scanner import ALL_REGIONS, ScanCache, ScanError, ScanReport, ScopeError, scan
+from agents.aws.scanner import ALL_REGIONS, ScanError, ScanReport, ScopeError, scan
 from agents.aws.sessions import AccountSessions
 from tests.aws.fleet import (
     EAST,
@@ -453,17 +454,85 @@ def test_rendering_leads_with_totals_and_problems(
     assert problems.index("unhealthy") < problems.index("degraded")
 
 
-def test_scan_cache_reuses_a_fresh_report(base_session: boto3.Session, fleet: Fleet) -> None:
-    """Within cache_seconds the same scope is answered from cache; after it, scanned again."""
-    now = [1000.0]
-    cache = ScanCache(60, clock=lambda: now[0])
-    config = make_config(accounts=[PROD], regions=[EAST])
+def throttle(session: boto3.Session, operation: str, times: int) -> list[str]:
+    """Answer the first `times` sends of a DynamoDB operation with ThrottlingException.
 
-    first = cache.scan(config, base_session, services=["ec2"])
-    assert cache.scan(config, base_session, services=["ec2"]) is first
-    assert cache.scan(config, base_session, services=["rds"]) is not first
-    now[0] += 61
-    assert cache.scan(config, base_session, services=["ec2"]) is not first
+    A `before-send` hook that returns a response stands in for the network: botocore
+    parses it and its retry handler sees the throttling exactly as from AWS.
+    """
+    sent: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse | None:
+        if request.headers.get("X-Amz-Target", b"").decode().endswith(f".{operation}"):
+            sent.append(operation)
+            if len(sent) <= times:
+                body = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+                return AWSResponse(request.url, 400, {}, _Raw(body))
+        return None
+
+    session.events.register("before-send.dynamodb", answer)
+    return sent
+
+
+class _Raw:
+    """The raw body botocore reads from a canned response."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+def test_throttled_calls_are_retried_and_the_scan_gets_the_data(
+    base_session: boto3.Session, fleet: Fleet
+) -> None:
+    """Two throttled answers in a row, then the real one: the tables are still reported."""
+    sent = throttle(base_session, "ListTables", times=2)
+    config = make_config(accounts=[PROD], regions=[EAST], max_attempts=3)
+    report = scan(config, base_session, services=["dynamodb"])
+
+    assert report.errors == ()
+    assert sent == ["ListTables"] * 3
+    assert [r.id for r in report.records] == ["sessions"]
+
+
+@pytest.mark.parametrize(("attempts", "scanned"), [("1", False), ("2", True)])
+def test_aws_max_attempts_applies_when_aws_config_leaves_it_unset(
+    base_session: boto3.Session,
+    fleet: Fleet,
+    monkeypatch: pytest.MonkeyPatch,
+    attempts: str,
+    scanned: bool,
+) -> None:
+    """AWS_MAX_ATTEMPTS=1 turns retries off; 2 lets one throttled call through on retry."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", attempts)
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    session = boto3.Session()
+    sent = throttle(session, "ListTables", times=1)
+    config = make_config(accounts=[PROD], regions=[EAST], max_attempts=None)
+    report = scan(config, session, services=["dynamodb"])
+
+    assert len(sent) == int(attempts)
+    assert bool(report.records) is scanned
+    if not scanned:
+        [error] = report.errors
+        assert (error.service, error.kind.value) == ("dynamodb", "throttled")
+
+
+def test_aws_config_max_attempts_wins_over_the_environment(
+    base_session: boto3.Session, fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explicit `[aws] max_attempts` is kept even when AWS_MAX_ATTEMPTS says otherwise."""
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    session = boto3.Session()
+    sent = throttle(session, "ListTables", times=1)
+    report = scan(
+        make_config(accounts=[PROD], regions=[EAST], max_attempts=2), session, services=["dynamodb"]
+    )
+
+    assert sent == ["ListTables"] * 2
+    assert report.errors == () and report.records
 
 
 def test_scope_is_validated_before_any_call(base_session: boto3.Session) -> None:
