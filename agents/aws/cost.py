@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 CE_REGION = "us-east-1"
 # The record types left out unless an operator asks for them.
 CREDIT_REFUND_TYPES = ("Credit", "Refund")
-# Pages of one query; a runaway pagination would otherwise be billed without end.
+# Pages of one query; a runaway pagination would otherwise be billed without end. An
+# answer still unfinished after this many pages is refused, never stored in part.
 MAX_PAGES = 50
 UNKNOWN_ACCOUNT = "unknown"
 
@@ -130,7 +131,9 @@ def fetch_daily_costs(
         at all is still covered), and the number of requests made.
 
     Raises:
-        CostExplorerError: A request failed; its `calls` counts every request made.
+        CostExplorerError: A request failed, or the answer was still unfinished after
+            `MAX_PAGES` pages (a partial answer would pass missing costs off as zero);
+            its `calls` counts every request made.
     """
     if end <= start:
         return CostFetch()
@@ -175,6 +178,13 @@ def fetch_daily_costs(
         if not token:
             break
         request["NextPageToken"] = token
+    else:
+        raise CostExplorerError(
+            f"Cost Explorer's answer for {start.isoformat()} to "
+            f"{(end - timedelta(days=1)).isoformat()} was still unfinished after {MAX_PAGES} "
+            "pages; none of it was stored",
+            fetch.calls,
+        )
     # Cost Explorer answers for every day of the range; any it left out had no cost.
     for day in _days(start, end):
         fetch.days.setdefault(day, False)

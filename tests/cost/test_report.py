@@ -9,14 +9,14 @@ from typing import Any
 
 import boto3
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from agents.aws.cost_report import BudgetState, CostReport, Period, render_text
 from bot import metrics
 from bot.cli import main
 from bot.services import Services
 from bot.settings import Settings, get_settings
-from jobs.cost import CE_CALLS_KEY, CostReportRun, make_report
+from jobs.cost import CE_CALLS_KEY, CostDay, CostReportRun, make_report
 from tests.cost.conftest import (
     EC2,
     LAMBDA,
@@ -232,6 +232,25 @@ def test_cost_explorer_failure_falls_back_to_stored_days(
     assert stale.total.amount == pytest.approx(448.00)
     assert stale.provisional_days == [AS_OF]
     assert any("Cost Explorer could not be read" in note for note in stale.notes)
+
+
+def test_an_answer_longer_than_max_pages_is_not_stored_as_complete(
+    services: Services, aws_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut off after MAX_PAGES, the answer is refused whole: the calls are counted, the
+    report says why, and no day is stored as known (so none passes for a zero day)."""
+    monkeypatch.setattr("agents.aws.cost.MAX_PAGES", 2)
+    queue_ce_results(aws_endpoint, *paged(history(AS_OF, HISTORY_DAYS), pages=3))
+
+    cut = report(services)
+
+    assert cut.ce_calls == 2
+    assert any("still unfinished after 2 pages; none of it was stored" in n for n in cut.notes)
+    assert cut.total.amount == 0 and len(cut.missing_days) == HISTORY_DAYS
+    with services.db.session() as session:
+        assert session.execute(select(func.count()).select_from(CostDay)).scalar_one() == 0
+        [run] = session.execute(select(CostReportRun)).scalars()
+    assert run.ce_calls == 2 and "unfinished" in (run.error or "")
 
 
 def test_cli_twin_prints_the_report_and_its_calls(
