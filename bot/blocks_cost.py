@@ -87,7 +87,7 @@ def render_cost_report(
     *,
     title: str,
     savings: SavingsListing | None = None,
-    chart_in_thread: bool = True,
+    chart_follows: bool = True,
 ) -> list[dict[str, Any]]:
     """The cost report (the digest or one asked for) as blocks.
 
@@ -95,7 +95,7 @@ def render_cost_report(
         report: The report.
         title: Its header.
         savings: Savings recommendations to add (the digest's weekly section).
-        chart_in_thread: Say that the chart follows in the thread.
+        chart_follows: Say that the chart follows right below the report.
 
     Returns:
         Serialized blocks, validated and within Slack's limits.
@@ -190,10 +190,19 @@ def render_cost_report(
         blocks.append(DividerBlock())
         blocks.extend(savings_blocks(savings, weekly=True))
     tail = basis_line(report)
-    if chart_in_thread:
-        tail += " · :chart_with_upwards_trend: 30-day chart in the thread"
+    if chart_follows:
+        tail += " · :chart_with_upwards_trend: 30-day chart below"
     blocks.append(context(escape(tail)))
     return finish(blocks)
+
+
+def chart_comment(report: CostReport, title: str) -> str:
+    """The line posted with a report's chart, naming the report it belongs to."""
+    return (
+        f"{title}: daily {report.metric} for the last {len(report.chart.days)} days to "
+        f"{report.as_of:%Y-%m-%d} (UTC), stacked by the top services; hatched days are "
+        "provisional."
+    )
 
 
 def report_text(report: CostReport, title: str) -> str:

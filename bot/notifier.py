@@ -180,17 +180,23 @@ class SlackNotifier:
         chart: bytes | None = None,
         savings: SavingsListing | None = None,
     ) -> PostedReport:
-        """Post a cost report, then its chart (a PNG) in the report's thread.
+        """Post a cost report, then its chart (a PNG) right below it.
+
+        The chart goes where the report went: a report asked for in a thread gets its
+        chart in that thread; the digest, posted in its channel, gets its chart in the
+        channel too, so whoever reads the channel sees both without opening a thread.
 
         A chart that cannot be uploaded does not take the report down with it: the
-        failure is logged and returned, and the report stays posted.
+        failure is logged and returned, and the report stays posted. Nothing raised by
+        the upload escapes, so the digest, once its message is accepted, is never
+        posted a second time because of its chart.
         """
         response = self.client.chat_postMessage(
             channel=channel,
             thread_ts=thread_ts,
             text=blocks_cost.report_text(report, title),
             blocks=blocks_cost.render_cost_report(
-                report, title=title, savings=savings, chart_in_thread=chart is not None
+                report, title=title, savings=savings, chart_follows=chart is not None
             ),
         )
         posted = PostedReport(
@@ -201,16 +207,13 @@ class SlackNotifier:
         try:
             upload = self.client.files_upload_v2(
                 channel=posted.channel,
-                thread_ts=thread_ts or posted.ts,
+                thread_ts=thread_ts,
                 file=chart,
                 filename=f"aws-cost-{report.as_of.isoformat()}.png",
                 title=f"AWS cost, last 30 days to {report.as_of.isoformat()}",
-                initial_comment=(
-                    f"Daily {report.metric}, stacked by the top services; hatched days are "
-                    "provisional."
-                ),
+                initial_comment=blocks_cost.chart_comment(report, title),
             )
-        except (SlackApiError, SlackRequestError) as error:
+        except (SlackApiError, SlackRequestError, OSError) as error:
             log.warning("the cost chart could not be uploaded: %s", error)
             return PostedReport(posted.channel, posted.ts, file_error=str(error)[:300])
         file = upload.get("file") or {}

@@ -9,11 +9,19 @@ at a time runs per metric (a Redis lock), so two reports asked at once never pay
 twice for the same days. Each report's calls are kept in `cost_reports` and added to
 the Redis counter `agentbot:metrics:ce_calls` that `/metrics` exposes.
 
+**Which day the digest covers.** Cost Explorer's days are UTC days, so the digest
+reports one whole UTC day: the most recent one that had ended at the configured
+posting time of that local date (`digest_day`). Posting at 09:00 in Paris (UTC+1)
+covers the UTC day before; posting at 08:00 in Tokyo (UTC+9, 23:00 UTC the evening
+before) covers the UTC day before that, because the later one has not ended yet. The
+covered day depends only on the local date and the configured time, never on when
+the check happens to run, and the digest's title names it.
+
 **The digest, exactly once per day and channel.** `agentbot cron` runs
 `post_digest` every few minutes (RQ's cron reads cron strings in the scheduler
 host's own time zone, so the configured zone is handled here instead). The job
 posts when the configured local time has passed and `cost_digests` has no row for
-(local date, channel). The decision and the post share one database transaction:
+(covered day, channel). The decision and the post share one database transaction:
 the (date, channel) row is inserted first - a unique key - and committed only after
 Slack accepted the message. A second scheduler or a racing retry blocks on that key
 until the first commits, then finds it taken and does nothing; if posting fails the
@@ -155,7 +163,7 @@ class CostReportRun(Base):
 
 
 class CostDigest(Base):
-    """The digest of one local date in one channel: posted or deliberately skipped."""
+    """The digest of one UTC day in one channel: posted or deliberately skipped."""
 
     __tablename__ = "cost_digests"
 
@@ -402,6 +410,7 @@ def make_report(
     kind: str,
     requested_by: str | None = None,
     now: datetime | None = None,
+    as_of: date | None = None,
 ) -> CostReport:
     """Fill the history as needed and compute a cost report.
 
@@ -413,7 +422,8 @@ def make_report(
         period: yesterday, week or month.
         kind: Who asked, for the record: digest, slack or cli.
         requested_by: The Slack user who asked, if any.
-        now: The current moment (UTC); the report is as of the day before.
+        now: The current moment; estimates are aged against it.
+        as_of: The last day reported (UTC); default: the last UTC day ended by `now`.
 
     Returns:
         The report, with the number of Cost Explorer calls it made.
@@ -426,13 +436,15 @@ def make_report(
         raise CostNotConfigured(AWS_NOT_CONFIGURED)
     cost = config.cost
     now = now or datetime.now(UTC)
-    as_of = as_of_day(now.astimezone(UTC).date())
+    as_of = as_of or as_of_day(now.astimezone(UTC).date())
     window = history_window(period, as_of, cost)
     payer = payer_account(aws, cost)
 
     def ce_factory() -> Any:
         base = session_factory()
-        return cost_explorer_client(base, AccountSessions(base, aws), payer, client_config(aws))
+        return cost_explorer_client(
+            base, AccountSessions(base, aws), payer, client_config(aws, base)
+        )
 
     refresh = refresh_history(db, redis, cost, window, ce_factory, now=now)
     with db.session() as session:
@@ -594,13 +606,24 @@ def _claim_insert(db: Database, values: dict[str, Any]) -> Any:
     )
 
 
+def digest_day(config: CostConfig, local_date: date) -> date:
+    """The UTC day the digest of a local date covers (see the module notes).
+
+    It is the last UTC day that had ended at the configured posting time of that
+    date: the UTC date of that moment, minus one.
+    """
+    digest = config.digest
+    scheduled = datetime.combine(local_date, digest.time, tzinfo=digest.zone)
+    return as_of_day(scheduled.astimezone(UTC).date())
+
+
 def digest_due(config: CostConfig, now: datetime) -> date | None:
-    """The local date whose digest is due at `now`, or None before the configured time."""
+    """The UTC day whose digest is due at `now`, or None before the configured local time."""
     digest = config.digest
     local = now.astimezone(digest.zone)
     if local.time().replace(tzinfo=None) < digest.time:
         return None
-    return local.date()
+    return digest_day(config, local.date())
 
 
 def run_digest(
@@ -642,7 +665,9 @@ def run_digest(
     if done is not None:
         return DigestOutcome(f"already {done}", day)
 
-    report = make_report(db, redis, config, session_factory, "yesterday", kind="digest", now=now)
+    report = make_report(
+        db, redis, config, session_factory, "yesterday", kind="digest", now=now, as_of=day
+    )
     post, reason = should_post(report, cost)
     if not post:
         with db.session() as session:
@@ -687,7 +712,7 @@ def run_digest(
         posted = notifier.cost_report(
             channel,
             report,
-            title=f"AWS cost digest · {day:%a %d %b %Y}",
+            title=f"AWS cost digest · {day:%a %d %b %Y} (UTC)",
             chart=chart,
             savings=savings,
         )
@@ -699,10 +724,14 @@ def run_digest(
     return DigestOutcome("posted", day, posted=posted, report=report)
 
 
-def post_digest() -> str:
-    """RQ cron job: post the daily cost digest when it is due (see `run_digest`)."""
+def post_digest(now: datetime | None = None) -> str:
+    """RQ cron job: post the daily cost digest when it is due (see `run_digest`).
+
+    Args:
+        now: The moment to decide for; the clock when None (as the cron runs it).
+    """
     ctx = current()
-    outcome = run_digest(ctx.db, ctx.redis, ctx.notifier, ctx.config, ctx.aws_session)
+    outcome = run_digest(ctx.db, ctx.redis, ctx.notifier, ctx.config, ctx.aws_session, now=now)
     if outcome.posted is not None or outcome.status == "skipped":
         log.info("cost digest %s", outcome)
     return str(outcome)

@@ -6,8 +6,11 @@ and anomaly detection are not available.
 
 Methods (also in the README):
 
-* **Days** are UTC days, as Cost Explorer reports them. The report is "as of" the last
-  complete day, yesterday (UTC).
+* **Days** are UTC days, as Cost Explorer reports them. A report is "as of" the last
+  complete UTC day: the one before today's UTC date. The daily digest is as of the
+  last UTC day that had ended at its configured local posting time, so in zones ahead
+  of UTC it can be two local days back (08:00 in Tokyo is 23:00 UTC the evening
+  before, when that UTC day has not ended yet); its title names the day.
 * **Forecast to month end** (run rate): month-to-date plus the average daily total of
   the last seven days times the days left in the month. The last seven days, rather
   than the month's average, follow a recent change within a week and cover every

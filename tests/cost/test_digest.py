@@ -20,7 +20,15 @@ from jobs.cost import CostDigest, DigestOutcome, post_digest, run_digest
 from jobs.notify import Notifier, PostedReport
 from jobs.schedule import build_scheduler
 from sandbox.fakeslack import FakeSlack, Message
-from tests.cost.conftest import DIGEST_CHANNEL, history, queue_ce_results, reconfigure
+from tests.cost.conftest import (
+    DIGEST_CHANNEL,
+    EC2,
+    LAMBDA,
+    S3,
+    history,
+    queue_ce_results,
+    reconfigure,
+)
 from tests.slackclient import texts
 
 AS_OF = date(2025, 3, 14)
@@ -44,8 +52,17 @@ def digest(
 
 
 def digests(slack: FakeSlack) -> list[Message]:
-    """Digest messages in the digest channel."""
-    return [m for m in slack.channel_messages(DIGEST_CHANNEL) if "AWS cost digest" in m.text]
+    """Digest messages in the digest channel (not the charts posted with them)."""
+    return [
+        m
+        for m in slack.channel_messages(DIGEST_CHANNEL)
+        if "AWS cost digest" in m.text and not m.files
+    ]
+
+
+def charts(slack: FakeSlack) -> list[Message]:
+    """Messages in the digest channel itself that carry a file."""
+    return [m for m in slack.channel_messages(DIGEST_CHANNEL) if m.files]
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -71,11 +88,11 @@ def test_digest_posts_once_at_the_local_time_with_its_chart(
     posted = digest(services)
     again = digest(services, DUE + timedelta(hours=3))
 
-    assert posted.status == "posted" and posted.day == date(2025, 3, 15)
+    assert posted.status == "posted" and posted.day == AS_OF
     assert again.status == "already posted"
     [message] = digests(slack)
     body = texts(message)
-    assert "AWS cost digest · Sat 15 Mar 2025" in body
+    assert "AWS cost digest · Fri 14 Mar 2025 (UTC)" in body
     assert "Yesterday (2025-03-14): $448.00" in body
     assert "+$250.00 (+126.3%) vs the day before" in body
     assert "+$250.00 (+126.3%) (was $198.00)" in body  # the same weekday last week
@@ -87,8 +104,14 @@ def test_digest_posts_once_at_the_local_time_with_its_chart(
     assert "Provisional: Mar 14" in body
     assert "UnblendedCost · credits and refunds excluded" in body
     assert "1 Cost Explorer request for this report" in body
+    assert "30-day chart below" in body
 
-    [chart] = slack.thread(DIGEST_CHANNEL, message.ts)
+    # The chart is in the channel, right after the digest, not hidden in a thread.
+    channel = slack.channel_messages(DIGEST_CHANNEL)
+    [chart] = charts(slack)
+    assert channel.index(chart) == channel.index(message) + 1
+    assert slack.thread(DIGEST_CHANNEL, message.ts) == []
+    assert "AWS cost digest · Fri 14 Mar 2025 (UTC): daily UnblendedCost" in chart.text
     [file] = chart.files
     stored = slack.files[file["id"]]
     assert stored["name"] == "aws-cost-2025-03-14.png"
@@ -96,7 +119,26 @@ def test_digest_posts_once_at_the_local_time_with_its_chart(
 
     with services.db.session() as session:
         row = session.execute(select(CostDigest)).scalar_one()
-    assert (row.status, row.message_ts, row.chart_file_id) == ("posted", message.ts, file["id"])
+    assert (row.day, row.status, row.message_ts, row.chart_file_id) == (
+        AS_OF,
+        "posted",
+        message.ts,
+        file["id"],
+    )
+
+
+def test_chart_upload_failure_keeps_the_digest_posted_once(
+    services: Services, slack: FakeSlack, costs: None
+) -> None:
+    """Slack refusing the chart leaves the digest posted, recorded, and not posted again."""
+    slack.fail_next("files.getUploadURLExternal", status=400)
+    assert digest(services).status == "posted"
+    assert digest(services, DUE + timedelta(minutes=5)).status == "already posted"
+
+    assert len(digests(slack)) == 1 and charts(slack) == []
+    with services.db.session() as session:
+        row = session.execute(select(CostDigest)).scalar_one()
+    assert (row.status, row.chart_file_id) == ("posted", None)
 
 
 def test_racing_schedulers_post_one_digest(
@@ -132,6 +174,7 @@ def test_racing_schedulers_post_one_digest(
     # The loser got as far as the key (it had made its report), not just a lookup.
     assert all(o.report is not None for o in outcomes)
     assert len(digests(slack)) == 1
+    assert len(charts(slack)) == 1
 
 
 def test_failed_post_is_posted_by_the_next_run(
@@ -146,6 +189,7 @@ def test_failed_post_is_posted_by_the_next_run(
     assert digest(services, DUE + timedelta(minutes=5)).status == "posted"
     assert digest(services, DUE + timedelta(minutes=10)).status == "already posted"
     assert len(digests(slack)) == 1
+    assert len(charts(slack)) == 1
 
 
 def test_quiet_days_are_skipped_when_only_increases_notify(
@@ -205,12 +249,125 @@ def test_cron_registers_the_digest_check(services: Services) -> None:
     assert "jobs.cost.post_digest" not in names
 
 
-def test_digest_job_uses_the_worker_context(services: Services, slack: FakeSlack) -> None:
-    """The cron job itself, on the real clock: before 09:00 Paris time it waits, after it
-    posts for today's local date."""
-    outcome = post_digest()
-    if outcome == "not yet":
-        assert digests(slack) == []
-    else:
-        assert outcome.startswith("posted for ")
-        assert len(digests(slack)) == 1
+def test_digest_job_uses_the_worker_context(
+    services: Services, slack: FakeSlack, costs: None
+) -> None:
+    """The cron job itself: before 09:00 Paris time it waits; after it, it posts the
+    digest of the last UTC day, once."""
+    assert post_digest(now=DUE - timedelta(minutes=10)) == "not yet"
+    assert digests(slack) == []
+
+    assert post_digest(now=DUE) == "posted for 2025-03-14"
+    assert post_digest(now=DUE + timedelta(hours=2)) == "already posted for 2025-03-14"
+    assert len(digests(slack)) == 1
+
+
+def flat_history() -> list[Any]:
+    """42 days of the same $448.00 day: no rise, no anomaly."""
+    flat = history(AS_OF, 42)
+    for day in flat:
+        day["Groups"] = history(AS_OF, 1)[0]["Groups"]
+        day["Estimated"] = False
+    return flat
+
+
+@pytest.mark.parametrize(("threshold", "status"), [(400, "posted"), (448, "skipped")])
+def test_above_threshold_posts_only_a_total_above_it(
+    services: Services, slack: FakeSlack, aws_endpoint: str, threshold: float, status: str
+) -> None:
+    """With notify = above_threshold, a $448.00 day posts above $400 and not at $448."""
+    reconfigure(
+        services,
+        digest={
+            "channel": DIGEST_CHANNEL,
+            "timezone": "Europe/Paris",
+            "notify": "above_threshold",
+            "threshold_usd": threshold,
+        },
+        monthly_budget_usd=None,
+    )
+    queue_ce_results(aws_endpoint, {"ResultsByTime": flat_history()})
+
+    outcome = digest(services)
+
+    assert outcome.status == status
+    assert len(digests(slack)) == (1 if status == "posted" else 0)
+    with services.db.session() as session:
+        row = session.execute(select(CostDigest)).scalar_one()
+    expected = "total above $400.00" if status == "posted" else "total $448.00 not above $448.00"
+    assert (row.status, row.reason) == (status, expected)
+
+
+@pytest.mark.parametrize(
+    ("budget", "line"),
+    [
+        (2000, ":red_circle: *over* · 148% used, forecast 343%"),
+        (10_000, ":large_green_circle: *on track* · 30% used, forecast 69%"),
+    ],
+)
+def test_budget_state_in_the_digest(
+    services: Services, slack: FakeSlack, costs: None, budget: float, line: str
+) -> None:
+    """Month to date $2,962.00 and forecast $6,862.29: over $2,000, on track for $10,000."""
+    reconfigure(
+        services,
+        monthly_budget_usd=budget,
+        digest={"channel": DIGEST_CHANNEL, "timezone": "Europe/Paris"},
+    )
+    digest(services)
+
+    [message] = digests(slack)
+    body = texts(message)
+    assert f"Budget ${budget:,.2f}" in body
+    assert line in body
+
+
+def test_biggest_movers_in_the_digest(services: Services, slack: FakeSlack, costs: None) -> None:
+    """The services that moved most against the day before, largest change first."""
+    digest(services)
+
+    [message] = digests(slack)
+    [movers] = [
+        block["text"]["text"]
+        for block in message.blocks
+        if block.get("text", {}).get("text", "").startswith("*Biggest movers")
+    ]
+    assert movers.splitlines() == [
+        "*Biggest movers vs the day before*",
+        f"• {LAMBDA}: :arrow_up_small: +$240.00 (+2400.0%)",
+        f"• {EC2}: :arrow_up_small: +$15.00 (+13.3%)",
+        f"• {S3}: :arrow_down_small: -$5.00 (-25.0%)",
+    ]
+
+
+def test_digest_in_a_zone_ahead_of_utc_covers_the_last_ended_utc_day(
+    services: Services, slack: FakeSlack, aws_endpoint: str
+) -> None:
+    """At 08:00 in Tokyo (23:00 UTC the evening before) the UTC day just begun has not
+    ended: Tuesday's digest covers Sunday; a later check that Tuesday posts nothing
+    more; Wednesday's covers Monday."""
+    reconfigure(
+        services, digest={"channel": DIGEST_CHANNEL, "timezone": "Asia/Tokyo", "time": "08:00"}
+    )
+    monday = date(2025, 3, 17)
+    queue_ce_results(
+        aws_endpoint,
+        {"ResultsByTime": history(monday, 44)},
+        {"ResultsByTime": history(monday, 44)},
+    )
+    tuesday_0805 = datetime(2025, 3, 17, 23, 5, tzinfo=UTC)
+
+    assert digest(services, tuesday_0805 - timedelta(minutes=10)).status == "not yet"
+    tuesday = digest(services, tuesday_0805)
+    # 10:00 in Tokyo: Monday (UTC) has ended now, but Tuesday's digest is out already.
+    later = digest(services, tuesday_0805 + timedelta(hours=2))
+    wednesday = digest(services, tuesday_0805 + timedelta(days=1))
+
+    assert (tuesday.status, tuesday.day) == ("posted", date(2025, 3, 16))
+    assert (later.status, later.day) == ("already posted", date(2025, 3, 16))
+    assert (wednesday.status, wednesday.day) == ("posted", monday)
+    first, second = digests(slack)
+    assert "AWS cost digest · Sun 16 Mar 2025 (UTC)" in texts(first)
+    assert "Yesterday (2025-03-16): $198.00" in texts(first)
+    assert "AWS cost digest · Mon 17 Mar 2025 (UTC)" in texts(second)
+    assert "Yesterday (2025-03-17): $448.00" in texts(second)
