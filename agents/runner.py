@@ -305,6 +305,10 @@ def stream_process(
                         unreadable.append(text[:200])
                     continue
                 on_event(event)
+            if not (timed_out or stopped):
+                # Output ended, but a CLI may close stdout and keep running: the same
+                # deadline and cancel still hold until it exits.
+                timed_out, stopped = _await_exit(process, deadline, cancelled)
             process.wait()
             for reader in readers:
                 reader.join(timeout=2)
@@ -319,6 +323,24 @@ def stream_process(
         cancelled=stopped,
         duration_seconds=round(time.monotonic() - started, 2),
     )
+
+
+def _await_exit(
+    process: subprocess.Popen[str], deadline: float, cancelled: CancelCheck
+) -> tuple[bool, bool]:
+    """Wait for the process until the deadline or a cancel; returns (timed out, cancelled)."""
+    while True:
+        try:
+            process.wait(timeout=max(0.0, min(POLL_SECONDS, deadline - time.monotonic())))
+            return False, False
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= deadline:
+            kill_group(process.pid)
+            return True, False
+        if cancelled():
+            kill_group(process.pid)
+            return False, True
 
 
 def _decode(text: str) -> Event | None:

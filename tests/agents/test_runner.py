@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -158,6 +159,33 @@ def test_cancel_stops_the_run(fake: FakeCli, workspace: Path) -> None:
     with pytest.raises(AgentError, match=r"^Cancelled\.$"):
         run(fake.options(), workspace, cancelled=lambda: time.monotonic() > deadline)
     assert not alive(int(wait_for_file(marker)))
+
+
+def quiet_lingerer(tmp_path: Path) -> Path:
+    """A CLI that prints its result, closes its output, and then keeps running."""
+    program = tmp_path / "lingering-cli"
+    line = json.dumps(result("done"))
+    program.write_text(
+        f"#!{sys.executable}\nimport os, time\nprint({line!r}, flush=True)\n"
+        "os.close(1)\nos.close(2)\ntime.sleep(60)\n"
+    )
+    program.chmod(0o755)
+    return program
+
+
+def test_timeout_holds_after_the_cli_closes_its_output(tmp_path: Path, workspace: Path) -> None:
+    """A CLI that closes stdout but does not exit is still stopped at the deadline."""
+    options = CliOptions(command=str(quiet_lingerer(tmp_path)), timeout_seconds=1)
+    with pytest.raises(AgentError, match=r"did not finish within 1 s, so it was stopped"):
+        run(options, workspace)
+
+
+def test_cancel_holds_after_the_cli_closes_its_output(tmp_path: Path, workspace: Path) -> None:
+    """Cancelling still stops a CLI that has closed its output but lingers."""
+    options = CliOptions(command=str(quiet_lingerer(tmp_path)), timeout_seconds=600)
+    deadline = time.monotonic() + 1.0
+    with pytest.raises(AgentError, match=r"^Cancelled\.$"):
+        run(options, workspace, cancelled=lambda: time.monotonic() > deadline)
 
 
 def test_unreadable_output_fails_readably(fake: FakeCli, workspace: Path) -> None:
