@@ -2,15 +2,17 @@
 
 A task started by a GitHub issue gets two comments on that issue: one when the task
 exists (its id and the Slack thread where it is planned and approved), one when it
-succeeded (the pull request, or the branch). Replies to `/agent approve|reject`
-comments go back the same way. Each is an RQ job on the default queue, so a slow or
-failing GitHub never holds up a webhook response, and retries are RQ's.
+succeeded (the pull request, or the branch). Any task whose pull request is marked
+ready gets a comment there too: its id, its Slack thread and the issue it came from.
+Replies to `/agent approve|reject` comments go back the same way. Each is an RQ job
+on the default queue, so a slow or failing GitHub never holds up a webhook response,
+and retries are RQ's.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from rq import Retry
 
@@ -33,6 +35,58 @@ def thread_link(channel: str, ts: str) -> str:
     whichever workspace the reader is signed in to.
     """
     return f"{SLACK_ARCHIVES}/{channel}/p{ts.replace('.', '')}"
+
+
+@runtime_checkable
+class Permalinks(Protocol):
+    """A notifier that can ask the chat for a message's own link."""
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """Slack's permalink for the message, or None when Slack has none."""
+
+
+def slack_link(ctx: JobContext, channel: str, ts: str) -> str:
+    """The link to a Slack message: Slack's own permalink, else the built form.
+
+    The notifier asks Slack (`chat.getPermalink`, through `SLACK_API_URL`) when it
+    can; when it cannot, or Slack fails, the link is built (`thread_link`).
+
+    Args:
+        ctx: The job context, whose notifier speaks to Slack.
+        channel: The message's channel id.
+        ts: The message's timestamp.
+    """
+    notifier = ctx.notifier
+    if isinstance(notifier, Permalinks):
+        try:
+            link = notifier.permalink(channel, ts)
+        except Exception:  # a link is worth having, not worth failing over
+            log.warning(
+                "no permalink from Slack for %s/%s; building it", channel, ts, exc_info=True
+            )
+        else:
+            if link:
+                return link
+    return thread_link(channel, ts)
+
+
+def task_thread(ctx: JobContext, task: Task) -> str | None:
+    """The link to the task's Slack thread (its card), once the card is posted."""
+    return slack_link(ctx, task.channel, task.card_ts) if task.card_ts else None
+
+
+def issue_reference(task: Task, pull_repo: str | None) -> str | None:
+    """How a pull request in `pull_repo` names the issue the task came from.
+
+    `#7` within the same repository, `owner/name#7` across repositories (GitHub closes
+    an issue from either form); None when the task did not come from an issue.
+    """
+    origin = github_issue(task)
+    if origin is None:
+        return None
+    repo, number = origin
+    same = pull_repo is not None and repo.lower() == pull_repo.lower()
+    return f"#{number}" if same else f"{repo}#{number}"
 
 
 def github_issue(task: Task) -> tuple[str, int] | None:
@@ -66,16 +120,16 @@ def enqueue_reply(queues: Queues, repo: str, number: int, text: str) -> None:
 
 
 def report_success(ctx: JobContext, task_id: int) -> None:
-    """Hook run after a task succeeded: queue the "ready" comment on its origin.
+    """Hook run after a task succeeded: queue the "ready" comments on its issue and PR.
 
     Best-effort: the task already succeeded, so a queue failure is logged, not raised.
+    Two jobs, so that a retry of one never repeats the other's comment.
     """
-    try:
-        _enqueue(
-            ctx.queues, "jobs.origin.announce_success", task_id, description=f"ready T-{task_id}"
-        )
-    except Exception:
-        log.warning("could not queue the ready comment for T-%s", task_id, exc_info=True)
+    for func, where in (("announce_success", "issue"), ("announce_ready_pull", "pull request")):
+        try:
+            _enqueue(ctx.queues, f"jobs.origin.{func}", task_id, description=f"ready T-{task_id}")
+        except Exception:
+            log.warning("could not queue the %s comment for T-%s", where, task_id, exc_info=True)
 
 
 def _load(ctx: JobContext, task_id: int) -> Task | None:
@@ -97,9 +151,10 @@ def announce(task_id: int) -> None:
     if ctx.github is None:
         log.info("T-%s came from GitHub, but GITHUB_TOKEN is not set; no comment", task_id)
         return
+    thread = task_thread(ctx, task)
     where = (
-        f"Follow it and approve its plan in Slack: {thread_link(task.channel, task.card_ts)}"
-        if task.card_ts
+        f"Follow it and approve its plan in Slack: {thread}"
+        if thread
         else "Its card is in Slack, where approvers review the plan."
     )
     ctx.github.comment(
@@ -123,8 +178,33 @@ def announce_success(task_id: int) -> None:
         else f"the fix is on branch `{result.get('branch', 'unknown')}`"
     )
     tests = _tests_line(result)
-    thread = f" Slack thread: {thread_link(task.channel, task.card_ts)}" if task.card_ts else ""
+    link = task_thread(ctx, task)
+    thread = f" Slack thread: {link}" if link else ""
     ctx.github.comment(*origin, f"**{task.key}** succeeded; {target}.{tests}{thread}")
+
+
+def announce_ready_pull(task_id: int) -> None:
+    """Tell the task's pull request, now ready for review, where it came from."""
+    ctx = current()
+    task = _load(ctx, task_id)
+    if task is None or ctx.github is None:
+        return
+    result = task.result or {}
+    repo = ctx.config.repo(task.repo)
+    pull_repo = None if repo is None else repo.pull_request_repo
+    number = result.get("pr_number")
+    if pull_repo is None or not isinstance(number, int) or not result.get("pr_url"):
+        return
+    issue = issue_reference(task, pull_repo)
+    source = f" (from {issue})" if issue else ""
+    link = task_thread(ctx, task)
+    lines = [
+        f"Agentbot task **{task.key}**{source} is ready for review: the bot ran the test "
+        "command itself and saw the new test fail, then the whole suite pass." + _tests_line(result)
+    ]
+    if link:
+        lines.append(f"Slack thread, with the plan and its approval: {link}")
+    ctx.github.comment(pull_repo, number, "\n\n".join(lines))
 
 
 def _tests_line(result: dict[str, Any]) -> str:

@@ -302,6 +302,16 @@ def pull_title(plan: Plan) -> str:
     return conventional_subject("fix", commit_scope(plan.affected_files), plan.summary)
 
 
+def _pull_links(ctx: JobContext, task_id: int, pull_repo: str) -> dict[str, str | None]:
+    """Where a pull request points back to: the issue it closes and the Slack thread."""
+    with ctx.db.session() as session:
+        task = get_task(session, task_id)  # fresh: the card may have been posted since
+    return {
+        "closes": origin.issue_reference(task, pull_repo),
+        "thread": origin.task_thread(ctx, task),
+    }
+
+
 def _publish_plan(ctx: JobContext, task: Task, repo: RepoConfig, plan: Plan) -> dict[str, Any]:
     """Open (or refresh) the task's draft pull request carrying the plan."""
     target = _github_for(ctx, repo)
@@ -314,7 +324,9 @@ def _publish_plan(ctx: JobContext, task: Task, repo: RepoConfig, plan: Plan) -> 
             head=ctx.workspaces.branch(task.key),
             base=repo.default_branch,
             title=pull_title(plan),
-            body=render_pull_body(task.key, task.description, plan, None),
+            body=render_pull_body(
+                task.key, task.description, plan, None, **_pull_links(ctx, task.id, name)
+            ),
             draft=True,
         )
     except GitHubError as exc:
@@ -346,7 +358,9 @@ def _publish_ready(
             head=ctx.workspaces.branch(task.key),
             base=repo.default_branch,
             title=pull_title(plan),
-            body=render_pull_body(task.key, task.description, plan, verification),
+            body=render_pull_body(
+                task.key, task.description, plan, verification, **_pull_links(ctx, task.id, name)
+            ),
             draft=False,
         )
         github.mark_ready(pull)
@@ -381,13 +395,32 @@ def _fenced(text: str) -> str:
 
 
 def render_pull_body(
-    key: str, description: str, plan: Plan, verification: dict[str, Any] | None
+    key: str,
+    description: str,
+    plan: Plan,
+    verification: dict[str, Any] | None,
+    *,
+    closes: str | None = None,
+    thread: str | None = None,
 ) -> str:
-    """The pull request's body: the request, the plan, and what the bot itself verified."""
+    """The pull request's body: the request, the plan, and what the bot itself verified.
+
+    Args:
+        key: The task's id (`T-12`).
+        description: What was asked for.
+        plan: The approved (or proposed) plan.
+        verification: The bot's own test runs, once it has verified the fix.
+        closes: The issue the task came from (`#7` or `owner/name#7`); merging closes it.
+        thread: The link to the task's Slack thread.
+    """
     steps = [f"{n}. **{s.kind}**: {s.description}" for n, s in enumerate(plan.steps, 1)]
+    origin_lines = [f"Closes {closes}"] if closes else []
+    if thread:
+        origin_lines.append(f"Slack thread (plan, approval, progress): {thread}")
     lines = [
-        f"Agentbot task **{key}**.",
+        f"Agentbot task **{key}**" + (f", from {closes}." if closes else "."),
         "",
+        *([*origin_lines, ""] if origin_lines else []),
         "### Request",
         _fenced(description[:3000]),
         "",

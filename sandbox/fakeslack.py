@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlparse
 
 BOT_USER = "UAGENTBOT"
 TEAM = "TSANDBOX"
+TEAM_DOMAIN = "sandbox"
 
 
 @dataclass
@@ -417,6 +418,19 @@ class FakeSlack:
                     "message": message.to_dict(),
                 }
         return {"ok": False, "error": "message_not_found"}
+
+    def _api_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = params.get("channel"), params.get("message_ts")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        message = next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        # Slack's own shape: the workspace's domain, and the thread for a reply.
+        link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel}/p{message.ts.replace('.', '')}"
+        if message.thread_ts:
+            link += f"?thread_ts={message.thread_ts}&cid={channel}"
+        return {"ok": True, "channel": channel, "permalink": link}
 
     def _api_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         ephemeral = Ephemeral(

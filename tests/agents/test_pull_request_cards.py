@@ -109,3 +109,16 @@ def test_pull_body_has_request_plan_and_verification() -> None:
     assert "| RED: `pytest -q` | 3 passed, 1 failed |" in ready
     assert "| GREEN: `pytest -q` | 4 passed, 0 failed |" in ready
     assert "Claude Code · 15 turns · $0.22 · 84.2 s" in ready
+
+
+def test_pull_body_closes_the_origin_issue_and_links_the_thread() -> None:
+    """A task from an issue closes it on merge; the Slack thread is one click away."""
+    plan = Plan.model_validate(PLAN)
+    thread = "https://sandbox.slack.com/archives/CDEV/p1700000001000100"
+    body = render_pull_body("T-12", "fix", plan, None, closes="#7", thread=thread)
+    assert body.startswith("Agentbot task **T-12**, from #7.\n\nCloses #7\n")
+    assert f"Slack thread (plan, approval, progress): {thread}" in body
+    elsewhere = render_pull_body("T-12", "fix", plan, None, closes="acme/issues#7")
+    assert "Closes acme/issues#7" in elsewhere and "Slack thread" not in elsewhere
+    plain = render_pull_body("T-12", "fix", plan, None)
+    assert plain.startswith("Agentbot task **T-12**.\n\n### Request") and "Closes" not in plain

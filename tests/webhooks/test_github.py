@@ -5,16 +5,34 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import pytest
+from slack_sdk import WebClient
+
+from bot.runtime import job_context
 from bot.services import Services
+from jobs import origin
 from jobs.config import AgentbotConfig
 from jobs.lifecycle import Lifecycle
-from sandbox.fakeslack import FakeSlack
+from jobs.notify import NullNotifier
+from sandbox.fakeslack import TEAM_DOMAIN, FakeSlack
 from tests.conftest import APPROVER, CHANNEL, REQUESTER
 from tests.fakes.github_server import FakeGitHub
 from tests.slackclient import SlackUser, texts
 from tests.webhooks.conftest import Hooks, deliveries, load, serve, tasks
 
 ISSUE = ("acme/calc", 7)
+
+
+@pytest.fixture
+def config(config: AgentbotConfig) -> AgentbotConfig:
+    """The webhook configuration, with the repo's pull requests on (the fake) GitHub."""
+    repo = config.repos[0].model_copy(update={"github_repo": "acme/calc"})
+    return config.model_copy(update={"repos": (repo,)})
+
+
+def thread_path(ts: str) -> str:
+    """The part of a Slack message link that names the message, whoever built it."""
+    return f"/archives/{CHANNEL}/p{ts.replace('.', '')}"
 
 
 def comment(body: str, login: str = "octo-lead") -> dict[str, object]:
@@ -53,7 +71,7 @@ def test_labelled_issue_becomes_a_task_with_card_and_issue_comment(
     assert "github" in texts(card)
     [said] = comments_on_issue(github)
     assert "**T-1**" in said
-    assert f"https://slack.com/archives/{CHANNEL}/p{card.ts.replace('.', '')}" in said
+    assert thread_path(card.ts) in said
     assert "/agent approve" in said
 
 
@@ -213,3 +231,65 @@ def test_repo_known_by_its_github_name(services: Services, config: AgentbotConfi
         assert reply.status == 201, reply.body
     [task] = tasks(services)
     assert task.repo == "shop/pricing" and task.source_ref == "shop/pricing#7"
+
+
+def test_ready_pull_request_closes_the_issue_links_slack_and_says_so(
+    hooks: Hooks, services: Services, user: SlackUser, slack: FakeSlack, github: FakeGitHub
+) -> None:
+    """The ready PR's body closes the issue and links the thread; a comment says it is ready."""
+    hooks.github(load("github_issues_labeled.json"), "issues")
+    user.work("default", "plan")
+    card = user.card()
+    draft = github.pull("acme/calc", "agent/T-1")
+    assert draft is not None and draft.draft
+    assert "Closes #7" in draft.body and thread_path(card.ts) in draft.body
+    assert not [c for c in github.comments if c[1] == draft.number]  # nothing said while draft
+
+    hooks.github(load("github_issue_comment_created.json"), "issue_comment")
+    user.work("default", "execute")
+    user.work("default")
+    [task] = tasks(services)
+    assert task.state == "succeeded", task.error
+    pull = github.pull("acme/calc", "agent/T-1")
+    assert pull is not None and not pull.draft
+    assert pull.body.startswith("Agentbot task **T-1**, from #7.")
+    assert "Closes #7" in pull.body and thread_path(card.ts) in pull.body
+    assert "| GREEN: `python -m pytest -q` | 4 passed, 0 failed |" in pull.body
+    [said] = [body for repo, number, body in github.comments if number == pull.number]
+    assert said.startswith("Agentbot task **T-1** (from #7) is ready for review")
+    assert "before 2 passed, 0 failed; after 4 passed, 0 failed" in said
+    assert thread_path(card.ts) in said
+    # The issue hears about the pull request too.
+    pull_url = f"https://github.example/acme/calc/pull/{pull.number}"
+    assert f"the pull request is ready for review: {pull_url}" in comments_on_issue(github)[-1]
+
+
+class LinkingNotifier(NullNotifier):
+    """A notifier that asks Slack for permalinks through the real slack_sdk client."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """Slack's own link for the message."""
+        return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+
+
+def test_thread_link_is_slacks_permalink_and_built_when_slack_has_none(
+    services: Services, slack: FakeSlack
+) -> None:
+    """Slack's permalink is used when the notifier can ask; otherwise the link is built."""
+    posted = services.slack.chat_postMessage(channel=CHANNEL, text="T-1 · queued")
+    ts = str(posted["ts"])
+    asking = dataclasses.replace(job_context(services), notifier=LinkingNotifier(services.slack))
+    link = origin.slack_link(asking, CHANNEL, ts)
+    assert link == f"https://{TEAM_DOMAIN}.slack.com{thread_path(ts)}"
+    assert [call.params["message_ts"] for call in slack.calls_to("chat.getPermalink")] == [ts]
+
+    # Slack answers message_not_found: the link is built, and nothing fails.
+    assert origin.slack_link(asking, CHANNEL, "1.000001") == (
+        f"https://slack.com/archives/{CHANNEL}/p1000001"
+    )
+    # A notifier that cannot ask Slack: the built link.
+    silent = dataclasses.replace(job_context(services), notifier=NullNotifier())
+    assert origin.slack_link(silent, CHANNEL, ts) == f"https://slack.com{thread_path(ts)}"
