@@ -223,8 +223,65 @@ def gunicorn_logger_class() -> type:
     return JsonGunicornLogger
 
 
+# Slash-command verbs whose first argument is a task id (`/agent approve T-12`).
+TASK_VERBS = frozenset({"approve", "reject", "cancel", "retry", "status"})
+TASK_ID = re.compile(r"^(?:T-?)?(\d{1,9})$", re.IGNORECASE)
+
+
+def _task_id(value: Any) -> str | None:
+    match = TASK_ID.match(str(value).strip()) if isinstance(value, (str, int)) else None
+    return f"T-{int(match.group(1))}" if match else None
+
+
+def task_in_request(body: dict[str, Any]) -> str | None:
+    """The task a Slack request acts on (`T-12`), when its body names one.
+
+    Task buttons carry the task id as their value; the reason modals carry it first
+    in their private metadata; task commands take it as their first argument.
+    """
+    from bot import blocks
+
+    kind = body.get("type")
+    if kind == "block_actions":
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions else None
+        task_buttons = (
+            blocks.APPROVE,
+            blocks.APPROVE_WITH_COMMENT,
+            blocks.REJECT,
+            blocks.CANCEL,
+            blocks.RETRY,
+        )
+        if isinstance(action, dict) and action.get("action_id") in task_buttons:
+            return _task_id(action.get("value"))
+        return None
+    if kind == "view_submission":
+        view = body.get("view")
+        if isinstance(view, dict) and view.get("callback_id") in (
+            blocks.REJECT_VIEW,
+            blocks.APPROVE_VIEW,
+        ):
+            return _task_id(str(view.get("private_metadata", "")).split("|", 1)[0])
+        return None
+    if body.get("command"):
+        words = str(body.get("text", "")).split()
+        if len(words) >= 2 and words[0].lower() in TASK_VERBS:
+            return _task_id(words[1])
+    return None
+
+
+def bind_task(task_id: int | str, job_id: str | None = None) -> None:
+    """Name a task (and its job, once known) on every line logged from here on.
+
+    Call it where a request starts acting on a task found some other way than its
+    body (a job enqueued for it, say), so the lines that follow can be found by task.
+    """
+    key = task_id if isinstance(task_id, str) else f"T-{task_id}"
+    structlog.contextvars.bind_contextvars(task_id=key, **({"job_id": job_id} if job_id else {}))
+
+
 def slack_log_context(body: dict[str, Any], next: Callable[[], Any]) -> Any:
-    """Bolt middleware: bind the Slack user and channel to every line of a request.
+    """Bolt middleware: bind the Slack user, channel and task to every line of a request.
 
     Bolt runs listeners after the whole middleware chain has returned, so the context
     cannot be scoped with a `with` block here; instead each request starts from a clean
@@ -232,8 +289,9 @@ def slack_log_context(body: dict[str, Any], next: Callable[[], Any]) -> Any:
     """
     user = body.get("user_id") or (body.get("user") or {}).get("id")
     channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
+    task = task_in_request(body)
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(
-        **{k: v for k, v in (("user", user), ("channel", channel)) if v}
+        **{k: v for k, v in (("user", user), ("channel", channel), ("task_id", task)) if v}
     )
     return next()

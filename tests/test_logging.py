@@ -19,13 +19,14 @@ import structlog
 from rq import Queue
 from slack_sdk.signature import SignatureVerifier
 
+from bot import blocks
 from bot.logging import MASK, configure, secrets_of
 from bot.settings import Settings
 from jobs.worker import AgentbotWorker
 from sandbox.fakeslack import FakeSlack
 from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET
 from tests.services import free_port
-from tests.slackclient import SlackUser
+from tests.slackclient import SlackUser, texts
 
 SLACK_BOT = "xoxb-2417-98765432101-AbCdEfGhIjKlMnOpQrStUvWx"
 SLACK_APP = "xapp-1-A0123456789-1234567890123-abcdef0123456789abcdef"
@@ -125,7 +126,8 @@ def test_job_lines_carry_task_user_and_job_and_no_token(
     assert BOT_TOKEN not in text and SIGNING_SECRET not in text
     records = lines(text)
     assert any(MASK in json.dumps(r) for r in records)
-    in_job = [r for r in records if r.get("task_id") == "T-1"]
+    # Web-side lines about T-1 name it too; lines inside its jobs also name the job.
+    in_job = [r for r in records if r.get("task_id") == "T-1" and r.get("job_id")]
     assert in_job, "no line was logged inside T-1's jobs"
     planned = [r for r in in_job if str(r.get("job_id", "")).startswith("plan-1-")]
     assert any(r["event"].startswith("plan_task done") for r in planned)
@@ -199,3 +201,22 @@ def test_serve_writes_only_json_lines_with_no_secret(
     access = [r for r in records if r["logger"] == "gunicorn.access"]
     assert any("POST /slack/events" in r["event"] for r in access)
     assert any(r.get("user") == REQUESTER for r in records if r["logger"] == "agentbot.slack")
+
+
+def test_lines_about_a_request_on_a_task_name_the_task(
+    user: SlackUser, slack: FakeSlack, tmp_path: Path, restore_logging: None
+):
+    """Web-side lines of a click, a modal or a command acting on T-1 carry task_id T-1."""
+    user.command("run fix the discount calculation")
+    user.work("default", "plan")
+    plan = next(m for m in user.thread() if "Plan for T-1" in texts(m))
+    log_file = tmp_path / "agentbot.log"
+    with log_file.open("a", buffering=1) as stream:
+        configure("DEBUG", stream=stream, json=True)
+        user.command("status T-1")
+        user.click(plan, blocks.REJECT, APPROVER)  # opens the reason modal
+        user.submit_view(slack.views[-1], APPROVER, "")  # empty reason: refused
+        user.command("run something else entirely")
+    records = lines(log_file.read_text())
+    listeners = [r for r in records if r["event"].startswith("Running listener")]
+    assert [r.get("task_id") for r in listeners] == ["T-1", "T-1", "T-1", None]
