@@ -7,7 +7,7 @@ import logging
 from slack_bolt import App
 
 from bot import dedupe, errors
-from bot.listeners import actions, commands, views
+from bot.listeners import actions, commands, events, views
 from bot.logging import ContextCopyingExecutor, slack_log_context
 from bot.services import Services
 
@@ -34,4 +34,5 @@ def build_app(services: Services) -> App:
     commands.register(app, services)
     actions.register(app, services)
     views.register(app, services)
+    events.register(app, services)
     return app

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from bot import dedupe
 from bot.services import Services
 from jobs.exceptions import UNAVAILABLE, AgentbotError
+from jobs.thread_reply import enqueue_reply
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ def register(app: App, services: Services) -> None:
                 headers={"content-type": "application/json"},
                 body=json.dumps({"response_type": "ephemeral", "text": message}),
             )
+        if body.get("type") == "event_callback":
+            _reply_to_event(services, body, message)
+            return None
         if respond is not None and body.get("response_url"):
             try:
                 respond(text=message, response_type="ephemeral", replace_original=False)
@@ -64,3 +68,19 @@ def register(app: App, services: Services) -> None:
         # Slack shows nothing for a button's acknowledgement; the message went by
         # response_url. A 200 keeps Slack from showing its own error too.
         return BoltResponse(status=200, body="") if response is not None else None
+
+
+def _reply_to_event(services: Services, body: dict[str, Any], message: str) -> None:
+    """Answer a mention that could not be carried out, in its thread (through a worker)."""
+    event = body.get("event") or {}
+    if event.get("type") != "app_mention" or not event.get("channel") or not event.get("ts"):
+        return
+    try:
+        enqueue_reply(
+            services.queues,
+            channel=str(event["channel"]),
+            thread_ts=str(event.get("thread_ts") or event["ts"]),
+            text=message,
+        )
+    except Exception:
+        log.warning("could not answer a mention about an error", exc_info=True)

@@ -131,7 +131,8 @@ def test_two_approvals_required_moves_on_the_second_distinct_approver(
     planned(user)
     plan = plan_message(user)
     user.click(plan, blocks.APPROVE, APPROVER)
-    assert any("1 of 2" in t for t in user.ephemeral_texts(APPROVER))
+    # The count is told through response_url after the click was acknowledged.
+    slack.wait_for(lambda: any("1 of 2" in t for t in user.ephemeral_texts(APPROVER)))
     with user.services.db.session() as session:
         assert session.execute(select(Task.state)).scalar_one() == "awaiting_approval"
     user.click(plan, blocks.APPROVE, APPROVER_2)  # an approver through the user group

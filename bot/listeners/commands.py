@@ -25,17 +25,32 @@ def register(app: App, services: Services) -> None:
 
     @app.command("/agent")
     def agent_command(ack: Ack, command: dict[str, Any]) -> None:
-        parsed = parse(command.get("text", ""))
-        user = command["user_id"]
-        channel = command["channel_id"]
-        if parsed.name == "help":
-            ack(text=USAGE, response_type="ephemeral")
-            return
-        allowed = services.config.slack.channels
-        if allowed and channel not in allowed:
-            raise NotAllowed("Agentbot doesn't take commands in this channel.")
-        handler = HANDLERS[parsed.name]
-        handler(services, ack, parsed, user, channel)
+        perform(services, ack, command.get("text", ""), command["user_id"], command["channel_id"])
+
+
+def perform(services: Services, ack: Ack, text: str, user: str, channel: str) -> None:
+    """Carry out the words after `/agent` (or after a mention of the bot).
+
+    Args:
+        services: The process's services.
+        ack: Where the short answer goes (the slash command's acknowledgement, or one a
+            mention's reply is read from).
+        text: The words, as typed.
+        user: Who typed them.
+        channel: Where.
+
+    Raises:
+        AgentbotError: Bad input or a refusal, with the short message to show.
+    """
+    parsed = parse(text)
+    if parsed.name == "help":
+        ack(text=USAGE, response_type="ephemeral")
+        return
+    allowed = services.config.slack.channels
+    if allowed and channel not in allowed:
+        raise NotAllowed("Agentbot doesn't take commands in this channel.")
+    handler = HANDLERS[parsed.name]
+    handler(services, ack, parsed, user, channel)
 
 
 def _run(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
