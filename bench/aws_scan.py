@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import logging
 import multiprocessing
 import os
-import platform
 import statistics
 import threading
 import time
@@ -28,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
-from pathlib import Path
 from typing import Any
 
 import boto3
+from harness import write_results
 from moto.server import ThreadedMotoServer
 
 from agents.aws.config import AwsAccount, AwsConfig
@@ -47,7 +45,6 @@ ACCOUNTS = [
     ),
 ]
 REGIONS = ["us-east-1", "eu-west-1"]
-RESULTS = Path(__file__).resolve().parent / "results" / "aws_scan.json"
 
 
 def seed_region(session: boto3.Session, account: str, region: str) -> None:
@@ -268,8 +265,6 @@ def main() -> None:
     parallel = statistics.median(parallel_times)
     sequential = statistics.median(sequential_times)
     results = {
-        "benchmark": "aws_scan",
-        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "latency_ms_per_call": args.latency_ms,
         "accounts": len(ACCOUNTS),
         "regions": len(REGIONS),
@@ -286,15 +281,19 @@ def main() -> None:
         "parallel_seconds_all": [round(t, 3) for t in parallel_times],
         "sequential_seconds_all": [round(t, 3) for t in sequential_times],
         "speedup": round(sequential / parallel, 2),
-        # The parallel figure is bounded by client-side CPU, so say how much there was.
-        "cpu_count": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
         "boto3": version("boto3"),
         "moto": version("moto"),
+        # The parallel figure is bounded by client-side CPU: write_results adds the
+        # machine's CPUs and load beside it.
+        "summary": {
+            f"parallel ({args.max_workers} workers), median": f"{parallel:.2f} s",
+            "sequential, median": f"{sequential:.2f} s",
+            "speedup": f"{sequential / parallel:.1f}x",
+            "API calls per scan": calls,
+            "added latency per call": f"{args.latency_ms:g} ms",
+        },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    path = write_results("aws_scan", results)
 
     print(
         f"{results['scan_units']} units, {calls} API calls, {results['records']} resources, "
@@ -304,7 +303,7 @@ def main() -> None:
     print(f"sequential             : {sequential:.2f} s (median of {args.runs})")
     print(f"speedup                : {sequential / parallel:.1f}x")
     print(f"parallel, no added latency: {no_latency:.2f} s (client-side CPU floor)")
-    print(f"wrote {RESULTS.relative_to(Path(__file__).resolve().parents[1])}")
+    print(f"wrote {path.relative_to(path.parents[2])}")
 
 
 if __name__ == "__main__":
