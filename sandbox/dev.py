@@ -12,7 +12,10 @@ One command starts, on loopback:
 - a sample repository with a real bug, and the scripted agent whose script fixes
   it (or Claude Code, when it is installed and signed in);
 - a moto server holding a demo AWS estate (`sandbox.demo_aws`), with the process's
-  AWS variables pointing at it.
+  AWS variables pointing at it; once it is seeded, the day's cost digest is posted
+  in #aws-costs, and the daily digest check starts;
+- the GitHub, Sentry and Jira webhooks of `agentbot serve`, on the bot's port, with
+  secrets of the sandbox's own written into its configuration file.
 
 Each start is a fresh sandbox: the previous run's database, sample repository and
 workspaces are removed first.
@@ -20,6 +23,7 @@ workspaces are removed first.
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import gc
 import json
@@ -35,12 +39,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.settings import ConfigError, Settings, load_config_file
 from jobs.config import AgentbotConfig
 from sandbox.fakeslack import FakeSlack
 from sandbox.workspace import Channel, Person, Workspace
+
+if TYPE_CHECKING:
+    from jobs.context import JobContext
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ DEV_CHANNEL = Channel(id="C0DEV", name="dev")
 COSTS_CHANNEL = Channel(id="C0COSTS", name="aws-costs")
 CHANNELS = [DEV_CHANNEL, COSTS_CHANNEL]
 SAMPLE_REPO = "acme/shop-pricing"
+# Where webhooks' projects point: Sentry's project slug and Jira's project key.
+SENTRY_PROJECT = "shop-pricing"
+JIRA_PROJECT = "SHOP"
+WEBHOOK_SOURCES = ("github", "sentry", "jira")
 TEST_COMMAND = "python -m pytest -q"
 AGENT_CHOICES = ("auto", "scripted", "claude-code")
 # What each run starts afresh; nothing else under the data directory is touched.
@@ -106,6 +117,9 @@ class Sandbox:
         self.bot_url = ""
         self._moto: Any = None
         self._aws_thread: threading.Thread | None = None
+        self._after_estate: Callable[[], None] | None = None
+        self.digest_posted = threading.Event()
+        self.webhook_secrets = {source: secrets.token_hex(16) for source in WEBHOOK_SOURCES}
 
     @property
     def url(self) -> str:
@@ -147,7 +161,7 @@ class Sandbox:
         from jobs.db import migrate
 
         migrate(settings.database_url)
-        self._start_bot(settings)
+        self._start_bot(settings, with_aws=moto_url is not None)
         self.workspace = Workspace(
             slack,
             events_url=f"{self.bot_url}/slack/events",
@@ -257,6 +271,8 @@ class Sandbox:
         took = time.monotonic() - started
         self.say(f"AWS demo estate ready in {took:.1f} s: {self.aws_summary}")
         self._note("aws", f"AWS demo estate ready: {self.aws_summary}")
+        if self._after_estate is not None and not self._stopping.is_set():
+            self._after_estate()
 
     def _note(self, key: str, text: str) -> None:
         if self.workspace is not None:
@@ -268,6 +284,7 @@ class Sandbox:
 
     def _write_config(self, remote: Path, with_aws: bool) -> Path:
         data = dev_config(remote, self.data_dir / "workspaces", self.agent_kind)
+        data = with_webhooks(data, self.webhook_secrets)
         if with_aws:
             data = with_demo_aws(data)
         path = self.data_dir / "agentbot.toml"
@@ -300,15 +317,21 @@ class Sandbox:
             DATABASE_URL=f"sqlite:///{self.data_dir / 'agentbot.db'}",
             REDIS_URL=redis_url,
             GITHUB_TOKEN="",
+            # Empty here, so the webhooks verify with the secrets in the sandbox's config.
+            GITHUB_WEBHOOK_SECRET="",
+            SENTRY_CLIENT_SECRET="",
+            JIRA_WEBHOOK_SECRET="",
             AGENTBOT_CONFIG=str(config_path),
         )
 
-    def _start_bot(self, settings: Settings) -> None:
+    def _start_bot(self, settings: Settings, *, with_aws: bool) -> None:
         from bot.app import build_app
         from bot.runtime import job_context
         from bot.services import build_services
         from bot.web import WebApp
+        from bot.webhooks import register as register_webhooks
         from jobs.context import install
+        from jobs.cost import register_digest
         from jobs.queues import ALL_QUEUES
         from jobs.schedule import build_scheduler
         from sandbox.inprocess import Clock, WorkerThread, WSGIThread, stop_workers
@@ -317,7 +340,8 @@ class Sandbox:
         # connection, which for `memory://` is the one in-process server there is.
         services = build_services(settings)
         self._stoppers.append(services.db.dispose)
-        install(job_context(services))
+        context = job_context(services)
+        install(context)
         workers = [
             WorkerThread([services.queues.queue(name)], services.redis, name=f"worker-{name}")
             for name in ALL_QUEUES
@@ -325,9 +349,20 @@ class Sandbox:
         for worker in workers:
             worker.start()
         self._stoppers.append(lambda: stop_workers(workers))
-        clock = Clock(services.redis, ALL_QUEUES, build_scheduler(services.redis, services.config))
+        # The digest check runs at once when registered: not before the estate has costs,
+        # or it would store the days it reads from an empty Cost Explorer as $0.
+        cron = build_scheduler(services.redis, without_digest(services.config))
+        clock = Clock(services.redis, ALL_QUEUES, cron)
         self._stoppers.append(clock.start().stop)
+        if with_aws:
+
+            def after_estate() -> None:
+                self._post_first_digest(context)
+                register_digest(cron, services.config)
+
+            self._after_estate = after_estate
         web = WebApp(services, build_app(services))
+        register_webhooks(web, services)
         try:
             server = WSGIThread(web, "127.0.0.1", self.options.bot_port)
         except OSError as exc:
@@ -337,6 +372,46 @@ class Sandbox:
         self._stoppers.append(server.start().stop)
         self._stoppers.append(_kill_agent_processes)
         self.bot_url = server.url
+
+    def _post_first_digest(self, context: JobContext) -> None:
+        """Post today's cost digest now rather than at the configured time.
+
+        It takes today's place: the daily check then posts the next one tomorrow.
+        """
+        from jobs.cost import run_digest
+
+        config = context.config
+        digest = config.cost.digest
+        if digest.channel is None:
+            return
+        early = config.model_copy(
+            update={
+                "cost": config.cost.model_copy(
+                    update={"digest": digest.model_copy(update={"time": dt.time(0, 0)})}
+                )
+            }
+        )
+        try:
+            outcome = run_digest(
+                context.db, context.redis, context.notifier, early, context.aws_session
+            )
+        except Exception as exc:
+            if not self._stopping.is_set():
+                log.warning("the first cost digest failed", exc_info=True)
+                self.say(f"The cost digest could not be posted: {exc}")
+                self._note("digest", f"Cost digest failed: {exc}")
+            return
+        if outcome.posted is None:
+            self.say(f"Cost digest: {outcome}")
+            return
+        self.digest_posted.set()
+        daily = f"{digest.time:%H:%M} {digest.timezone}"
+        self.say(f"Cost digest posted in #{COSTS_CHANNEL.name}; then daily at {daily}")
+        self._note(
+            "digest",
+            f"Cost digest posted in #{COSTS_CHANNEL.name} (chart in its thread); "
+            f"then daily at {daily}",
+        )
 
     # -- what the person at the terminal reads ---------------------------------------------
 
@@ -357,6 +432,11 @@ class Sandbox:
             ("Agent", agent),
             ("Sample repo", f"{SAMPLE_REPO} -> {self._here(self.data_dir / 'remote')}"),
             ("AWS", aws),
+            (
+                "Webhooks",
+                f"{self.bot_url}/webhooks/{'|'.join(WEBHOOK_SOURCES)} "
+                f"(secrets under [webhooks] in {self._here(self.data_dir / 'agentbot.toml')})",
+            ),
         ]
         width = max(len(name) for name, _ in rows)
         lines = [f"Agentbot sandbox ready in {seconds:.1f} s", ""]
@@ -411,10 +491,29 @@ def dev_config(remote: Path, workspaces: Path, agent_kind: str) -> dict[str, Any
     }
 
 
+def with_webhooks(data: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
+    """Open the GitHub, Sentry and Jira webhooks onto the sample repo.
+
+    Args:
+        data: The configuration so far.
+        keys: Source name (github, sentry, jira) -> the secret its deliveries are signed with.
+    """
+    webhooks = {
+        "github": {"secret": keys["github"], "repos": [SAMPLE_REPO]},
+        "sentry": {"secret": keys["sentry"], "projects": {SENTRY_PROJECT: SAMPLE_REPO}},
+        "jira": {"secret": keys["jira"], "projects": {JIRA_PROJECT: SAMPLE_REPO}},
+        # So `/agent approve` commented on an issue by "grace" is Grace's approval.
+        "github_users": {p.name.lower(): p.id for p in PEOPLE},
+    }
+    return {**data, "webhooks": webhooks}
+
+
 def with_demo_aws(data: dict[str, Any]) -> dict[str, Any]:
-    """Add the demo estate's accounts and regions, if this build reads an `[aws]` table."""
-    if "aws" not in AgentbotConfig.model_fields:
-        return data
+    """Add the demo estate's accounts and regions, and the digest in #aws-costs.
+
+    Raises:
+        ConfigError: This build's `[aws]` or `[cost]` table does not accept them.
+    """
     from sandbox.demo_aws import PROD_ACCOUNT_ID, REGIONS, STAGING_ROLE_ARN
 
     aws = {
@@ -424,13 +523,22 @@ def with_demo_aws(data: dict[str, Any]) -> dict[str, Any]:
         ],
         "regions": list(REGIONS),
     }
-    candidate = {**data, "aws": aws}
+    # The estate's costs are in UTC days; the daily digest follows them.
+    cost = {"digest": {"channel": COSTS_CHANNEL.id, "time": "09:00", "timezone": "UTC"}}
+    candidate = {**data, "aws": aws, "cost": cost}
     try:
         AgentbotConfig.model_validate(candidate)
     except ValueError as exc:
-        log.warning("the demo AWS accounts do not fit this build's [aws] table: %s", exc)
-        return data
+        raise ConfigError(
+            f"the demo AWS estate does not fit this build's configuration: {exc}"
+        ) from None
     return candidate
+
+
+def without_digest(config: AgentbotConfig) -> AgentbotConfig:
+    """The configuration with no digest channel, for a scheduler that must not post yet."""
+    digest = config.cost.digest.model_copy(update={"channel": None})
+    return config.model_copy(update={"cost": config.cost.model_copy(update={"digest": digest})})
 
 
 def to_toml(data: dict[str, Any], prefix: str = "") -> str:

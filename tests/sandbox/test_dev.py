@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import subprocess
 import tomllib
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from bot import blocks
 from bot.settings import ConfigError
-from sandbox.dev import APPROVER, DEV_CHANNEL, REQUESTER, DevOptions, Sandbox, dev_config, to_toml
+from sandbox.dev import (
+    APPROVER,
+    DEV_CHANNEL,
+    REQUESTER,
+    SAMPLE_REPO,
+    DevOptions,
+    Sandbox,
+    dev_config,
+    to_toml,
+    with_demo_aws,
+    with_webhooks,
+)
 from tests.sandbox.pageclient import Page, button_block, find, visible_text
 
 
@@ -96,6 +112,49 @@ def test_second_start_begins_afresh_and_a_taken_port_is_a_clear_error(tmp_path: 
 
 
 def test_generated_config_reads_back_as_written(tmp_path: Path):
-    """The TOML the sandbox writes parses to the same data (paths with odd characters too)."""
+    """The TOML the sandbox writes parses to the same data (odd paths, webhooks, AWS too)."""
     data = dev_config(tmp_path / 'a "quoted" \\ path', tmp_path / "ws", "scripted")
+    keys = {source: f"{source}-secret" for source in ("github", "sentry", "jira")}
+    data = with_demo_aws(with_webhooks(data, keys))
     assert tomllib.loads(to_toml(data)) == data
+
+
+def test_a_signed_github_issue_reaches_the_sandbox_like_serve(tmp_path: Path):
+    """A labelled issue signed with the sandbox's secret becomes a task card in #dev."""
+    fixture = Path(__file__).parents[1] / "fixtures" / "webhooks" / "github_issues_labeled.json"
+    payload = json.loads(fixture.read_text())
+    payload["repository"]["full_name"] = SAMPLE_REPO
+    body = json.dumps(payload).encode()
+    options = DevOptions(port=0, data_dir=tmp_path / "dev", agent="scripted", aws=False)
+    with Sandbox(options, say=print) as sandbox:
+        secret = sandbox.webhook_secrets["github"]
+        written = tomllib.loads((sandbox.data_dir / "agentbot.toml").read_text())
+        assert written["webhooks"]["github"]["secret"] == secret
+        assert f"{sandbox.bot_url}/webhooks/github|sentry|jira" in sandbox.banner(1.0)
+
+        def deliver(signature: str) -> int:
+            request = urllib.request.Request(
+                f"{sandbox.bot_url}/webhooks/github",
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-GitHub-Event": "issues",
+                    "X-GitHub-Delivery": "sandbox-delivery-1",
+                    "X-Hub-Signature-256": signature,
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert deliver("sha256=" + "0" * 64) == 401
+        signed = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert deliver(signed) in (200, 201, 202)
+        page = Page(sandbox.url)
+        title = payload["issue"]["title"]
+        state = page.wait(REQUESTER.id, lambda s: find(s, f"T-1 · {title}", thread=False))
+        card = find(state, f"T-1 · {title}", thread=False)
+        assert card is not None and card["channel"] == DEV_CHANNEL.id
