@@ -211,7 +211,8 @@ resource "aws_ecs_task_definition" "worker" {
       mountPoints = concat(local.scratch_mounts, [
         { sourceVolume = "workspaces", containerPath = "/var/lib/agentbot", readOnly = false },
       ])
-      # Fargate's longest: a job still running after it is failed by the reconciler.
+      # Fargate's longest. RQ's warm shutdown finishes the current job if it can; a job
+      # still running then is killed, and the reconciler fails its task with a message.
       stopTimeout = 120
       healthCheck = {
         command     = local.redis_ping
@@ -264,8 +265,17 @@ resource "aws_appautoscaling_target" "worker" {
   max_capacity       = var.worker_max_count
 }
 
-# Agents and test suites are CPU-bound, so busy workers show as CPU. (On Kubernetes the
-# workers scale on the queues' lengths instead; see infra/k8s/worker.yaml.)
+# Agents and test suites are CPU-bound, so busy workers show as CPU and more are added.
+# (On Kubernetes the workers scale on the queues' lengths instead; see
+# infra/k8s/worker.yaml.)
+#
+# Scale-in is off. Stopping a worker task sends SIGTERM and, stopTimeout (120 s, the
+# most Fargate allows) later, SIGKILL; RQ's warm shutdown lets the current job finish
+# only within those 120 s, while an execute job may run for an hour. A scale-in that
+# picked a busy task would kill its job, and the reconciler would then fail the task.
+# ECS chooses which task to stop without regard to what it is doing, so nothing short
+# of task scale-in protection (set by the worker around each job) makes scale-in safe.
+# Lower the worker service's desired count by hand, at a quiet time, to shrink it.
 resource "aws_appautoscaling_policy" "worker_cpu" {
   name               = "${var.name}-worker-cpu"
   policy_type        = "TargetTrackingScaling"
@@ -275,7 +285,7 @@ resource "aws_appautoscaling_policy" "worker_cpu" {
 
   target_tracking_scaling_policy_configuration {
     target_value       = 60
-    scale_in_cooldown  = 600
+    disable_scale_in   = true
     scale_out_cooldown = 60
 
     predefined_metric_specification {

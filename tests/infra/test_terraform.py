@@ -175,11 +175,18 @@ def test_file_paths_exist_and_hold_iam_policies(modules: dict[Path, Module]):
                 resolved = (path / target.replace("${path.module}/", "")).resolve()
                 assert resolved.is_file(), f"{path}: {target}"
                 read.append(resolved)
-    assert {p.name for p in read} == {"aws-status-readonly.json", "aws-status-assume-role.json"}
-    readonly = json.loads((ROOT / "infra" / "iam" / "aws-status-readonly.json").read_text())
-    actions = [a for s in readonly["Statement"] for a in _as_list(s["Action"])]
-    assert actions and all(s["Effect"] == "Allow" for s in readonly["Statement"])
-    assert not [a for a in actions if a.split(":")[1].startswith(("Create", "Delete", "Put"))]
+    assert {p.name for p in read} == {
+        "aws-status-readonly.json",
+        "aws-status-assume-role.json",
+        "aws-cost-read.json",
+        "aws-actions.json",  # opt-in: the changes approved savings actions make
+    }
+    for name in ("aws-status-readonly.json", "aws-cost-read.json"):
+        readonly = json.loads((ROOT / "infra" / "iam" / name).read_text())
+        actions = [a for s in readonly["Statement"] for a in _as_list(s["Action"])]
+        assert actions and all(s["Effect"] == "Allow" for s in readonly["Statement"])
+        changes = ("Create", "Delete", "Put", "Stop", "Modify")
+        assert not [a for a in actions if a.split(":")[1].startswith(changes)], name
     assume = json.loads((ROOT / "infra" / "iam" / "aws-status-assume-role.json").read_text())
     role = Module.load(TERRAFORM / "modules" / "aws-status-role").variables["role_name"]
     resources = [r for s in assume["Statement"] for r in _as_list(s["Resource"])]
@@ -222,6 +229,27 @@ def test_services_run_the_right_processes(modules: dict[Path, Module]):
     assert root.resources["aws_db_instance.this"]["storage_encrypted"] is True
 
 
+def test_worker_autoscaling_never_stops_a_running_job(modules: dict[Path, Module]):
+    """Workers are added under load but never removed by the autoscaler mid-job.
+
+    A stopped Fargate task gets at most 120 s (stopTimeout) to finish its job, far less
+    than an execute job may take, so scale-in must be off.
+    """
+    root = modules[TERRAFORM]
+    policies = [
+        resource
+        for name, resource in root.resources.items()
+        if name.startswith("aws_appautoscaling_policy.")
+        and "aws_appautoscaling_target.worker" in json.dumps(resource)
+    ]
+    assert policies, "the workers do not scale at all"
+    for policy in policies:
+        config = policy["target_tracking_scaling_policy_configuration"][0]
+        assert config["disable_scale_in"] is True
+    worker = root.resources["aws_ecs_task_definition.worker"]["container_definitions"]
+    assert re.search(r"stopTimeout\s*=\s*120\b", worker)
+
+
 def _mounts(module: Module) -> list[dict[str, str]]:
     found = list(module.locals["scratch_mounts"])
     worker = module.resources["aws_ecs_task_definition.worker"]["container_definitions"]
@@ -255,6 +283,8 @@ def test_fargate_entry_point_writes_the_configuration_and_runs_agentbot(
         "AGENTBOT_CONFIG_TOML": toml,
         "REDIS_URL": redis_url,
         "DATABASE_URL": database_url,
+        # From Secrets Manager in the task definition; workers post to Slack.
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
     }
     # Without tini (not installed here); a burst worker starts, finds nothing, exits.
     run = subprocess.run(
