@@ -129,35 +129,51 @@ def brief_for(task: Task, repo: RepoConfig) -> TaskBrief:
 
 
 class _Watch:
-    """Throttled progress lines and a cheap "was I cancelled?" check for one task."""
+    """Throttled progress lines and a cheap "was I cancelled?" check for one task.
 
-    def __init__(self, ctx: JobContext, task_id: int) -> None:
+    A line that comes sooner than `PROGRESS_INTERVAL_SECONDS` after the last one shown
+    is held back, and shown once the interval has passed: at the next line, or at the
+    next cancel check (agents poll that every fraction of a second, busy or quiet), so
+    the progress message never lags behind for long.
+    """
+
+    def __init__(
+        self, ctx: JobContext, task_id: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.ctx = ctx
         self.task_id = task_id
-        self._last_sent = 0.0
+        self._clock = clock
+        self._last_sent: float | None = None
         self._pending: str | None = None
-        self._last_poll = 0.0
+        self._last_poll: float | None = None
         self._cancelled = False
 
     def progress(self, line: str) -> None:
         self._pending = line
-        now = time.monotonic()
-        if now - self._last_sent >= PROGRESS_INTERVAL_SECONDS:
+        self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
+        if self._pending is None:
+            return
+        if self._last_sent is None or self._clock() - self._last_sent >= PROGRESS_INTERVAL_SECONDS:
             self.flush()
 
     def flush(self) -> None:
         if self._pending is None:
             return
         line, self._pending = self._pending, None
-        self._last_sent = time.monotonic()
+        self._last_sent = self._clock()
         try:
             self.ctx.notifier.progress(self.task_id, line)
         except Exception:  # progress is best-effort; the work goes on
             log.warning("progress update for T-%s failed", self.task_id, exc_info=True)
 
     def cancelled(self) -> bool:
-        now = time.monotonic()
-        if not self._cancelled and now - self._last_poll >= CANCEL_POLL_SECONDS:
+        self._flush_if_due()
+        now = self._clock()
+        if not self._cancelled and (
+            self._last_poll is None or now - self._last_poll >= CANCEL_POLL_SECONDS
+        ):
             self._last_poll = now
             with self.ctx.db.session() as session:
                 state = get_task(session, self.task_id).task_state

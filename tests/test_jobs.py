@@ -13,8 +13,10 @@ from agents.base import AgentError
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
 from jobs.config import JobConfig
+from jobs.context import current
 from jobs.queues import PLAN, Queues
 from jobs.tasks import events_of, get_task
+from jobs.work import _Watch
 from tests.conftest import APPROVER
 from tests.slackclient import SlackUser, texts
 
@@ -144,3 +146,26 @@ def test_the_owning_job_still_fails_its_task(
     with user.services.db.session() as session:
         task = get_task(session, 1)
     assert task.state == "failed" and "The agent gave up." in (task.error or "")
+
+
+def test_held_back_progress_line_is_shown_once_the_interval_passes(user: SlackUser) -> None:
+    """A line throttled behind the previous one appears at the next cancel check after 2 s."""
+    user.command("run fix the discount calculation")
+    now = [1000.0]
+    watch = _Watch(current(), 1, clock=lambda: now[0])
+
+    def progress_text() -> str:
+        [message] = [m for m in user.thread() if "•" in m.text]
+        return message.text
+
+    watch.progress("Reading pricing.py")
+    assert "Reading pricing.py" in progress_text()
+    now[0] += 0.5
+    watch.progress("Editing pricing.py")  # too soon after the last line: held back
+    assert "Editing pricing.py" not in progress_text()
+    now[0] += 1.0
+    assert watch.cancelled() is False
+    assert "Editing pricing.py" not in progress_text()
+    now[0] += 0.6  # the agent is quiet, but the interval has passed
+    assert watch.cancelled() is False
+    assert "Editing pricing.py" in progress_text()
