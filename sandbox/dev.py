@@ -409,8 +409,7 @@ class Sandbox:
         self.say(f"Cost digest posted in #{COSTS_CHANNEL.name}; then daily at {daily}")
         self._note(
             "digest",
-            f"Cost digest posted in #{COSTS_CHANNEL.name} (chart in its thread); "
-            f"then daily at {daily}",
+            f"Cost digest posted in #{COSTS_CHANNEL.name}, with its chart; then daily at {daily}",
         )
 
     # -- what the person at the terminal reads ---------------------------------------------

@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# Debian's Chromium for the sandbox's browser test (tests/sandbox/test_browser.py), which
-# drives it with playwright-core; no browser is downloaded from anywhere else.
+# What the sandbox's browser test (tests/sandbox/test_browser.py) needs from the system:
+# Debian's Chromium, driven by playwright-core, which Node.js and npm install and run.
+# Nothing is downloaded outside apt and npm. Silent, and quick, when all is there;
+# exits non-zero, naming what is missing, when it cannot be installed.
 set -euo pipefail
 
-if [ -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
+
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "chromium is missing; install Debian's chromium package (apt-get install chromium)" >&2
+  echo "missing: ${missing[*]}; install them with apt-get install ${missing[*]}" >&2
   exit 1
 fi
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-test -x /usr/bin/chromium
+echo "installing ${missing[*]} with apt-get" >&2
+if ! apt-get update -qq ||
+  ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; then
+  echo "apt-get could not install: ${missing[*]}" >&2
+  exit 1
+fi
+
+status=0
+[ -x /usr/bin/chromium ] || { echo "chromium is still missing after apt-get" >&2; status=1; }
+command -v node >/dev/null 2>&1 || { echo "node is still missing after apt-get" >&2; status=1; }
+command -v npm >/dev/null 2>&1 || { echo "npm is still missing after apt-get" >&2; status=1; }
+exit "$status"

@@ -24,6 +24,15 @@ class BrowserUnavailableError(RuntimeError):
     """Chromium or playwright-core could not be made available."""
 
 
+def browser_required() -> bool:
+    """Whether a missing browser fails the test rather than skipping it.
+
+    In CI (`CI` set) and when the test command asks for every test
+    (`AGENTBOT_REQUIRE_ALL=1`), a skipped browser test would hide a broken setup.
+    """
+    return bool(os.environ.get("CI")) or os.environ.get("AGENTBOT_REQUIRE_ALL") == "1"
+
+
 def ensure_chromium() -> Path | None:
     """The system Chromium, installed with apt through the script when it is missing.
 

@@ -1,5 +1,7 @@
 // Drives the sandbox page in Debian's headless Chromium with playwright-core (no browser
-// download): Ada types a task, Grace approves the plan, the completion card appears.
+// download): Ada types a task, Grace approves the plan, the completion card appears; Ada
+// types another, Grace rejects it with a reason in the modal; the cost digest's chart
+// shows in #aws-costs. One numbered screenshot per step.
 //
 //   node drive.mjs <playwright-core dir> <sandbox URL> <screenshot dir>
 //
@@ -12,6 +14,7 @@ const [playwrightDir, url, shots] = process.argv.slice(2);
 const { chromium } = await import(pathToFileURL(join(playwrightDir, "index.mjs")).href);
 
 const STEP_MS = 60_000;
+const REASON = "we keep pricing in Python; fix the bug instead";
 const timings = {};
 const started = Date.now();
 const mark = (name) => { timings[name] = Date.now() - started; };
@@ -62,15 +65,65 @@ try {
   await outcome.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, "03-completion-card.png") });
 
-  // The demo AWS estate seeds in the background; the sidebar says when it is there.
+  const outcomeText = await outcome.innerText();
+  const cardText = await card.innerText();
+
+  // Ada asks for something else; Grace rejects it, saying why, in the reason modal.
+  await page.locator("#close-thread").click();
+  await page.locator("#user").selectOption("U0ADA");
+  await page.getByText("connected to the sandbox").waitFor();
+  await page.locator("#composer").fill("/agent run rewrite pricing in rust");
+  await page.locator("#composer").press("Enter");
+  const second = page.locator("#messages .message", { hasText: "T-2 · rewrite pricing in rust" });
+  await second.getByText("awaiting approval").waitFor();
+  await page.locator("#user").selectOption("U0GRACE");
+  await page.getByText("connected to the sandbox").waitFor();
+  await second.locator(".replies").click();
+  await thread.locator(".message", { hasText: "Plan for T-2" }).waitFor();
+  await thread.locator('[data-action-id="plan_reject"]').click();
+  const modal = page.locator("#modal");
+  await modal.locator("textarea").fill(REASON);
+  mark("reject_modal");
+  await page.screenshot({ path: join(shots, "04-reject-reason-modal.png") });
+  await page.locator("#modal-submit").click();
+  await modal.waitFor({ state: "detached" });
+  const rejected = page.locator(".message", { hasText: "Rejected by" }).filter({ hasText: REASON }).first();
+  await rejected.waitFor();
+  await second.getByText("rejected").first().waitFor();
+  mark("rejected");
+  await rejected.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, "05-rejected-with-reason.png") });
+  const rejectedText = await rejected.innerText();
+
+  // The demo AWS estate seeds in the background; the sidebar says when it is there,
+  // and the day's cost digest follows in #aws-costs with its chart.
   const estate = page.locator("#notes", { hasText: "AWS demo estate ready" });
   await estate.waitFor();
   mark("aws_estate_ready");
   const estateText = await estate.innerText();
+  await page.locator("#close-thread").click();
+  await page.locator('#channels [data-channel="C0COSTS"]').click();
+  const digest = page.locator("#messages .message", { hasText: "AWS cost digest" }).first();
+  await digest.waitFor();
+  // The chart is beside the digest, or in its thread.
+  const beside = page.locator("#messages .files img");
+  await beside.or(digest.locator(".replies")).first().waitFor();
+  let chart = beside.first();
+  if ((await beside.count()) === 0) {
+    await digest.locator(".replies").click();
+    chart = thread.locator(".files img").first();
+  }
+  await chart.waitFor();
+  await page.waitForFunction((img) => img.complete && img.naturalWidth > 0, await chart.elementHandle());
+  const chartSize = await chart.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
+  mark("digest_chart");
+  await chart.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(shots, "06-digest-chart.png") });
+  const digestText = await digest.innerText();
 
-  const outcomeText = await outcome.innerText();
-  const cardText = await card.innerText();
-  console.log(JSON.stringify({ ok: true, timings, outcomeText, cardText, estateText, problems }));
+  console.log(JSON.stringify({
+    ok: true, timings, outcomeText, cardText, rejectedText, estateText, digestText, chartSize, problems,
+  }));
 } catch (err) {
   await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});
   const body = await page.locator("body").innerText().catch(() => "");

@@ -1,8 +1,10 @@
-"""`agentbot dev` in a real browser: type a task, approve it, see it succeed.
+"""`agentbot dev` in a real browser: approve a task, reject one, see the cost digest.
 
 The sandbox runs as the command a newcomer types, in its own process; headless
 Chromium (Debian's package) is driven by playwright-core from `drive.mjs`.
-Screenshots are kept under `test-artifacts/sandbox/`.
+Screenshots, one per step and numbered, are kept under `test-artifacts/sandbox/`.
+Without Chromium, node or playwright-core the test skips, except in CI or with
+`AGENTBOT_REQUIRE_ALL=1`, where it fails.
 """
 
 from __future__ import annotations
@@ -18,11 +20,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-from tests.sandbox.browser import REPO_ROOT, ensure_chromium, ensure_playwright_core
+from tests.sandbox.browser import (
+    REPO_ROOT,
+    BrowserUnavailableError,
+    browser_required,
+    ensure_chromium,
+    ensure_playwright_core,
+)
 
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "sandbox"
 READY = "Agentbot sandbox ready in "
@@ -87,43 +97,93 @@ class DevProcess:
         return time.monotonic() - started
 
 
+@dataclass
+class Browser:
+    """What drives the page: the system Chromium, node, and playwright-core."""
+
+    chromium: Path
+    node: str
+    playwright: Path
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Fail where every test must run (CI, AGENTBOT_REQUIRE_ALL=1); skip elsewhere."""
+    if browser_required():
+        pytest.fail(f"{reason} (run scripts/ensure-chromium.sh)", pytrace=False)
+    pytest.skip(f"{reason} (run scripts/ensure-chromium.sh)")
+
+
 @pytest.fixture
-def dev(tmp_path: Path) -> Iterator[tuple[DevProcess, str]]:
-    """`agentbot dev` on a free port, stopped afterwards."""
+def browser() -> Browser:
+    """Chromium, node and playwright-core, or the test fails or skips saying which is missing."""
+    chromium = ensure_chromium()
+    if chromium is None:
+        unavailable("Debian's chromium is not at /usr/bin/chromium and cannot be installed here")
+    node = shutil.which("node")
+    if node is None:
+        unavailable("node is not on PATH")
+    try:
+        playwright = ensure_playwright_core()
+    except BrowserUnavailableError as exc:
+        unavailable(str(exc))
+    return Browser(chromium=chromium, node=node, playwright=playwright)
+
+
+@pytest.fixture
+def dev(browser: Browser, tmp_path: Path) -> Iterator[tuple[DevProcess, str]]:
+    """`agentbot dev` on a free port (once the browser is known to be there), stopped after."""
     port = free_port()
     process = DevProcess(tmp_path / "dev", port)
     yield process, f"http://127.0.0.1:{port}"
     process.stop()
 
 
-def test_type_approve_and_see_the_completion_card_in_chromium(dev: tuple[DevProcess, str]):
-    """Ada types /agent run, Grace clicks Approve, the thread shows the completion card."""
-    chromium = ensure_chromium()
-    if chromium is None:
-        pytest.skip("Debian's chromium cannot be installed here (run scripts/ensure-chromium.sh)")
-    playwright = ensure_playwright_core()
-    node = shutil.which("node")
-    assert node is not None, "node is needed to drive the browser"
+SHOTS = (
+    "01-command-acknowledged",
+    "02-plan-in-thread",
+    "03-completion-card",
+    "04-reject-reason-modal",
+    "05-rejected-with-reason",
+    "06-digest-chart",
+)
+
+
+def test_approve_reject_and_see_the_digest_chart_in_chromium(
+    browser: Browser, dev: tuple[DevProcess, str]
+):
+    """Grace approves one task and rejects another with a reason; the digest chart shows."""
     process, url = dev
     ready_seconds = process.wait_ready()
 
     if ARTIFACTS.exists():
         shutil.rmtree(ARTIFACTS)
     drive = subprocess.run(
-        [node, str(Path(__file__).with_name("drive.mjs")), str(playwright), url, str(ARTIFACTS)],
+        [
+            browser.node,
+            str(Path(__file__).with_name("drive.mjs")),
+            str(browser.playwright),
+            url,
+            str(ARTIFACTS),
+        ],
         capture_output=True,
         text=True,
-        timeout=240,
-        env={**os.environ, "CHROMIUM": str(chromium)},
+        timeout=360,
+        env={**os.environ, "CHROMIUM": str(browser.chromium)},
     )
     result = json.loads(drive.stdout.strip().splitlines()[-1]) if drive.stdout.strip() else {}
     assert result.get("ok"), f"{result}\n{drive.stderr[-3000:]}\n{''.join(process.output)}"
     assert "Pull request" in result["outcomeText"] and "branch agent/T-1" in result["outcomeText"]
     assert "4 passed, 0 failed" in result["outcomeText"]
     assert "succeeded" in result["cardText"] and "@Grace" in result["cardText"]
+    rejected = result["rejectedText"]
+    assert "Rejected by" in rejected and "@Grace" in rejected, rejected
+    assert "we keep pricing in Python; fix the bug instead" in rejected
     assert "2 accounts, 2 regions" in result["estateText"]
+    assert "AWS cost digest" in result["digestText"]
+    width, height = result["chartSize"]
+    assert width > 300 and height > 150, "the digest chart did not render as an image"
     assert result["problems"] == []
-    for shot in ("01-command-acknowledged", "02-plan-in-thread", "03-completion-card"):
+    for shot in SHOTS:
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000
     (ARTIFACTS / "timings.json").write_text(
         json.dumps({"ready_seconds": round(ready_seconds, 2), **result["timings"]}, indent=2)
