@@ -17,7 +17,7 @@ USAGE = """\
 • `/agent run <description> [--repo owner/name]` — start a task
 • `/agent status T-12` — a task's card (only you see it)
 • `/agent list [state] [--mine]` — recent tasks
-• `/agent approve T-12 [comment]` · `/agent reject T-12 <reason>`
+• `/agent approve T-12 [comment]` · `/agent reject T-12 [reason]`
 • `/agent retry T-12` · `/agent cancel T-12`
 • `/agent aws status [account] [region] [service]` · `/agent aws cost [yesterday|week|month]` \
 · `/agent aws optimize`

@@ -26,6 +26,8 @@ from jobs.tasks import create_task, get_task, transition
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 8000
+# What `/agent reject T-12` without a reason records, so the audit trail has no blank.
+NO_REASON = "no reason given"
 
 
 @dataclass(frozen=True)
@@ -128,13 +130,11 @@ class Lifecycle:
             Conflict: The task is not awaiting approval (already decided, cancelled…).
         """
         required = self.config.access.approvals_required
+        self._require_decider(task_id, user)
         with self._session() as session:
             # The row lock serializes approvers of one task, so N racing approvals
             # are counted one after another and exactly one of them moves it.
             task = get_task(session, task_id, for_update=True)
-            refusal = self.access.approval_refusal(user, task.requester)
-            if refusal is not None:
-                raise NotAllowed(refusal)
             already = session.execute(
                 select(Approval.id).where(
                     Approval.task_id == task_id,
@@ -144,7 +144,7 @@ class Lifecycle:
             ).first()
             if already is not None:
                 raise Conflict(f"You already approved {task.key}.")
-            self._check_decider(task, user)
+            self._check_awaiting(task)
             session.add(
                 Approval(task_id=task_id, user_id=user, decision="approve", comment=comment)
             )
@@ -179,17 +179,21 @@ class Lifecycle:
     def reject(self, task_id: int, user: str, reason: str) -> Task:
         """Reject a plan; one approver's rejection ends the task.
 
+        Where a reason is optional (the slash command), the caller passes `NO_REASON`;
+        the Reject modal and GitHub comments ask for one, so a blank one is refused.
+
         Raises:
             NotAllowed: The user may not reject this task.
             Conflict: The task is not awaiting approval.
-            BadRequest: No reason given.
+            BadRequest: A blank reason.
         """
         reason = reason.strip()
         if not reason:
             raise BadRequest("Say why you reject it: `/agent reject T-12 <reason>`.")
+        self._require_decider(task_id, user)
         with self._session() as session:
             task = get_task(session, task_id, for_update=True)
-            self._check_decider(task, user)
+            self._check_awaiting(task)
             session.add(Approval(task_id=task_id, user_id=user, decision="reject", comment=reason))
             if not transition(
                 session,
@@ -204,10 +208,25 @@ class Lifecycle:
         self.queues.enqueue_sync(task_id)
         return task
 
-    def _check_decider(self, task: Task, user: str) -> None:
-        refusal = self.access.approval_refusal(user, task.requester)
+    def _requester_of(self, task_id: int) -> str:
+        # Read without a lock: the requester of a task never changes.
+        with self._session() as session:
+            return get_task(session, task_id).requester
+
+    def _require_decider(self, task_id: int, user: str) -> None:
+        # Before any transaction: deciding may ask Slack who is in a user group (a
+        # network call with retries), which must not happen while the task is locked.
+        refusal = self.access.approval_refusal(user, self._requester_of(task_id))
         if refusal is not None:
             raise NotAllowed(refusal)
+
+    def _require_requester_or_approver(self, task_id: int, user: str, what: str) -> None:
+        # As above: membership is settled before the row is locked.
+        if not self.access.may_cancel(user, self._requester_of(task_id)):
+            raise NotAllowed(f"Only the requester or an approver can {what} a task.")
+
+    @staticmethod
+    def _check_awaiting(task: Task) -> None:
         if task.task_state != TaskState.AWAITING_APPROVAL:
             raise Conflict(f"{task.key} is {task.task_state.label}, not awaiting approval.")
 
@@ -220,10 +239,9 @@ class Lifecycle:
             NotAllowed: Neither its requester nor an approver.
             Conflict: The task already ended.
         """
+        self._require_requester_or_approver(task_id, user, "cancel")
         with self._session() as session:
             task = get_task(session, task_id, for_update=True)
-            if not self.access.may_cancel(user, task.requester):
-                raise NotAllowed("Only the requester or an approver can cancel a task.")
             state = task.task_state
             if state not in CANCELLABLE or not transition(
                 session, task_id, state, TaskState.CANCELLED, actor=user, reason="cancelled"
@@ -243,10 +261,9 @@ class Lifecycle:
             NotAllowed: Neither its requester nor an approver.
             Conflict: The task has not failed.
         """
+        self._require_requester_or_approver(task_id, user, "retry")
         with self._session() as session:
             task = get_task(session, task_id, for_update=True)
-            if not self.access.may_cancel(user, task.requester):
-                raise NotAllowed("Only the requester or an approver can retry a task.")
             if task.task_state != TaskState.FAILED:
                 raise Conflict(f"{task.key} is {task.task_state.label}; only failed tasks retry.")
             execute = task.approved_at is not None and task.plan is not None

@@ -12,6 +12,7 @@ from bot.commands import USAGE, Command, parse
 from bot.services import Services
 from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.exceptions import BadRequest, NotAllowed
+from jobs.lifecycle import NO_REASON
 from jobs.tasks import approvals_of, get_task, list_tasks
 
 AWS_NOT_CONFIGURED = (
@@ -101,7 +102,8 @@ def _approve(services: Services, ack: Ack, cmd: Command, user: str, channel: str
 
 def _reject(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
     assert cmd.task_id is not None
-    task = services.lifecycle.reject(cmd.task_id, user, cmd.text)
+    # The reason is optional here (PRODUCT.md: `reject <task> [reason]`).
+    task = services.lifecycle.reject(cmd.task_id, user, cmd.text.strip() or NO_REASON)
     ack(text=f":no_entry_sign: You rejected {task.key}.", response_type="ephemeral")
 
 
