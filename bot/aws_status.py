@@ -22,7 +22,7 @@ from bot import blocks_aws
 from bot.services import Services
 from bot.settings import ConfigError
 from jobs.aws import AwsStatus, enqueue_status
-from jobs.exceptions import BadRequest, Unavailable
+from jobs.exceptions import BadRequest, NotAllowed, Unavailable
 from jobs.notify import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -101,11 +101,15 @@ def request_status(services: Services, words: Sequence[str], *, user: str, chann
         The ephemeral acknowledgement.
 
     Raises:
+        NotAllowed: The user is not one of the configured requesters.
         BadRequest: The words name an account, region or service that is not configured.
         Unavailable: The bot's own AWS settings are broken (an operator must fix them).
     """
     config = services.config.aws
     assert config is not None, "only called when [aws] is configured"
+    # As for `aws cost` and `aws optimize`: a scan costs AWS calls and shows the estate.
+    if not services.access.may_request(user):
+        raise NotAllowed("You are not on the list of people who can ask for AWS reports.")
     try:
         request = parse_status_words(words, config)
         scope = resolve_scope(

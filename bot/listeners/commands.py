@@ -18,7 +18,10 @@ from jobs.tasks import approvals_of, get_task, list_tasks
 AWS_NOT_CONFIGURED = (
     "AWS is not configured for this Agentbot yet: add accounts and regions to the config file."
 )
-AWS_USAGE = "`/agent aws status [account] [region] [service]`"
+AWS_USAGE = (
+    "`/agent aws status [account] [region] [service]` · `/agent aws cost [yesterday|week|month]`"
+    " · `/agent aws optimize`"
+)
 
 
 def register(app: App, services: Services) -> None:

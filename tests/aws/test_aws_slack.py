@@ -491,8 +491,16 @@ def test_bad_scope_gets_usage_and_queues_nothing(
             f"region ap-south-1 is not configured; configured: {EAST}, {WEST}.\n"
             "Usage: `/agent aws status [account] [region] [service]`",
         ),
-        ("aws frobnicate", "Which AWS report? `/agent aws status [account] [region] [service]`"),
-        ("aws", "Which AWS report? `/agent aws status [account] [region] [service]`"),
+        (
+            "aws frobnicate",
+            "Which AWS report? `/agent aws status [account] [region] [service]` · "
+            "`/agent aws cost [yesterday|week|month]` · `/agent aws optimize`",
+        ),
+        (
+            "aws",
+            "Which AWS report? `/agent aws status [account] [region] [service]` · "
+            "`/agent aws cost [yesterday|week|month]` · `/agent aws optimize`",
+        ),
     ):
         assert user.reply_text(user.command(words)) == expected
     assert services.queues.queue(DEFAULT).count == 0
