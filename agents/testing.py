@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 
 from agents.env import child_environment
 from agents.processes import group_process, kill_group
-from agents.workspace import _is_test_path, git
+from agents.workspace import git, is_test_path
 
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
 OUTPUT_TAIL = 3000
@@ -127,7 +127,7 @@ def is_test_file(path: str) -> bool:
     plus pytest's `conftest.py`, where fixtures for a new test belong.
     """
     name = PurePosixPath(path.lower()).name
-    return _is_test_path(path) or name == "conftest.py" or "_test." in name or "_spec." in name
+    return is_test_path(path) or name == "conftest.py" or "_test." in name or "_spec." in name
 
 
 def snapshot(workspace: Path) -> str:

@@ -409,7 +409,7 @@ def commit_scope(files: Sequence[str]) -> str | None:
     its name without extension (`src/auth/session.py` -> `auth`, `pricing.py` ->
     `pricing`).
     """
-    production = [f for f in files if not _is_test_path(f)] or list(files)
+    production = [f for f in files if not is_test_path(f)] or list(files)
     for name in production:
         parts = [p for p in PurePosixPath(name).parts if p not in ("/", ".", "..")]
         if not parts:
@@ -422,7 +422,12 @@ def commit_scope(files: Sequence[str]) -> str | None:
     return None
 
 
-def _is_test_path(name: str) -> bool:
+def is_test_path(name: str) -> bool:
+    """Whether a repository path is test code, by its directory or file name.
+
+    A path under `tests/`, `test/`, `spec/` or `__tests__/`, or a file named
+    `test_*`, `*_test.py`, `*.test.*` or `*.spec.*`.
+    """
     lowered = name.lower()
     stem = PurePosixPath(lowered).name
     return (

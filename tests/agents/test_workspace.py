@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agents.base import RepoSpec
-from agents.workspace import Workspaces
+from agents.workspace import Workspaces, commit_scope, is_test_path
 from sandbox.sample import make_sample_repo
 
 
@@ -99,3 +99,19 @@ def test_an_unpushed_branch_is_restored_to_its_last_commit(tmp_path: Path) -> No
 
     assert (path / "PLAN.md").read_text() == "# Plan\n"
     assert not (path / "new.txt").exists()
+
+
+def test_test_paths_are_told_from_production_code() -> None:
+    """Test directories and test file names count as tests; the commit scope skips them."""
+    for path in (
+        "tests/test_pricing.py",
+        "src/__tests__/cart.js",
+        "pkg/cart_test.py",
+        "web/cart.test.ts",
+        "spec/cart.spec.rb",
+        "test_pricing.py",
+    ):
+        assert is_test_path(path), path
+    for path in ("pricing.py", "src/auth/session.py", "contest.py", "latest/notes.md"):
+        assert not is_test_path(path), path
+    assert commit_scope(["tests/test_pricing.py", "src/pricing/discount.py"]) == "pricing"
