@@ -12,7 +12,12 @@ Script shape::
     {"scenarios": [{"match": ["divide"], "plan": {...Plan...},
                     "red": [{"write": "tests/test_x.py", "content": "..."}],
                     "green": [{"replace": "src/x.py", "old": "a", "new": "b"}],
-                    "delay_seconds": 0}]}
+                    "delay_seconds": 0, "command": ["make", "build"]}]}
+
+`command`, when given, is run in the workspace at the start of each execution phase
+and waited for without ever looking at cancellation, as a long build or a hung tool
+would be: only stopping the job (which kills the process group it runs in) ends it
+early.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from agents.base import (
     Progress,
     TaskBrief,
 )
+from agents.env import child_environment
+from agents.processes import group_process
 
 SCRIPT_PATH = Path(".agentbot") / "script.json"
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
@@ -79,6 +86,9 @@ class Scenario(BaseModel):
     green: list[Edit] = Field(default_factory=list)
     # How long each execution phase pretends to work (to exercise cancel and timeouts).
     delay_seconds: float = Field(0, ge=0, le=3600)
+    # A command each execution phase runs and waits for, blind to cancellation.
+    command: list[str] = Field(default_factory=list)
+    command_timeout_seconds: float = Field(3600, gt=0, le=86400)
 
 
 class Script(BaseModel):
@@ -121,6 +131,28 @@ def _wait(seconds: float, cancelled: CancelCheck) -> None:
         if cancelled():
             raise AgentError("Cancelled.")
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _run_command(scenario: Scenario, workspace: Path, progress: Progress) -> None:
+    """Run the scenario's command to the end; no cancellation check on the way."""
+    progress(f"Running {' '.join(scenario.command)[:200]}")
+    try:
+        with group_process(
+            scenario.command,
+            cwd=workspace,
+            env=child_environment(),  # never the bot's secrets
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        ) as process:
+            returncode = process.wait(timeout=scenario.command_timeout_seconds)
+    except FileNotFoundError:
+        raise AgentError(f"The script's command {scenario.command[0]!r} was not found.") from None
+    except subprocess.TimeoutExpired:
+        raise AgentError("The script's command did not finish in time; it was stopped.") from None
+    if returncode != 0:
+        raise AgentError(f"The script's command exited with status {returncode}.")
 
 
 def _apply(edits: list[Edit], workspace: Path, progress: Progress) -> None:
@@ -223,6 +255,8 @@ class ScriptedExecutor:
                 "Configure a coding agent to have it implemented."
             )
         _wait(scenario.delay_seconds, cancelled)
+        if scenario.command:
+            _run_command(scenario, workspace, progress)
         edits = scenario.red if phase == "red" else scenario.green
         _apply(edits, workspace, progress)
         return AgentRun(summary=f"applied {len(edits)} scripted edit(s)", turns=1)
