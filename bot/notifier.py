@@ -4,20 +4,28 @@
 Slack last showed, and posts or edits only what is missing or stale. Any number of
 syncs, in any order, leave the same messages in Slack, once each. A per-task lock
 keeps two workers from posting the same card at the same moment.
+
+Every text it hands Slack (message text, block texts, file titles and comments) goes
+through the logs' redaction first: jobs' own messages may quote git's stderr or an
+API's answer, and a remote URL with its token in it must not reach a channel.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
+from typing import Any
 
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.models.blocks import Block
+from slack_sdk.web import SlackResponse
 from sqlalchemy import update
 
 from agents.aws.cost_report import CostReport
 from bot import blocks, blocks_cost
+from bot.logging import Redactor
 from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig
 from jobs.db import Database
@@ -29,19 +37,78 @@ log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 60
 AGENT_NAMES = {"scripted": "scripted agent", "claude-code": "Claude Code", "codex": "Codex"}
+# Block Kit keys whose string values people read (text objects, image descriptions).
+READABLE_KEYS = frozenset({"text", "alt_text"})
 
 
 class SlackNotifier:
     """The `jobs.notify.Notifier` that speaks Slack's Web API."""
 
     def __init__(
-        self, db: Database, client: WebClient, redis: Redis, config: AgentbotConfig
+        self,
+        db: Database,
+        client: WebClient,
+        redis: Redis,
+        config: AgentbotConfig,
+        *,
+        redactor: Redactor | None = None,
     ) -> None:
+        """Wire the notifier.
+
+        Args:
+            db: The task database.
+            client: The Slack Web API client (reaching `SLACK_API_URL`).
+            redis: Redis, for the per-task posting lock.
+            config: The bot's configuration.
+            redactor: What masks credentials in outgoing text; by default the logs'
+                patterns plus the client's own token.
+        """
         self.db = db
         self.client = client
         self.redis = redis
         self.config = config
+        self.redactor = redactor or Redactor([client.token] if client.token else [])
         self._progress: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=5))
+
+    # -- what Slack is sent --------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        masked = self.redactor.scrub(text)
+        # A mask can be longer than a short password it hides; never let it push a
+        # text past the Slack limit the original was cut to fit.
+        if len(masked) > len(text):
+            masked = masked[: max(len(text) - 1, 0)] + "…"
+        return masked
+
+    def _scrub_blocks(self, value: Any) -> Any:
+        if isinstance(value, Block):
+            value = value.to_dict()
+        if isinstance(value, dict):
+            return {
+                key: self._scrub(item)
+                if key in READABLE_KEYS and isinstance(item, str)
+                else self._scrub_blocks(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return [self._scrub_blocks(item) for item in value]
+        return value
+
+    def _clean(self, message: dict[str, Any]) -> dict[str, Any]:
+        cleaned = dict(message)
+        if isinstance(cleaned.get("text"), str):
+            cleaned["text"] = self._scrub(cleaned["text"])
+        if isinstance(cleaned.get("blocks"), (list, tuple)):
+            cleaned["blocks"] = self._scrub_blocks(cleaned["blocks"])
+        return cleaned
+
+    def _post(self, **message: Any) -> SlackResponse:
+        """`chat.postMessage`, with every text in the message masked."""
+        return self.client.chat_postMessage(**self._clean(message))
+
+    def _update(self, **message: Any) -> SlackResponse:
+        """`chat.update`, with every text in the message masked."""
+        return self.client.chat_update(**self._clean(message))
 
     @property
     def agent(self) -> str:
@@ -78,7 +145,7 @@ class SlackNotifier:
         text = f"{task.key} · {task.task_state.label}"
         updates: dict[str, object] = {}
         if task.card_ts is None:
-            response = self.client.chat_postMessage(channel=task.channel, blocks=card, text=text)
+            response = self._post(channel=task.channel, blocks=card, text=text)
             updates["card_ts"] = updates["thread_ts"] = task.card_ts = task.thread_ts = str(
                 response["ts"]
             )
@@ -87,7 +154,7 @@ class SlackNotifier:
             if response.get("channel") and response["channel"] != task.channel:
                 updates["channel"] = task.channel = str(response["channel"])
         else:
-            self.client.chat_update(channel=task.channel, ts=task.card_ts, blocks=card, text=text)
+            self._update(channel=task.channel, ts=task.card_ts, blocks=card, text=text)
         if task.plan:
             required = self.config.access.approvals_required
             plan = (
@@ -99,14 +166,12 @@ class SlackNotifier:
             )
             plan_text = f"Plan for {task.key}"
             if task.plan_ts is None:
-                response = self.client.chat_postMessage(
+                response = self._post(
                     channel=task.channel, thread_ts=task.thread_ts, blocks=plan, text=plan_text
                 )
                 updates["plan_ts"] = str(response["ts"])
             else:
-                self.client.chat_update(
-                    channel=task.channel, ts=task.plan_ts, blocks=plan, text=plan_text
-                )
+                self._update(channel=task.channel, ts=task.plan_ts, blocks=plan, text=plan_text)
         if task.task_state.is_terminal and task.outcome_ts is None:
             self._finish_progress(task)
             outcome = (
@@ -114,7 +179,7 @@ class SlackNotifier:
                 if action
                 else blocks.render_outcome(task, agent=self.agent, scripted=self.scripted)
             )
-            response = self.client.chat_postMessage(
+            response = self._post(
                 channel=task.channel,
                 thread_ts=task.thread_ts,
                 blocks=outcome,
@@ -131,7 +196,7 @@ class SlackNotifier:
         if task.progress_ts is None:
             return
         lines = list(self._progress.pop(task.id, []))
-        self.client.chat_update(
+        self._update(
             channel=task.channel,
             ts=task.progress_ts,
             text=blocks.render_progress(task, lines or ["done"]),
@@ -148,15 +213,13 @@ class SlackNotifier:
                 task = get_task(session, task_id)
         text = blocks.render_progress(task, list(self._progress[task_id]))
         if task.progress_ts is None:
-            response = self.client.chat_postMessage(
-                channel=task.channel, thread_ts=task.thread_ts, text=text
-            )
+            response = self._post(channel=task.channel, thread_ts=task.thread_ts, text=text)
             with self.db.session() as session:
                 session.execute(
                     update(Task).where(Task.id == task_id).values(progress_ts=str(response["ts"]))
                 )
         else:
-            self.client.chat_update(channel=task.channel, ts=task.progress_ts, text=text)
+            self._update(channel=task.channel, ts=task.progress_ts, text=text)
 
     def say(self, task_id: int, text: str) -> None:
         """Post a message in the task's thread."""
@@ -166,7 +229,7 @@ class SlackNotifier:
             self.sync(task_id)
             with self.db.session() as session:
                 task = get_task(session, task_id)
-        self.client.chat_postMessage(channel=task.channel, thread_ts=task.thread_ts, text=text)
+        self._post(channel=task.channel, thread_ts=task.thread_ts, text=text)
 
     # -- cost reports --------------------------------------------------------------------
 
@@ -191,7 +254,7 @@ class SlackNotifier:
         the upload escapes, so the digest, once its message is accepted, is never
         posted a second time because of its chart.
         """
-        response = self.client.chat_postMessage(
+        response = self._post(
             channel=channel,
             thread_ts=thread_ts,
             text=blocks_cost.report_text(report, title),
@@ -210,8 +273,8 @@ class SlackNotifier:
                 thread_ts=thread_ts,
                 file=chart,
                 filename=f"aws-cost-{report.as_of.isoformat()}.png",
-                title=f"AWS cost, last 30 days to {report.as_of.isoformat()}",
-                initial_comment=blocks_cost.chart_comment(report, title),
+                title=self._scrub(f"AWS cost, last 30 days to {report.as_of.isoformat()}"),
+                initial_comment=self._scrub(blocks_cost.chart_comment(report, title)),
             )
         except (SlackApiError, SlackRequestError, OSError) as error:
             log.warning("the cost chart could not be uploaded: %s", error)
@@ -223,7 +286,7 @@ class SlackNotifier:
         self, channel: str, listing: SavingsListing, *, thread_ts: str | None = None
     ) -> PostedReport:
         """Post savings recommendations with their "Create action" buttons."""
-        response = self.client.chat_postMessage(
+        response = self._post(
             channel=channel,
             thread_ts=thread_ts,
             text=blocks_cost.savings_text(listing),
@@ -233,5 +296,5 @@ class SlackNotifier:
 
     def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
         """Post a short plain message."""
-        response = self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
+        response = self._post(channel=channel, thread_ts=thread_ts, text=text)
         return PostedReport(channel=str(response.get("channel") or channel), ts=str(response["ts"]))

@@ -10,6 +10,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from agents.base import AgentError
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
+from jobs.exceptions import AgentbotError
 from jobs.tasks import get_task
 from jobs.work import failure_reason
 from sandbox.fakeslack import FakeSlack
@@ -105,3 +106,30 @@ def test_own_errors_keep_their_readable_message() -> None:
     other = failure_reason(3, KeyError, KeyError("secret-value"))
     assert other.startswith("An internal error (KeyError) stopped T-3;")
     assert "secret-value" not in other
+
+
+def test_own_error_quoting_credentials_reaches_slack_masked(
+    user: SlackUser, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A readable error quoting a tokenized remote and a Slack token shows them masked."""
+    remote = "https://x-access-token:ghp_secret123@github.com/acme/x.git"
+    token = "xoxb-2222222222-abcdefghijklmnop"
+
+    def fail(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise AgentbotError(f"git fetch {remote} failed: remote said {token} is invalid")
+
+    monkeypatch.setattr(ScriptedPlanner, "plan", fail)
+    user.command("run fix the discount calculation")
+    user.work("default", "plan")
+    user.work("default")
+
+    with user.services.db.session() as session:
+        assert get_task(session, 1).state == "failed"
+    masked = (
+        "git fetch https://x-access-token:[REDACTED]@github.com/acme/x.git failed: "
+        "remote said [REDACTED] is invalid."
+    )
+    assert masked in texts(user.card())
+    assert masked in texts(user.thread()[-1])
+    seen = everything_slack_received(slack)
+    assert "ghp_secret123" not in seen and token not in seen

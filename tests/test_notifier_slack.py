@@ -1,0 +1,108 @@
+"""What the Slack notifier sends: credentials masked in every text."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import pytest
+from slack_sdk import WebClient
+
+from bot.notifier import SlackNotifier
+from bot.services import Services
+from jobs.config import AgentbotConfig
+from jobs.cost import make_report
+from sandbox.fakeslack import FakeSlack
+from tests.conftest import CHANNEL
+from tests.cost.conftest import (  # noqa: F401 (fixtures)
+    AWS,
+    aws_endpoint,
+    cost_config,
+    history,
+    moto_endpoint,
+    queue_ce_results,
+)
+from tests.slackclient import SlackUser, texts
+
+SLACK_TOKEN = "xoxb-3333333333-abcdefghijklmnop"
+REMOTE = "https://x-access-token:ghp_secret123@github.com/acme/x.git"
+MASKED_REMOTE = "https://x-access-token:[REDACTED]@github.com/acme/x.git"
+NOW = datetime(2025, 3, 15, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def config(config: AgentbotConfig, aws_endpoint: str) -> AgentbotConfig:  # noqa: F811
+    """The shared configuration plus `[aws]` and `[cost]`, for a real cost report."""
+    return config.model_copy(update={"aws": AWS, "cost": cost_config()})
+
+
+def notifier(services: Services) -> SlackNotifier:
+    """The notifier the workers use, on the real slack_sdk client and the fake Slack."""
+    return SlackNotifier(services.db, services.slack, services.redis, services.config)
+
+
+def sent(slack: FakeSlack) -> str:
+    """Every parameter of every Web API call, as one string."""
+    return "\n".join(json.dumps(call.params, default=str) for call in slack.calls)
+
+
+def test_thread_messages_and_progress_are_masked(
+    user: SlackUser, services: Services, slack: FakeSlack
+) -> None:
+    """Thread messages and the edited progress line show credentials masked."""
+    user.command("run fix the discount calculation")
+    user.work("default")
+    slack_side = notifier(services)
+
+    slack_side.say(1, f"git push {REMOTE} said: bad token {SLACK_TOKEN}")
+    slack_side.progress(1, f"Running git fetch {REMOTE}")
+    slack_side.progress(1, f"Token {SLACK_TOKEN} refused")
+
+    thread = [texts(message) for message in user.thread()]
+    assert f"git push {MASKED_REMOTE} said: bad token [REDACTED]" in thread
+    progress = next(text for text in thread if "Running git fetch" in text)
+    assert MASKED_REMOTE in progress and "Token [REDACTED] refused" in progress
+    assert "ghp_secret123" not in sent(slack) and SLACK_TOKEN not in sent(slack)
+
+
+def test_cost_report_blocks_and_chart_comment_are_masked(
+    services: Services,
+    slack: FakeSlack,
+    aws_endpoint: str,  # noqa: F811
+) -> None:
+    """A report's header, blocks, fallback text and chart comment never carry a token."""
+    queue_ce_results(aws_endpoint, {"ResultsByTime": history(date(2025, 3, 14), 42)})
+    report = make_report(
+        services.db,
+        services.redis,
+        services.config,
+        services.settings.aws_session,
+        "yesterday",
+        kind="test",
+        now=NOW,
+    )
+
+    posted = notifier(services).cost_report(
+        CHANNEL, report, title=f"Costs for {SLACK_TOKEN}", chart=b"\x89PNG\r\n\x1a\nfake"
+    )
+
+    assert posted.file_id is not None
+    report_message, chart_message = slack.channel_messages(CHANNEL)
+    assert "Costs for [REDACTED]" in texts(report_message)
+    assert report_message.blocks[0]["text"]["text"] == "Costs for [REDACTED]"
+    assert "Costs for [REDACTED]" in chart_message.text  # the file's comment
+    assert SLACK_TOKEN not in sent(slack)
+
+
+def test_the_clients_own_token_is_masked_even_without_a_known_shape(
+    services: Services, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token no pattern recognises is still masked when it is the client's own."""
+    own = "custom-gateway-credential-7f3a9c"
+    monkeypatch.setattr(slack, "token", own)  # the token this Slack accepts
+    client = WebClient(token=own, base_url=services.slack.base_url)
+    SlackNotifier(services.db, client, services.redis, services.config).post_text(
+        CHANNEL, f"configured with {own}"
+    )
+    [message] = slack.channel_messages(CHANNEL)
+    assert message.text == "configured with [REDACTED]"
