@@ -35,7 +35,11 @@ class Notifier(Protocol):
         chart: bytes | None = None,
         savings: SavingsListing | None = None,
     ) -> PostedReport:
-        """Post a cost report (the digest, or one asked for), its chart in its thread."""
+        """Post a cost report (the digest, or one asked for), its chart right below it.
+
+        The chart goes where the report went: in `thread_ts`'s thread for a report
+        asked for in a thread, in the channel itself for one posted there (the digest).
+        """
 
     def savings_report(
         self, channel: str, listing: SavingsListing, *, thread_ts: str | None = None
