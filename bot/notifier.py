@@ -231,6 +231,20 @@ class SlackNotifier:
                 task = get_task(session, task_id)
         self._post(channel=task.channel, thread_ts=task.thread_ts, text=text)
 
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """Slack's own link to a message (`chat.getPermalink`), or None when Slack has none.
+
+        Slack answers errors (an unknown message, say) and unreachable Slack alike give
+        None, so callers can fall back to a link they build.
+        """
+        try:
+            response = self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except (SlackApiError, SlackRequestError, OSError) as error:
+            log.warning("no permalink from Slack for %s/%s: %s", channel, ts, error)
+            return None
+        link = response.get("permalink")
+        return str(link) if link else None
+
     # -- cost reports --------------------------------------------------------------------
 
     def cost_report(

@@ -25,6 +25,9 @@ class Notifier(Protocol):
     def say(self, task_id: int, text: str) -> None:
         """Post a plain message in the task's thread."""
 
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """The chat's own link to a message, or None when the chat has none."""
+
     def cost_report(
         self,
         channel: str,
@@ -61,6 +64,10 @@ class NullNotifier:
 
     def say(self, task_id: int, text: str) -> None:
         """Do nothing."""
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """No chat, no link."""
+        return None
 
     def cost_report(
         self,

@@ -12,7 +12,7 @@ and retries are RQ's.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from rq import Retry
 
@@ -37,37 +37,18 @@ def thread_link(channel: str, ts: str) -> str:
     return f"{SLACK_ARCHIVES}/{channel}/p{ts.replace('.', '')}"
 
 
-@runtime_checkable
-class Permalinks(Protocol):
-    """A notifier that can ask the chat for a message's own link."""
-
-    def permalink(self, channel: str, ts: str) -> str | None:
-        """Slack's permalink for the message, or None when Slack has none."""
-
-
 def slack_link(ctx: JobContext, channel: str, ts: str) -> str:
     """The link to a Slack message: Slack's own permalink, else the built form.
 
-    The notifier asks Slack (`chat.getPermalink`, through `SLACK_API_URL`) when it
-    can; when it cannot, or Slack fails, the link is built (`thread_link`).
+    The notifier asks Slack (`chat.getPermalink`, through `SLACK_API_URL`); when Slack
+    has no link for the message or cannot be reached, the link is built (`thread_link`).
 
     Args:
         ctx: The job context, whose notifier speaks to Slack.
         channel: The message's channel id.
         ts: The message's timestamp.
     """
-    notifier = ctx.notifier
-    if isinstance(notifier, Permalinks):
-        try:
-            link = notifier.permalink(channel, ts)
-        except Exception:  # a link is worth having, not worth failing over
-            log.warning(
-                "no permalink from Slack for %s/%s; building it", channel, ts, exc_info=True
-            )
-        else:
-            if link:
-                return link
-    return thread_link(channel, ts)
+    return ctx.notifier.permalink(channel, ts) or thread_link(channel, ts)
 
 
 def task_thread(ctx: JobContext, task: Task) -> str | None:

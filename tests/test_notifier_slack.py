@@ -1,4 +1,4 @@
-"""What the Slack notifier sends: credentials masked in every text."""
+"""What the Slack notifier sends: masked text everywhere, and Slack's own permalinks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bot.notifier import SlackNotifier
 from bot.services import Services
 from jobs.config import AgentbotConfig
 from jobs.cost import make_report
-from sandbox.fakeslack import FakeSlack
+from sandbox.fakeslack import TEAM_DOMAIN, FakeSlack
 from tests.conftest import CHANNEL
 from tests.cost.conftest import (  # noqa: F401 (fixtures)
     AWS,
@@ -106,3 +106,20 @@ def test_the_clients_own_token_is_masked_even_without_a_known_shape(
     )
     [message] = slack.channel_messages(CHANNEL)
     assert message.text == "configured with [REDACTED]"
+
+
+def test_permalink_is_slacks_own_and_none_when_slack_has_none(
+    services: Services, slack: FakeSlack
+) -> None:
+    """chat.getPermalink answers through SLACK_API_URL; an unknown message gives None."""
+    ts = str(services.slack.chat_postMessage(channel=CHANNEL, text="T-1 · queued")["ts"])
+    slack_side = notifier(services)
+
+    assert slack_side.permalink(CHANNEL, ts) == (
+        f"https://{TEAM_DOMAIN}.slack.com/archives/{CHANNEL}/p{ts.replace('.', '')}"
+    )
+    assert slack_side.permalink(CHANNEL, "1.000001") is None
+    assert [call.params["message_ts"] for call in slack.calls_to("chat.getPermalink")] == [
+        ts,
+        "1.000001",
+    ]

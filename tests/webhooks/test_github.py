@@ -6,7 +6,6 @@ import copy
 import dataclasses
 
 import pytest
-from slack_sdk import WebClient
 
 from bot.runtime import job_context
 from bot.services import Services
@@ -33,6 +32,11 @@ def config(config: AgentbotConfig) -> AgentbotConfig:
 def thread_path(ts: str) -> str:
     """The part of a Slack message link that names the message, whoever built it."""
     return f"/archives/{CHANNEL}/p{ts.replace('.', '')}"
+
+
+def permalink(ts: str) -> str:
+    """The link Slack (the fake) hands out for a card: not the one the bot would build."""
+    return f"https://{TEAM_DOMAIN}.slack.com{thread_path(ts)}"
 
 
 def comment(body: str, login: str = "octo-lead") -> dict[str, object]:
@@ -71,7 +75,7 @@ def test_labelled_issue_becomes_a_task_with_card_and_issue_comment(
     assert "github" in texts(card)
     [said] = comments_on_issue(github)
     assert "**T-1**" in said
-    assert thread_path(card.ts) in said
+    assert permalink(card.ts) in said
     assert "/agent approve" in said
 
 
@@ -242,7 +246,7 @@ def test_ready_pull_request_closes_the_issue_links_slack_and_says_so(
     card = user.card()
     draft = github.pull("acme/calc", "agent/T-1")
     assert draft is not None and draft.draft
-    assert "Closes #7" in draft.body and thread_path(card.ts) in draft.body
+    assert "Closes #7" in draft.body and permalink(card.ts) in draft.body
     assert not [c for c in github.comments if c[1] == draft.number]  # nothing said while draft
 
     hooks.github(load("github_issue_comment_created.json"), "issue_comment")
@@ -253,43 +257,31 @@ def test_ready_pull_request_closes_the_issue_links_slack_and_says_so(
     pull = github.pull("acme/calc", "agent/T-1")
     assert pull is not None and not pull.draft
     assert pull.body.startswith("Agentbot task **T-1**, from #7.")
-    assert "Closes #7" in pull.body and thread_path(card.ts) in pull.body
+    assert "Closes #7" in pull.body and permalink(card.ts) in pull.body
     assert "| GREEN: `python -m pytest -q` | 4 passed, 0 failed |" in pull.body
     [said] = [body for repo, number, body in github.comments if number == pull.number]
     assert said.startswith("Agentbot task **T-1** (from #7) is ready for review")
     assert "before 2 passed, 0 failed; after 4 passed, 0 failed" in said
-    assert thread_path(card.ts) in said
+    assert permalink(card.ts) in said
     # The issue hears about the pull request too.
     pull_url = f"https://github.example/acme/calc/pull/{pull.number}"
     assert f"the pull request is ready for review: {pull_url}" in comments_on_issue(github)[-1]
 
 
-class LinkingNotifier(NullNotifier):
-    """A notifier that asks Slack for permalinks through the real slack_sdk client."""
-
-    def __init__(self, client: WebClient) -> None:
-        self.client = client
-
-    def permalink(self, channel: str, ts: str) -> str | None:
-        """Slack's own link for the message."""
-        return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
-
-
 def test_thread_link_is_slacks_permalink_and_built_when_slack_has_none(
     services: Services, slack: FakeSlack
 ) -> None:
-    """Slack's permalink is used when the notifier can ask; otherwise the link is built."""
+    """The workers' notifier asks Slack for the link; without one, the link is built."""
     posted = services.slack.chat_postMessage(channel=CHANNEL, text="T-1 · queued")
     ts = str(posted["ts"])
-    asking = dataclasses.replace(job_context(services), notifier=LinkingNotifier(services.slack))
-    link = origin.slack_link(asking, CHANNEL, ts)
-    assert link == f"https://{TEAM_DOMAIN}.slack.com{thread_path(ts)}"
+    ctx = job_context(services)
+    assert origin.slack_link(ctx, CHANNEL, ts) == permalink(ts)
     assert [call.params["message_ts"] for call in slack.calls_to("chat.getPermalink")] == [ts]
 
     # Slack answers message_not_found: the link is built, and nothing fails.
-    assert origin.slack_link(asking, CHANNEL, "1.000001") == (
+    assert origin.slack_link(ctx, CHANNEL, "1.000001") == (
         f"https://slack.com/archives/{CHANNEL}/p1000001"
     )
-    # A notifier that cannot ask Slack: the built link.
-    silent = dataclasses.replace(job_context(services), notifier=NullNotifier())
+    # A notifier with no chat behind it: the built link.
+    silent = dataclasses.replace(ctx, notifier=NullNotifier())
     assert origin.slack_link(silent, CHANNEL, ts) == f"https://slack.com{thread_path(ts)}"
