@@ -49,9 +49,11 @@ resource "aws_iam_role_policy" "task_assume_status" {
   policy = file("${path.module}/../iam/aws-status-assume-role.json")
 }
 
-# This account's read-only role for `/agent aws status` (same module as member accounts).
+# This account's role for `/agent aws status`, costs and savings (same module as member
+# accounts): read-only unless `aws_actions` lets approved savings actions change EC2 here.
 module "aws_status_role" {
   source                 = "./modules/aws-status-role"
   trusted_principal_arns = [aws_iam_role.task.arn]
   external_id            = var.status_external_id
+  actions                = var.aws_actions
 }

@@ -117,3 +117,9 @@ variable "status_external_id" {
   type        = string
   default     = ""
 }
+
+variable "aws_actions" {
+  description = "Let approved savings actions (stop, snapshot-and-delete, release, gp2 to gp3) change EC2 resources in this account: attaches aws-actions.json to its agentbot-aws-status role. The bot also needs [cost.actions] enabled = true."
+  type        = bool
+  default     = false
+}

@@ -166,6 +166,21 @@ def test_module_calls_pass_known_and_required_variables(modules: dict[Path, Modu
     assert calls == 2
 
 
+def test_aws_actions_is_the_status_roles_opt_in(modules: dict[Path, Module]):
+    """The main stack's `aws_actions` (off by default) decides the role's `actions` policy."""
+    root = modules[TERRAFORM]
+    assert root.variables["aws_actions"]["type"] == "bool"
+    assert root.variables["aws_actions"]["default"] is False
+    assert root.modules["aws_status_role"]["actions"] == "${var.aws_actions}"
+    # ...which attaches the actions policy only when it is true.
+    role = modules[TERRAFORM / "modules" / "aws-status-role"]
+    policy = role.resources["aws_iam_role_policy.actions"]
+    assert policy["count"] == "${var.actions ? 1 : 0}"
+    assert "aws-actions.json" in policy["policy"]
+    tfvars = hcl2.load((TERRAFORM / "terraform.tfvars.example").open())
+    assert tfvars["aws_actions"] is False  # documented, and left off
+
+
 def test_file_paths_exist_and_hold_iam_policies(modules: dict[Path, Module]):
     """file() reads the repository's IAM documents, which are valid policies."""
     read = []
