@@ -10,17 +10,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, delete, insert, select
+from sqlalchemy import (
+    JSON,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from agents.aws.collectors import Health, ResourceRecord
 from agents.aws.config import ResourceType, Service
+from agents.aws.report import ScanDiff, diff
 from agents.aws.scanner import ScanError, ScanReport, ScanScope
 from jobs.models import Base
 
+SNAPSHOT_TABLES = ("aws_scans", "aws_scan_resources")
 # Enough history to look back over a day of frequent asks, small enough to never matter.
 KEEP_SCANS_PER_SCOPE = 20
 
@@ -242,3 +257,59 @@ def prune_scans(session: Session, scope: ScanScope, keep: int = KEEP_SCANS_PER_S
         session.execute(delete(AwsScanResource).where(AwsScanResource.scan_id.in_(old)))
         session.execute(delete(AwsScan).where(AwsScan.id.in_(old)))
     return len(old)
+
+
+@dataclass(frozen=True)
+class StoredScan:
+    """A scan just stored, and how it compares with the scope's previous one."""
+
+    scan_id: int
+    # When the scope's previous scan finished; None for the scope's first scan.
+    previous_at: datetime | None
+    changes: ScanDiff | None
+
+
+def store_scan(session: Session, scope: ScanScope, report: ScanReport) -> StoredScan:
+    """Store a scan, compare it with the scope's previous one, and prune old scans.
+
+    Args:
+        session: An open session (the caller's transaction).
+        scope: The scope the report covers.
+        report: What the scan found.
+
+    Returns:
+        The new scan's id and what changed since the previous scan of the scope.
+    """
+    latest = recent_scans(session, scope, limit=1)
+    previous = latest[0] if latest else None
+    before = load_records(session, previous) if previous is not None else None
+    scan_id = save_scan(session, scope, report)
+    prune_scans(session, scope)
+    return StoredScan(
+        scan_id=scan_id,
+        previous_at=finished_at(previous) if previous is not None else None,
+        changes=None
+        if before is None
+        else diff(before, report.records, current_errors=report.errors),
+    )
+
+
+def missing_schema(engine: Engine) -> list[str]:
+    """What the snapshot tables lack in a database, so a caller can ask for a migration.
+
+    Args:
+        engine: The database's engine (connects once).
+
+    Returns:
+        The missing tables and columns, as `table` or `table.column`; empty when
+        snapshots can be stored.
+    """
+    inspector = inspect(engine)
+    missing: list[str] = []
+    for table in (Base.metadata.tables[name] for name in SNAPSHOT_TABLES):
+        if not inspector.has_table(table.name):
+            missing.append(table.name)
+            continue
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+    return missing
