@@ -6,15 +6,25 @@ reject is rejected here too), and records every call. It can be told to answer t
 next calls of a method with a 429 (with Retry-After) or a 5xx. The local sandbox
 renders from it (see `sandbox.workspace`, which adds the browser page through the
 `routes` hook); tests assert against it.
+
+Like Slack, it delivers Events API callbacks to the app's request URL once told
+where that is (`subscribe_events`): a message someone posts that mentions the bot
+(`<@UAGENTBOT>`) reaches the app as a signed `event_callback` with an `app_mention`
+event, the one event the app's manifest subscribes to.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import mimetypes
+import re
+import secrets
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +32,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from slack_sdk.signature import SignatureVerifier
+
+log = logging.getLogger(__name__)
+
 BOT_USER = "UAGENTBOT"
+BOT_NAME = "agentbot"
 TEAM = "TSANDBOX"
 TEAM_DOMAIN = "sandbox"
+APP_ID = "AAGENTBOT"
+# Slack waits this long for an app to acknowledge an event.
+EVENT_ACK_SECONDS = 3.0
+# What a Slack client sends for `@agentbot` typed at a word's start: the bot's user id.
+TYPED_MENTION = re.compile(rf"(?<![\w<@])@{BOT_NAME}\b", re.IGNORECASE)
 
 
 @dataclass
@@ -93,6 +113,41 @@ class Ephemeral:
         }
 
 
+@dataclass(frozen=True)
+class EventSubscription:
+    """Where the app wants its events (its manifest's request URL) and how to sign them."""
+
+    request_url: str
+    signing_secret: str
+    app_id: str = APP_ID
+
+
+@dataclass
+class EventDelivery:
+    """One event callback sent to the app, and how the app answered."""
+
+    body: dict[str, Any]
+    status: int
+    error: str | None = None
+
+
+def mention_event(message: Message) -> dict[str, Any]:
+    """The `app_mention` event Slack sends for a message that mentions the bot."""
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": message.user,
+        "text": message.text,
+        "ts": message.ts,
+        "channel": message.channel,
+        "event_ts": message.ts,
+        "team": TEAM,
+        "client_msg_id": str(uuid.uuid4()),
+    }
+    if message.thread_ts:
+        event["thread_ts"] = message.thread_ts
+    return event
+
+
 # A route added through `FakeSlack.routes`: (query parameters, request body) ->
 # (HTTP status, response body, content type).
 Route = Callable[[dict[str, str], bytes], tuple[int, bytes, str]]
@@ -149,6 +204,8 @@ class FakeSlack:
         self._changed = threading.Condition(self._lock)
         self._clock = itertools.count(1)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.subscription: EventSubscription | None = None
+        self.event_deliveries: list[EventDelivery] = []
         # Extra HTTP endpoints keyed by (method, path), e.g. ("GET", "/"): how the
         # sandbox serves its page and its UI actions from this same server.
         self.routes: dict[tuple[str, str], Route] = {}
@@ -199,6 +256,7 @@ class FakeSlack:
             self.files.clear()
             self.response_urls.clear()
             self._failures.clear()
+            self.event_deliveries.clear()
             self._notify("reset", {})
 
     # -- test and sandbox helpers ------------------------------------------------------
@@ -269,6 +327,19 @@ class FakeSlack:
             self._notify("ephemeral", {"user": user, "channel": channel})
             return ephemeral
 
+    def subscribe_events(
+        self, request_url: str, signing_secret: str, *, app_id: str = APP_ID
+    ) -> None:
+        """Deliver the app's events (mentions of the bot) to its request URL, signed.
+
+        Args:
+            request_url: The app's Events API URL (`…/slack/events`).
+            signing_secret: The app's signing secret, as Slack shares it with the app.
+            app_id: The app's id, sent as `api_app_id`.
+        """
+        with self._lock:
+            self.subscription = EventSubscription(request_url, signing_secret, app_id)
+
     def post_message(
         self,
         user: str,
@@ -277,7 +348,15 @@ class FakeSlack:
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
     ) -> Message:
-        """A message someone other than the bot posted (a person typing, or Slack itself)."""
+        """A message someone other than the bot posted (a person typing, or Slack itself).
+
+        `@agentbot` typed in it becomes `<@UAGENTBOT>`, as a Slack client sends it. A
+        person's message that mentions the bot then reaches the app as an
+        `app_mention` event, once `subscribe_events` said where; the call returns
+        after the app acknowledged it (or failed to).
+        """
+        if user != BOT_USER:
+            text = TYPED_MENTION.sub(f"<@{BOT_USER}>", text)
         with self._lock:
             message = Message(
                 channel=channel,
@@ -289,7 +368,66 @@ class FakeSlack:
             )
             self.messages.append(message)
             self._notify("message", {"user": user, "channel": channel})
-            return message
+            subscription = self.subscription
+        # Outside the lock: the app answers through this same fake while it handles it.
+        if subscription is not None and user != BOT_USER and f"<@{BOT_USER}>" in text:
+            self._deliver_event(subscription, mention_event(message))
+        return message
+
+    def _deliver_event(self, subscription: EventSubscription, event: dict[str, Any]) -> None:
+        body = {
+            "token": "sandbox-verification-token",
+            "team_id": TEAM,
+            "context_team_id": TEAM,
+            "context_enterprise_id": None,
+            "api_app_id": subscription.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": "Ev" + secrets.token_hex(5).upper(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": TEAM,
+                    "user_id": BOT_USER,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + secrets.token_urlsafe(24),
+        }
+        raw = json.dumps(body)
+        timestamp = str(int(time.time()))
+        signature = SignatureVerifier(subscription.signing_secret).generate_signature(
+            timestamp=timestamp, body=raw
+        )
+        request = urllib.request.Request(
+            subscription.request_url,
+            data=raw.encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Slack-Request-Timestamp": timestamp,
+                "X-Slack-Signature": signature or "",
+                "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            },
+        )
+        status, error = 0, None
+        try:
+            with urllib.request.urlopen(request, timeout=EVENT_ACK_SECONDS * 3) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            error = str(exc)
+        if status != 200:
+            log.warning(
+                "the app did not accept event %s: %s", body["event_id"], error or f"HTTP {status}"
+            )
+        with self._lock:
+            self.event_deliveries.append(EventDelivery(body, status, error))
+            self._notify("event", {"event_id": body["event_id"], "status": status})
 
     def record_change(self, kind: str) -> None:
         """Wake whoever waits for a change (for state kept beside the fake)."""

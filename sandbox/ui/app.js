@@ -270,7 +270,7 @@ function render() {
   document.getElementById("notes").innerHTML = Object.values(s.notes || {})
     .map((note) => `<li>${esc(note)}</li>`).join("");
   document.getElementById("channel-header").textContent = `# ${channelName(app.channel)}`;
-  document.getElementById("composer").placeholder = `Message #${channelName(app.channel)} — try /agent help`;
+  document.getElementById("composer").placeholder = `Message #${channelName(app.channel)} — try /agent help or @agentbot help`;
 
   const visible = (e) => !app.dismissed.has(e.ts);
   const top = s.messages.filter((m) => m.channel === app.channel && !m.thread_ts)
@@ -398,6 +398,8 @@ async function send(textarea, threadTs) {
     await post("/ui/command", { channel: threadTs ? app.thread.channel : app.channel, text });
     return;
   }
+  // A plain message; the fake Slack turns `@agentbot` into the bot's mention and, as
+  // Slack does, delivers it to the app as an app_mention event.
   await post("/ui/message", { channel: threadTs ? app.thread.channel : app.channel, text, thread_ts: threadTs || null });
 }
 
