@@ -7,13 +7,20 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
+import structlog
+from slack_bolt import App, BoltRequest
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
+from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
+from bot.frames import frame_problem
 from bot.services import Services
 
 log = logging.getLogger(__name__)
+
+# What a signed body Bolt cannot read is answered with.
+UNREADABLE = "Agentbot cannot read this request."
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -36,7 +43,9 @@ class WebApp:
 
     def __init__(self, services: Services, app: App) -> None:
         self.services = services
-        self.slack = SlackRequestHandler(app)
+        self.app = app
+        secret = services.settings.slack_signing_secret.get_secret_value()
+        self.verifier = SignatureVerifier(secret) if secret else None
         self.webhooks: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {}
 
     def readiness(self) -> dict[str, str]:
@@ -54,7 +63,69 @@ class WebApp:
             checks["redis"] = f"unreachable: {type(exc).__name__}"
         return checks
 
+    def slack(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """Hand a Slack request to Bolt; a body Bolt cannot read gets a plain 400.
+
+        Bolt parses the body before it checks the signature, and a parse error (a
+        payload that is not JSON, or `user` that is not an object) would escape it as
+        a 500. Such a body is answered 401 when unsigned, as Bolt answers forgeries,
+        and 400 when signed: Slack never sends one, so there is nothing to retry.
+        """
+        request = WsgiHttpRequest(environ)
+        raw = self._body(environ)
+        headers = request.get_headers()
+        problem: str | None
+        try:
+            body = raw.decode("utf-8")
+            bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
+            problem = frame_problem(bolt_request.body)
+        # Parsing a body does no I/O: whatever it raises means the body is unreadable.
+        except Exception as exc:
+            problem = f"unreadable body ({type(exc).__name__})"
+        if problem is not None:
+            if not self._signed(raw, headers):
+                return _json(start_response, "401 Unauthorized", {"error": "invalid request"})
+            log.warning("refused a signed Slack request: %s", problem)
+            return _reply(start_response, "400 Bad Request", UNREADABLE, "text/plain")
+        response = self.app.dispatch(bolt_request)
+        answer = WsgiHttpResponse(
+            status=response.status, headers=response.headers, body=response.body
+        )
+        start_response(answer.status, answer.get_headers())
+        return answer.get_body()
+
+    @staticmethod
+    def _body(environ: Environ) -> bytes:
+        stream = environ.get("wsgi.input")
+        if stream is None:
+            return b""
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        return bytes(stream.read(length)) if length > 0 else b""
+
+    def _signed(self, raw: bytes, headers: dict[str, Any]) -> bool:
+        """Whether Slack signed this body (always, when verification is off)."""
+        if self.verifier is None:
+            return True
+        timestamp = headers.get("x-slack-request-timestamp")
+        signature = headers.get("x-slack-signature")
+        # The verifier raises, rather than answers False, on these.
+        if not isinstance(timestamp, str) or not timestamp.isdigit():
+            return False
+        if not isinstance(signature, str) or not signature.isascii():
+            return False
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return self.verifier.is_valid(body=text, timestamp=timestamp, signature=signature)
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        # Each request starts from a clean logging context: what one request bound (its
+        # task and job) must not name the next one served on the same thread.
+        structlog.contextvars.clear_contextvars()
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
         if path == "/slack/events":

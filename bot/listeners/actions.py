@@ -9,14 +9,15 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
 from bot import aws_cost, blocks
+from bot.listeners.fields import button_value, task_id_of, user_of
 from bot.services import Services
-from jobs.exceptions import Conflict, NotAllowed
+from jobs.exceptions import BadRequest, Conflict, NotAllowed
 from jobs.states import TaskState
 from jobs.tasks import get_task
 
 
 def _task_id(body: dict[str, Any]) -> int:
-    return int(body["actions"][0]["value"])
+    return task_id_of(button_value(body))
 
 
 def _tell(respond: Respond, text: str) -> None:
@@ -30,7 +31,7 @@ def register(app: App, services: Services) -> None:
     def approve(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         # The work (one transaction and an enqueue) fits well inside Slack's three
         # seconds; acknowledging after it lets a failure reach the error handler first.
-        decision = services.lifecycle.approve(_task_id(body), body["user"]["id"])
+        decision = services.lifecycle.approve(_task_id(body), user_of(body))
         ack()
         if not decision.moved:
             _tell(
@@ -42,9 +43,13 @@ def register(app: App, services: Services) -> None:
     def open_reason_modal(
         ack: Ack, body: dict[str, Any], client: WebClient, *, approve: bool
     ) -> None:
-        user = body["user"]["id"]
+        user = user_of(body)
+        task_id = _task_id(body)
+        trigger_id = body.get("trigger_id")
+        if not isinstance(trigger_id, str) or not trigger_id:
+            raise BadRequest("Slack sent no way to open the form; please click again.")
         with services.db.session() as session:
-            task = get_task(session, _task_id(body))
+            task = get_task(session, task_id)
         # Refuse before asking for a reason nobody may give.
         refusal = services.access.approval_refusal(user, task.requester)
         if refusal is not None:
@@ -55,7 +60,7 @@ def register(app: App, services: Services) -> None:
         channel = (body.get("channel") or {}).get("id")
         # trigger_id expires in three seconds, so the modal opens here, not in a worker.
         client.views_open(
-            trigger_id=body["trigger_id"],
+            trigger_id=trigger_id,
             view=blocks.reason_modal(task, approve=approve, channel=channel),
         )
 
@@ -69,12 +74,12 @@ def register(app: App, services: Services) -> None:
 
     @app.action(blocks.CANCEL)
     def cancel(ack: Ack, body: dict[str, Any]) -> None:
-        services.lifecycle.cancel(_task_id(body), body["user"]["id"])
+        services.lifecycle.cancel(_task_id(body), user_of(body))
         ack()
 
     @app.action(blocks.RETRY)
     def retry(ack: Ack, body: dict[str, Any]) -> None:
-        services.lifecycle.retry(_task_id(body), body["user"]["id"])
+        services.lifecycle.retry(_task_id(body), user_of(body))
         ack()
 
     # "Create action" beside a savings recommendation (bot.aws_cost).

@@ -7,13 +7,8 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot import blocks
+from bot.listeners.fields import modal_input, user_of
 from bot.services import Services
-
-
-def _read(view: dict[str, Any]) -> tuple[int, str]:
-    task_id = int(str(view["private_metadata"]).split("|", 1)[0])
-    value = view["state"]["values"]["reason"]["text"].get("value") or ""
-    return task_id, value.strip()
 
 
 def register(app: App, services: Services) -> None:
@@ -21,15 +16,15 @@ def register(app: App, services: Services) -> None:
 
     @app.view(blocks.REJECT_VIEW)
     def reject_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        task_id, reason = _read(view)
+        task_id, reason = modal_input(view)
         if not reason:
             ack(response_action="errors", errors={"reason": "Say why you reject the plan."})
             return
-        services.lifecycle.reject(task_id, body["user"]["id"], reason)
+        services.lifecycle.reject(task_id, user_of(body), reason)
         ack()
 
     @app.view(blocks.APPROVE_VIEW)
     def approve_comment(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        task_id, comment = _read(view)
-        services.lifecycle.approve(task_id, body["user"]["id"], comment or None)
+        task_id, comment = modal_input(view)
+        services.lifecycle.approve(task_id, user_of(body), comment or None)
         ack()

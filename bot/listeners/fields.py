@@ -1,0 +1,67 @@
+"""Reading the fields our buttons and modals put in a payload, refusing any that are junk.
+
+Slack echoes back what the bot wrote (a task id as a button's value, in a modal's
+private metadata), so a value that is not one is a stale or forged payload: the user
+gets a short refusal and nothing changes, rather than an unexpected error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobs.exceptions import BadRequest
+
+# Task ids are PostgreSQL integers; anything larger names no task and would only make
+# the database raise.
+MAX_TASK_ID = 2**31 - 1
+
+
+def task_id_of(value: Any) -> int:
+    """The task id a button value or modal metadata names.
+
+    Raises:
+        BadRequest: The value is not a task id.
+    """
+    text = value.strip() if isinstance(value, str) else None
+    if text and text.isascii() and text.isdigit() and 0 < int(text) <= MAX_TASK_ID:
+        return int(text)
+    raise BadRequest("That button or form no longer names a task; use `/agent list`.")
+
+
+def button_value(body: dict[str, Any]) -> Any:
+    """The value of the clicked button (None when the payload carries none)."""
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+        return actions[0].get("value")
+    return None
+
+
+def user_of(body: dict[str, Any]) -> str:
+    """The Slack user who clicked or submitted.
+
+    Raises:
+        BadRequest: The payload names no user.
+    """
+    user = body.get("user")
+    user_id = user.get("id") if isinstance(user, dict) else None
+    if not isinstance(user_id, str) or not user_id:
+        raise BadRequest("Slack did not say who you are; please try again.")
+    return user_id
+
+
+def modal_input(view: dict[str, Any]) -> tuple[int, str]:
+    """The task a reason modal is about, and what was typed in it (stripped).
+
+    Raises:
+        BadRequest: The modal's metadata names no task.
+    """
+    metadata = view.get("private_metadata")
+    task_id = task_id_of(metadata.split("|", 1)[0] if isinstance(metadata, str) else None)
+    value: Any = None
+    state = view.get("state")
+    if isinstance(state, dict):
+        node: Any = state.get("values")
+        for key in ("reason", "text"):
+            node = node.get(key) if isinstance(node, dict) else None
+        value = node.get("value") if isinstance(node, dict) else None
+    return task_id, value.strip() if isinstance(value, str) else ""
