@@ -3,14 +3,14 @@
 A delivery is claimed (a row in `slack_deliveries`) before its listener runs. A
 re-delivery of a claimed request — Slack's retries, or the same event twice — is
 acknowledged and dropped. If the first attempt fails, the error handler releases the
-claim, so Slack's retry is processed rather than lost.
+claim, so Slack's retry is processed rather than lost. Old claims are pruned by the
+scheduled job in `jobs.deliveries`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App, BoltResponse
@@ -19,25 +19,46 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.services import Services
 from jobs.exceptions import Unavailable
-from jobs.models import SlackDelivery, utcnow
+from jobs.models import SlackDelivery
 
 log = logging.getLogger(__name__)
 
-KEEP = timedelta(hours=24)
+
+class NotClaimed(Unavailable):
+    """The database did not answer the claim, so there is no claim to release.
+
+    Releasing would ask the unanswering database again and keep the user waiting a
+    second connection timeout, past Slack's three seconds.
+    """
 
 
-def delivery_key(body: dict[str, Any]) -> str | None:
-    """Slack's id for this delivery, or None when it has none worth keeping."""
-    if body.get("event_id"):
-        return f"event:{body['event_id']}"
-    if body.get("command") and body.get("trigger_id"):
-        return f"command:{body['trigger_id']}"
+def _text(value: Any) -> str | None:
+    # Slack's ids are non-empty strings; anything else cannot key a delivery.
+    return value if isinstance(value, str) and value else None
+
+
+def delivery_key(body: Any) -> str | None:
+    """Slack's id for this delivery, or None when it has none worth keeping.
+
+    A body without a usable id (missing, or of the wrong type) is processed without a
+    claim rather than refused here: its listener answers it as it answers any junk.
+    """
+    if not isinstance(body, dict):
+        return None
+    event_id = _text(body.get("event_id"))
+    if event_id:
+        return f"event:{event_id}"
+    trigger_id = _text(body.get("trigger_id"))
+    if body.get("command") and trigger_id:
+        return f"command:{trigger_id}"
     kind = body.get("type")
-    if kind == "block_actions":
-        actions = body.get("actions") or [{}]
-        return f"action:{body.get('trigger_id')}:{actions[0].get('action_ts')}"
-    if kind == "view_submission" and body.get("trigger_id"):
-        return f"view:{body['trigger_id']}"
+    if kind == "block_actions" and trigger_id:
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else None
+        action_ts = _text(first.get("action_ts")) if isinstance(first, dict) else None
+        return f"action:{trigger_id}:{action_ts}" if action_ts else None
+    if kind == "view_submission" and trigger_id:
+        return f"view:{trigger_id}"
     return None
 
 
@@ -45,7 +66,7 @@ def claim(services: Services, key: str) -> bool:
     """Record the delivery; False when it was already recorded.
 
     Raises:
-        Unavailable: The database did not answer.
+        NotClaimed: The database did not answer.
     """
     try:
         with services.db.session() as session:
@@ -53,7 +74,7 @@ def claim(services: Services, key: str) -> bool:
     except IntegrityError:
         return False
     except OperationalError as exc:
-        raise Unavailable() from exc
+        raise NotClaimed() from exc
     return True
 
 
@@ -67,15 +88,6 @@ def release(services: Services, body: dict[str, Any]) -> None:
             session.execute(delete(SlackDelivery).where(SlackDelivery.key == key))
     except OperationalError:
         log.warning("could not release delivery %s", key)
-
-
-def prune(services: Services) -> int:
-    """Drop delivery records older than a day; returns how many."""
-    with services.db.session() as session:
-        result = session.execute(
-            delete(SlackDelivery).where(SlackDelivery.received_at < utcnow() - KEEP)
-        )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def register(app: App, services: Services) -> None:

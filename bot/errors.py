@@ -12,6 +12,7 @@ from slack_bolt.context.respond import Respond
 from sqlalchemy.exc import OperationalError
 
 from bot import dedupe
+from bot.frames import frame_problem
 from bot.services import Services
 from jobs.exceptions import UNAVAILABLE, AgentbotError
 from jobs.thread_reply import enqueue_reply
@@ -41,8 +42,14 @@ def register(app: App, services: Services) -> None:
         respond: Respond | None,
     ) -> BoltResponse | None:
         if not isinstance(error, AgentbotError):
-            log.error("listener failed: %s", error, exc_info=error)
-        dedupe.release(services, body)
+            problem = frame_problem(body)
+            if problem is None:
+                log.error("listener failed: %s", error, exc_info=error)
+            else:
+                # Not Slack's payload (Slack never breaks its own shapes): not our bug.
+                log.warning("refused a misshapen Slack payload: %s", problem)
+        if not isinstance(error, dedupe.NotClaimed):
+            dedupe.release(services, body)
         message = user_message(error)
         if body.get("type") == "view_submission":
             return BoltResponse(

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import socket
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from redis import Redis
 from sqlalchemy import func, select
 
 from bot import blocks
-from jobs.config import AccessConfig
-from jobs.models import Approval, Task, TaskEvent
+from bot.app import build_app
+from bot.dedupe import delivery_key
+from bot.services import build_services
+from bot.settings import Settings
+from jobs.config import AccessConfig, AgentbotConfig
+from jobs.exceptions import UNAVAILABLE
+from jobs.models import Approval, SlackDelivery, Task, TaskEvent
 from sandbox.fakeslack import FakeSlack
-from tests.conftest import APPROVER, APPROVER_2, REQUESTER
+from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET
 from tests.slackclient import SlackUser, texts
 
 
@@ -150,3 +165,131 @@ def test_requester_cannot_cancel_someone_elses_task(user: SlackUser) -> None:
     assert "cancelled" in user.reply_text(response)
     response = user.command("cancel T-1", user=REQUESTER)
     assert "nothing to cancel" in user.reply_text(response)
+
+
+# -- the keys deliveries are claimed under -------------------------------------------------
+
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+READ_FIELDS = ("event_id", "command", "trigger_id", "type", "actions")
+
+
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "event_id": ANY_JSON,
+            "command": ANY_JSON,
+            "trigger_id": ANY_JSON,
+            "type": st.sampled_from(["block_actions", "view_submission"]) | ANY_JSON,
+            "actions": ANY_JSON | st.lists(st.dictionaries(st.just("action_ts"), ANY_JSON)),
+        },
+    )
+)
+def test_delivery_key_takes_any_shape(body: dict[str, Any]) -> None:
+    """Fields of any type give a key made of Slack's ids, or no key; never an exception."""
+    key = delivery_key(body)
+    assert key is None or ("None" not in key.split(":") and key.count(":") in (1, 2))
+
+
+def test_delivery_keys_of_slacks_own_shapes() -> None:
+    """Events, commands, clicks and submissions are keyed by Slack's ids; junk has no key."""
+    click = {"type": "block_actions", "trigger_id": "t1", "actions": [{"action_ts": "1.5"}]}
+    assert delivery_key({"event_id": "Ev1", "type": "event_callback"}) == "event:Ev1"
+    assert delivery_key({"command": "/agent", "trigger_id": "t1"}) == "command:t1"
+    assert delivery_key(click) == "action:t1:1.5"
+    assert delivery_key({"type": "view_submission", "trigger_id": "t1"}) == "view:t1"
+    assert delivery_key({**click, "actions": "junk"}) is None
+    assert delivery_key({**click, "actions": [["1.5"]]}) is None
+    assert delivery_key({**click, "trigger_id": ["t1"]}) is None
+    assert delivery_key({"event_id": {"id": "Ev1"}}) is None
+    assert delivery_key(["not", "an", "object"]) is None
+
+
+def test_a_click_whose_actions_are_not_a_list_is_refused_quietly(
+    user: SlackUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A signed click with `actions` as text: answered, nothing claimed or written, no error."""
+    planned(user)
+    body = {
+        "type": "block_actions",
+        "user": {"id": APPROVER},
+        "trigger_id": "trig-junk",
+        "actions": "plan_approve",
+    }
+    claimed = count(user, SlackDelivery)
+    caplog.clear()
+    response = user.deliver(urlencode({"payload": json.dumps(body)}))
+    assert response.status == 200
+    faults = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not faults, [r.getMessage() for r in faults]
+    assert count(user, Approval) == 0
+    assert count(user, SlackDelivery) == claimed
+
+
+# -- a database that never answers -------------------------------------------------------
+
+
+@pytest.fixture
+def counting_silent_database() -> Iterator[tuple[str, socket.socket]]:
+    """A URL whose server accepts TCP connections, never answers, and can count them.
+
+    Nothing accepts while the test runs: each connection attempt waits in the listen
+    backlog, to be counted afterwards.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    yield f"postgresql://agentbot@127.0.0.1:{port}/agentbot", listener
+    listener.close()
+
+
+def connection_attempts(listener: socket.socket) -> int:
+    """How many connections reached the listener (each taken off its backlog)."""
+    listener.setblocking(False)
+    taken = 0
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except BlockingIOError:
+            return taken
+        connection.close()
+        taken += 1
+
+
+def test_a_silent_database_is_asked_once_per_command(
+    counting_silent_database: tuple[str, socket.socket],
+    redis_url: str,
+    redis_client: Redis,
+    slack: FakeSlack,
+    config: AgentbotConfig,
+) -> None:
+    """When the claim times out, the error handler does not ask the database again.
+
+    A second attempt (to release a claim that was never made) would double the wait
+    past Slack's three seconds.
+    """
+    url, listener = counting_silent_database
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        DATABASE_URL=url,
+        REDIS_URL=redis_url,
+    )
+    services = build_services(settings, config)
+    try:
+        user = SlackUser(build_app(services), SIGNING_SECRET, slack, services)
+        response = user.command("run fix the discount calculation")
+        assert json.loads(response.body) == {"response_type": "ephemeral", "text": UNAVAILABLE}
+        assert connection_attempts(listener) == 1
+        assert services.queues.lengths()["plan"] == 0
+    finally:
+        services.db.dispose()
