@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -291,6 +292,10 @@ class Lifecycle:
     # -- plumbing -----------------------------------------------------------------------
 
     def _enqueue(self, task_id: int, job_id: str, *, plan: bool) -> None:
+        # From here on, the request's lines name the task and the job now carrying it,
+        # as the job's own lines do (jobs.work), so both sides can be found together.
+        # (The same binding as bot.logging.bind_task, which jobs cannot import.)
+        structlog.contextvars.bind_contextvars(task_id=f"T-{task_id}", job_id=job_id)
         # The task and its job id are committed before the job exists; if Redis is
         # down here the reconciler finds the task without its job and queues it again.
         try:
@@ -298,6 +303,9 @@ class Lifecycle:
             self.queues.enqueue_sync(task_id)
         except Exception:
             log.exception("could not enqueue T-%s; the reconciler will pick it up", task_id)
+            return
+        phase = "planning" if plan else "execution"
+        log.info("queued T-%s for %s as job %s", task_id, phase, job_id)
 
     def _session(self) -> _GuardedSession:
         return _GuardedSession(self.db)
