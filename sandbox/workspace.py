@@ -27,12 +27,11 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from sandbox.fakeslack import BOT_USER, TEAM, FakeSlack, Message
+from sandbox.fakeslack import APP_ID, BOT_USER, TEAM, FakeSlack, Message
 
 log = logging.getLogger(__name__)
 
 UI_DIR = Path(__file__).parent / "ui"
-APP_ID = "AAGENTBOT"
 TEAM_DOMAIN = "sandbox"
 COMMAND = "/agent"
 # Slack gives an app three seconds to acknowledge, then tells the user it failed.
@@ -143,6 +142,9 @@ class Workspace:
         self.slack.routes[("POST", "/ui/click")] = self._post(self._click_body)
         self.slack.routes[("POST", "/ui/submit")] = self._post(self._submit_body)
         self.slack.routes[("POST", "/ui/close")] = self._post(self._close_body)
+        # As an app subscribed to `app_mention`: `@agentbot …` typed on the page reaches
+        # the bot as a signed event, the same request URL as commands and clicks.
+        self.slack.subscribe_events(self.events_url, self.verifier.signing_secret)
         return self
 
     def note(self, key: str, text: str) -> None:
@@ -184,7 +186,7 @@ class Workspace:
         return delivery
 
     def say(self, user: str, channel: str, text: str, thread_ts: str | None = None) -> Message:
-        """Post a plain message (the bot subscribes to no message events).
+        """Post a message as a person; one mentioning `@agentbot` also reaches the bot.
 
         Raises:
             UserError: Unknown user or channel, or an empty message.
