@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 import jobs.aws
 from agents.aws.collectors import Health, ResourceRecord
@@ -45,10 +45,7 @@ from tests.aws.fleet import (
     deny_region,
     impair_instance,
     make_config,
-    point_aws_at,
-    reset_moto,
     run_instance,
-    seed_fleet,
 )
 from tests.conftest import CHANNEL, REQUESTER
 from tests.slackclient import SlackUser, texts
@@ -70,23 +67,18 @@ class Estate:
 
 
 @pytest.fixture(scope="module")
-def estate(moto_endpoint: str) -> Iterator[Estate]:
+def estate(aws_env: str, fleet: Fleet) -> Estate:
     """The shared fleet, plus a bulk account of many instances; seeded once per module."""
-    with pytest.MonkeyPatch.context() as env:
-        reset_moto(moto_endpoint)
-        point_aws_at(env, moto_endpoint)
-        session = boto3.Session()
-        fleet = seed_fleet(session)
-        ec2 = Seeder(session, BULK)("ec2", EAST)
-        launched = ec2.run_instances(
-            ImageId="ami-12c6146b",
-            InstanceType="t3.micro",
-            MinCount=BULK_INSTANCES,
-            MaxCount=BULK_INSTANCES,
-        )
-        bulk_ids = [i["InstanceId"] for i in launched["Instances"]]
-        ec2.stop_instances(InstanceIds=bulk_ids[:BULK_STOPPED])
-        yield Estate(moto_endpoint, fleet, bulk_ids)
+    ec2 = Seeder(boto3.Session(), BULK)("ec2", EAST)
+    launched = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        InstanceType="t3.micro",
+        MinCount=BULK_INSTANCES,
+        MaxCount=BULK_INSTANCES,
+    )
+    bulk_ids = [i["InstanceId"] for i in launched["Instances"]]
+    ec2.stop_instances(InstanceIds=bulk_ids[:BULK_STOPPED])
+    return Estate(aws_env, fleet, bulk_ids)
 
 
 @pytest.fixture
@@ -95,11 +87,8 @@ def config(config: AgentbotConfig, estate: Estate) -> AgentbotConfig:
     return config.model_copy(update={"aws": make_config()})
 
 
-@pytest.fixture(autouse=True)
-def no_snapshots(services: Services) -> None:
-    """Every test starts with no stored scans."""
-    with services.db.engine.begin() as connection:
-        connection.execute(text("TRUNCATE aws_scans, aws_scan_resources RESTART IDENTITY CASCADE"))
+# Every test starts with no stored scans.
+pytestmark = pytest.mark.usefixtures("no_snapshots")
 
 
 SessionHook = Callable[[boto3.Session], None]
