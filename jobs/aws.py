@@ -37,11 +37,10 @@ from jobs.aws_snapshots import (
     finished_at,
     load_records,
     load_report,
-    prune_scans,
     recent_scans,
-    save_scan,
     scan_before,
     scope_key,
+    store_scan,
 )
 from jobs.context import current
 from jobs.db import Database
@@ -174,24 +173,18 @@ def scan_and_store(
             progress=progress,
         )
         with db.session() as session:
-            latest = recent_scans(session, scope, limit=1)
-            previous = latest[0] if latest else None
-            before = load_records(session, previous) if previous is not None else None
-            scan_id = save_scan(session, scope, report)
-            prune_scans(session, scope)
+            stored = store_scan(session, scope, report)
     finally:
         if held:
             with contextlib.suppress(LockError):
                 lock.release()
     return AwsStatus(
         report=report,
-        scan_id=scan_id,
+        scan_id=stored.scan_id,
         cached=False,
         as_of=_now(),
-        previous_at=finished_at(previous) if previous is not None else None,
-        changes=None
-        if before is None
-        else diff(before, report.records, current_errors=report.errors),
+        previous_at=stored.previous_at,
+        changes=stored.changes,
         requested_by=user,
     )
 
