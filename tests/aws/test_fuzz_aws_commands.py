@@ -120,4 +120,4 @@ def test_valid_words_do_queue_each_report(user: SlackUser, slack: FakeSlack) -> 
         before = queued(user)
         response = user.command(text)
         assert response.status == 200
-        slack.wait_for(lambda: queued(user) == before + 1)
+        slack.wait_for(lambda expected=before + 1: queued(user) == expected)
