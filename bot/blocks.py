@@ -56,18 +56,32 @@ REJECT_VIEW = "reject_reason"
 APPROVE_VIEW = "approve_comment"
 
 
+# What `escape` writes; a cut inside one would show Slack a stray `&am`.
+ENTITIES = ("&amp;", "&lt;", "&gt;")
+
+
+def _cut(text: str, length: int) -> str:
+    """The first `length` characters of `text`, shorter if that would split an entity."""
+    for entity in ENTITIES:
+        # An entity starting in the last few characters kept and ending after them.
+        start = text.find(entity, max(0, length - len(entity) + 1), length + len(entity) - 1)
+        if start != -1:
+            return text[:start]
+    return text[:length]
+
+
 def clip(text: str, limit: int) -> str:
-    """Cut `text` to `limit` characters, saying so when it was cut."""
+    """Cut `text` to `limit` characters, saying so when it was cut (never mid-entity)."""
     if len(text) <= limit:
         return text
-    return text[: limit - len(TRUNCATED)].rstrip() + TRUNCATED
+    return _cut(text, limit - len(TRUNCATED)).rstrip() + TRUNCATED
 
 
 def plain_clip(text: str, limit: int) -> str:
     """Like `clip`, for plain-text fields (no markdown in the note)."""
     if len(text) <= limit:
         return text
-    return text[: limit - 1].rstrip() + "…"
+    return _cut(text, limit - 1).rstrip() + "…"
 
 
 def escape(text: str) -> str:
@@ -126,11 +140,42 @@ def button(text: str, action_id: str, value: str, style: str | None = None) -> B
     return ButtonElement(text=text, action_id=action_id, value=value, style=style)
 
 
-def finish(blocks: list[Block]) -> list[dict[str, Any]]:
-    """Validate, keep within 50 blocks, and serialize."""
+LEFT_OUT = "_More was left out to fit Slack._"
+
+
+def finish(blocks: list[Block], *, keep_last: int = 0) -> list[dict[str, Any]]:
+    """Validate, keep within 50 blocks, and serialize.
+
+    Args:
+        blocks: The message's blocks, in order.
+        keep_last: How many blocks at the end must survive a cut (the buttons, say):
+            blocks before them are dropped instead, and a note says so.
+
+    Returns:
+        The blocks as Slack's JSON, at most `MAX_BLOCKS` of them.
+    """
     if len(blocks) > MAX_BLOCKS:
-        blocks = [*blocks[: MAX_BLOCKS - 1], context("_More was left out to fit Slack._")]
+        tail = blocks[len(blocks) - keep_last :] if keep_last else []
+        head = blocks[: MAX_BLOCKS - 1 - len(tail)]
+        blocks = [*head, context(LEFT_OUT), *tail]
     return [block.to_dict() for block in blocks]
+
+
+def listed(title: str, lines: Sequence[str]) -> list[Block]:
+    """`title` over `lines`, in as many sections as Slack's section limit needs.
+
+    Lines are never split between sections; a single line over the limit is clipped.
+    """
+    sections: list[Block] = []
+    chunk, size = [title], len(title)
+    for line in lines:
+        if size + 1 + len(line) > SECTION_LIMIT:
+            sections.append(section("\n".join(chunk)))
+            chunk, size = [], -1
+        chunk.append(line)
+        size += 1 + len(line)
+    sections.append(section("\n".join(chunk)))
+    return sections
 
 
 def title(task: Task) -> str:
@@ -219,12 +264,14 @@ def render_plan(
     ]
     files = [f"• `{escape(str(name))}`" for name in plan.get("affected_files", [])]
     if files:
-        blocks.append(section("*Affected files*\n" + "\n".join(files)))
+        blocks.extend(listed("*Affected files*", files))
     steps = [
         f"{n}. *{escape(str(step.get('kind')))}* — {escape(str(step.get('description')))}"
         for n, step in enumerate(plan.get("steps", []), 1)
     ]
-    blocks.append(section("*Steps (tests first)*\n" + "\n".join(steps)))
+    blocks.extend(listed("*Steps (tests first)*", steps))
+    # From here on (facts, notes, decision): kept whole when a long plan is cut.
+    body = len(blocks)
     blocks.append(
         fields_section(
             [
@@ -249,7 +296,7 @@ def render_plan(
     blocks.append(context(agent_label(scripted, agent) + _runs_note(planning[-1:])))
     blocks.append(DividerBlock())
     blocks.extend(_decision_blocks(task, approvals, required))
-    return finish(blocks)
+    return finish(blocks, keep_last=len(blocks) - body)
 
 
 def _decision_blocks(task: Task, approvals: Sequence[Approval], required: int) -> list[Block]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+
+from slack_sdk.models.blocks import Block
 
 from bot import blocks
 from jobs.models import Approval, Task
@@ -107,3 +110,92 @@ def test_scripted_agent_is_never_presented_as_ai() -> None:
     """Cards say plainly when the scripted agent did the work."""
     text = str(blocks.render_status_card(make_task(), scripted=True, now=NOW))
     assert "scripted agent" in text and "not AI" in text
+
+
+def many_steps_plan(steps: int) -> dict[str, object]:
+    return {
+        "summary": "Split the billing module.",
+        "root_cause": "One module does everything.",
+        "affected_files": [f"src/billing/part_{n}.py" for n in range(300)],
+        "steps": [
+            {"kind": "implement", "description": f"Move function {n} <& co> " + "d" * 150}
+            for n in range(1, steps + 1)
+        ],
+        "test_command": "pytest -q",
+        "risk": "medium",
+        "estimated_minutes": 600,
+    }
+
+
+def test_a_plan_of_very_many_steps_is_cut_to_fifty_blocks_keeping_its_buttons() -> None:
+    """Hundreds of steps: at most 50 valid blocks, whole steps in order, a note, the buttons."""
+    plan = many_steps_plan(1000)
+    task = make_task(state="awaiting_approval", plan=plan)
+    rendered = blocks.render_plan(task)
+
+    # Uncut, the steps alone would need far more than Slack's 50 blocks.
+    assert len(blocks.listed("*Steps*", ["x" * 170] * 1000)) > blocks.MAX_BLOCKS
+    assert len(rendered) == blocks.MAX_BLOCKS
+    assert block_errors(rendered) == []
+    for block in Block.parse_all(rendered):
+        assert block is not None
+        block.validate_json()
+    assert blocks.LEFT_OUT in str(rendered)
+    # The decision survives the cut: the last block holds Approve, Approve with comment, Reject.
+    assert [e["action_id"] for e in rendered[-1]["elements"]] == [
+        blocks.APPROVE,
+        blocks.APPROVE_WITH_COMMENT,
+        blocks.REJECT,
+    ]
+    assert "*Test command*" in str(rendered) and "Approvals needed" in str(rendered)
+    # Steps shown are whole and numbered from 1 without a gap, more than one section holds.
+    shown = re.findall(
+        r"^(\d+)\. \*implement\* — Move function (\d+) &lt;&amp; co&gt; d{150}$",
+        "\n".join(b["text"]["text"] for b in rendered if b["type"] == "section" and "text" in b),
+        re.MULTILINE,
+    )
+    numbers = [int(n) for n, _ in shown]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert all(n == m for n, m in shown)
+    assert 20 < len(numbers) < 1000
+
+
+def test_finish_keeps_the_last_blocks_it_is_told_to() -> None:
+    """Over 50 blocks: the head is cut, the note follows it, the kept tail ends the message."""
+    many = [blocks.section(f"line {n}") for n in range(70)]
+    rendered = blocks.finish(many, keep_last=3)
+    texts = [
+        b["text"]["text"] if b["type"] == "section" else b["elements"][0]["text"] for b in rendered
+    ]
+    assert len(rendered) == 50
+    assert texts[:46] == [f"line {n}" for n in range(46)]
+    assert texts[46] == blocks.LEFT_OUT
+    assert texts[47:] == ["line 67", "line 68", "line 69"]
+    assert len(blocks.finish(many[:50])) == 50
+
+
+WHOLE_ENTITIES = re.compile(r"(?:[^&]|&amp;|&lt;|&gt;)*")
+
+
+def test_clip_never_cuts_through_an_entity() -> None:
+    """Wherever the limit falls in escaped text, no `&am` or `&l` is left at the cut."""
+    for entity in blocks.ENTITIES:
+        for prefix in range(6):
+            text = "x" * prefix + entity * 40
+            for limit in range(len(blocks.TRUNCATED) + 1, 60):
+                clipped = blocks.clip(text, limit)
+                assert len(clipped) <= limit
+                assert clipped.endswith(blocks.TRUNCATED)
+                assert WHOLE_ENTITIES.fullmatch(clipped.removesuffix(blocks.TRUNCATED)), clipped
+            for limit in range(2, 60):
+                plain = blocks.plain_clip(text, limit)
+                assert len(plain) <= limit
+                assert WHOLE_ENTITIES.fullmatch(plain.removesuffix("…")), plain
+
+
+def test_clip_of_escaped_user_text_stays_within_the_section_limit() -> None:
+    """Escaped `<`, `>` and `&` cut at Slack's section limit: valid, whole entities, a note."""
+    rendered = blocks.section(blocks.escape("<@U1> & <!here> " * 400)).to_dict()
+    text = rendered["text"]["text"]
+    assert len(text) <= blocks.SECTION_LIMIT and text.endswith(blocks.TRUNCATED)
+    assert WHOLE_ENTITIES.fullmatch(text.removesuffix(blocks.TRUNCATED))
