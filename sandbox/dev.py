@@ -35,6 +35,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,8 @@ class DevOptions:
     data_dir: Path = Path(".agentbot/dev")
     agent: str = "auto"
     aws: bool = True
+    # The IANA zone of the daily digest's 09:00 (the demo estate's costs are UTC days).
+    digest_timezone: str = "UTC"
 
 
 def tell(line: str) -> None:
@@ -259,6 +262,11 @@ class Sandbox:
                 return
             self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             self._moto.start()
+            # moto keeps its accounts in the process, not the server: a sandbox started
+            # again in the same process would find the last one's estate.
+            reset = urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST")
+            with urllib.request.urlopen(reset, timeout=10):
+                pass
             estate = seed_demo_estate(f"http://127.0.0.1:{port}")
         except Exception as exc:
             if not self._stopping.is_set():  # stopping mid-seed is no failure
@@ -286,7 +294,7 @@ class Sandbox:
         data = dev_config(remote, self.data_dir / "workspaces", self.agent_kind)
         data = with_webhooks(data, self.webhook_secrets)
         if with_aws:
-            data = with_demo_aws(data)
+            data = with_demo_aws(data, timezone=self.options.digest_timezone)
         path = self.data_dir / "agentbot.toml"
         path.write_text(
             "# Written by `agentbot dev` at every start; edits are lost.\n" + to_toml(data),
@@ -376,7 +384,11 @@ class Sandbox:
     def _post_first_digest(self, context: JobContext) -> None:
         """Post today's cost digest now rather than at the configured time.
 
-        It takes today's place: the daily check then posts the next one tomorrow.
+        It is posted as the daily check would post it at today's posting time, so it
+        covers the same UTC day and is recorded as today's: the check then finds it
+        already posted, and the next one comes tomorrow. (Moving the posting time to
+        midnight instead would, in zones ahead of UTC, cover the day before, and the
+        check would post again at the real time.)
         """
         from jobs.cost import run_digest
 
@@ -384,16 +396,15 @@ class Sandbox:
         digest = config.cost.digest
         if digest.channel is None:
             return
-        early = config.model_copy(
-            update={
-                "cost": config.cost.model_copy(
-                    update={"digest": digest.model_copy(update={"time": dt.time(0, 0)})}
-                )
-            }
-        )
+        scheduled = first_digest_moment(config, dt.datetime.now(dt.UTC))
         try:
             outcome = run_digest(
-                context.db, context.redis, context.notifier, early, context.aws_session
+                context.db,
+                context.redis,
+                context.notifier,
+                config,
+                context.aws_session,
+                now=scheduled,
             )
         except Exception as exc:
             if not self._stopping.is_set():
@@ -507,8 +518,12 @@ def with_webhooks(data: dict[str, Any], keys: dict[str, str]) -> dict[str, Any]:
     return {**data, "webhooks": webhooks}
 
 
-def with_demo_aws(data: dict[str, Any]) -> dict[str, Any]:
+def with_demo_aws(data: dict[str, Any], timezone: str = "UTC") -> dict[str, Any]:
     """Add the demo estate's accounts and regions, and the digest in #aws-costs.
+
+    Args:
+        data: The configuration so far.
+        timezone: The IANA zone of the digest's daily 09:00.
 
     Raises:
         ConfigError: This build's `[aws]` or `[cost]` table does not accept them.
@@ -522,8 +537,7 @@ def with_demo_aws(data: dict[str, Any]) -> dict[str, Any]:
         ],
         "regions": list(REGIONS),
     }
-    # The estate's costs are in UTC days; the daily digest follows them.
-    cost = {"digest": {"channel": COSTS_CHANNEL.id, "time": "09:00", "timezone": "UTC"}}
+    cost = {"digest": {"channel": COSTS_CHANNEL.id, "time": "09:00", "timezone": timezone}}
     candidate = {**data, "aws": aws, "cost": cost}
     try:
         AgentbotConfig.model_validate(candidate)
@@ -532,6 +546,22 @@ def with_demo_aws(data: dict[str, Any]) -> dict[str, Any]:
             f"the demo AWS estate does not fit this build's configuration: {exc}"
         ) from None
     return candidate
+
+
+def first_digest_moment(config: AgentbotConfig, now: dt.datetime) -> dt.datetime:
+    """When the daily check would post today's digest: now, or today's posting time
+    in the digest's zone if that is still to come.
+
+    A digest run "at" that moment covers the same UTC day as the daily one and is
+    recorded as today's, whatever the zone's offset from UTC.
+
+    Args:
+        config: The configuration, whose `[cost.digest]` names the time and zone.
+        now: The current moment (timezone-aware).
+    """
+    digest = config.cost.digest
+    today = now.astimezone(digest.zone).date()
+    return max(now, dt.datetime.combine(today, digest.time, tzinfo=digest.zone))
 
 
 def without_digest(config: AgentbotConfig) -> AgentbotConfig:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
 
 from agents.aws.cost_report import money
+from jobs.context import current
+from jobs.cost import CostDigest, post_digest
 from sandbox.demo_aws import PROD_ACCOUNT_ID, STAGING_ACCOUNT_ID, STAGING_SHARE, cost_history
 from sandbox.dev import COSTS_CHANNEL, DEV_CHANNEL, REQUESTER, DevOptions, Sandbox
 from tests.sandbox.pageclient import Page, find, visible_text
@@ -118,3 +123,38 @@ def test_aws_status_cost_and_the_digest_through_the_page(tmp_path: Path):
         assert total in text and COMPUTE in text.split("*Anomalies*", 1)[1], text
         # The digest stored the days: asking again the same day costs no Cost Explorer call.
         assert "0 Cost Explorer requests for this report" in text, text
+
+
+def test_first_digest_counts_as_todays_in_a_zone_ahead_of_utc(tmp_path: Path):
+    """With the digest at 09:00 Moscow time, the early digest is today's: no second one."""
+    moscow = ZoneInfo("Europe/Moscow")  # UTC+3 all year
+    before = datetime.now(moscow).date()
+    options = DevOptions(
+        port=0,
+        data_dir=tmp_path / "dev",
+        agent="scripted",
+        aws=True,
+        digest_timezone="Europe/Moscow",
+    )
+    with Sandbox(options, say=print) as sandbox:
+        assert sandbox.digest_posted.wait(timeout=120), "the first digest was not posted"
+        after = datetime.now(moscow).date()
+        db = current().db
+        with db.session() as session:
+            [first] = session.scalars(select(CostDigest)).all()
+        # 09:00 in Moscow is 06:00 UTC the same date: the digest covers the UTC day before.
+        today = first.day + timedelta(days=1)
+        assert today in (before, after) and first.status == "posted"
+
+        # The daily check at today's 09:00 (and later today) finds it already posted.
+        for hour in (9, 23):
+            moment = datetime.combine(today, time(hour, 5), tzinfo=moscow)
+            assert post_digest(now=moment) == f"already posted for {first.day.isoformat()}"
+        with db.session() as session:
+            assert len(session.scalars(select(CostDigest)).all()) == 1
+        digests = [
+            m
+            for m in sandbox.slack.channel_messages(COSTS_CHANNEL.id)  # type: ignore[union-attr]
+            if "AWS cost digest" in m.text and not m.files
+        ]
+        assert len(digests) == 1
