@@ -291,7 +291,8 @@ class Sandbox:
             self._moto.stop()
 
     def _write_config(self, remote: Path, with_aws: bool) -> Path:
-        data = dev_config(remote, self.data_dir / "workspaces", self.agent_kind)
+        agent_env = claude_agent_env() if self.agent_kind == "claude-code" else None
+        data = dev_config(remote, self.data_dir / "workspaces", self.agent_kind, agent_env)
         data = with_webhooks(data, self.webhook_secrets)
         if with_aws:
             data = with_demo_aws(data, timezone=self.options.digest_timezone)
@@ -476,8 +477,20 @@ class Sandbox:
 # -- configuration -------------------------------------------------------------------------
 
 
-def dev_config(remote: Path, workspaces: Path, agent_kind: str) -> dict[str, Any]:
-    """The sandbox's AGENTBOT_CONFIG, as data: one repo, Ada requests, Grace approves."""
+def dev_config(
+    remote: Path, workspaces: Path, agent_kind: str, agent_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The sandbox's AGENTBOT_CONFIG, as data: one repo, Ada requests, Grace approves.
+
+    Args:
+        remote: The sample repository's bare remote.
+        workspaces: Where task worktrees (and the agent's private HOME) go.
+        agent_kind: `scripted` or `claude-code`.
+        agent_env: Variables set for the agent CLI (`[agent] env`), if any.
+    """
+    agent: dict[str, Any] = {"kind": agent_kind, "workspace_dir": str(workspaces)}
+    if agent_env:
+        agent["env"] = dict(agent_env)
     return {
         "repos": [
             {
@@ -495,7 +508,7 @@ def dev_config(remote: Path, workspaces: Path, agent_kind: str) -> dict[str, Any
             "allow_self_approval": False,
         },
         "slack": {"notification_channel": DEV_CHANNEL.id},
-        "agent": {"kind": agent_kind, "workspace_dir": str(workspaces)},
+        "agent": agent,
         # A failure should show at once in the sandbox, not after backed-off retries.
         "jobs": {"max_retries": 0},
     }
@@ -628,15 +641,46 @@ def claude_code_unavailable() -> str | None:
     return None
 
 
+# What signs the CLI in without a stored login; either reaches the agent as it is.
+SIGN_IN_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+
+
 def _claude_signed_in() -> bool:
     from agents.env import child_environment
 
     # What the agent's own process would see: an API key, or a stored login.
-    env = child_environment(allow=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"))
-    if env.get("ANTHROPIC_API_KEY") or env.get("CLAUDE_CODE_OAUTH_TOKEN"):
-        return True
-    home = Path(env.get("HOME") or Path.home())
-    return (home / ".claude" / ".credentials.json").is_file()
+    env = child_environment(allow=SIGN_IN_VARIABLES)
+    return any(env.get(name) for name in SIGN_IN_VARIABLES) or claude_login_dir() is not None
+
+
+def claude_login_dir() -> Path | None:
+    """The directory of this user's stored Claude Code login, if there is one.
+
+    Claude Code keeps it in `CLAUDE_CONFIG_DIR` when that is set, else in `~/.claude`
+    (the `.credentials.json` file there).
+    """
+    from agents.env import child_environment
+
+    env = child_environment(allow=("CLAUDE_CONFIG_DIR",))
+    config_dir = env.get("CLAUDE_CONFIG_DIR")
+    directory = Path(config_dir) if config_dir else Path(env.get("HOME") or Path.home()) / ".claude"
+    return directory.resolve() if (directory / ".credentials.json").is_file() else None
+
+
+def claude_agent_env() -> dict[str, str]:
+    """What the sandbox sets for Claude Code so that it runs signed in.
+
+    The agent runs with a private HOME under the workspace directory, where no login
+    is stored. When no API key or token signs it in, `CLAUDE_CONFIG_DIR` points it at
+    the stored login of the person running the sandbox (their own machine and account).
+    """
+    from agents.env import child_environment
+
+    env = child_environment(allow=SIGN_IN_VARIABLES)
+    if any(env.get(name) for name in SIGN_IN_VARIABLES):
+        return {}
+    login = claude_login_dir()
+    return {"CLAUDE_CONFIG_DIR": str(login)} if login is not None else {}
 
 
 def free_port() -> int:

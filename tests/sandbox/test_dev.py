@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from agents.claude_code import claude_environment
 from bot import blocks
-from bot.settings import ConfigError
+from bot.runtime import cli_options
+from bot.settings import ConfigError, load_config_file
 from sandbox.dev import (
     APPROVER,
     DEV_CHANNEL,
@@ -22,6 +24,7 @@ from sandbox.dev import (
     SAMPLE_REPO,
     DevOptions,
     Sandbox,
+    claude_agent_env,
     dev_config,
     to_toml,
     with_demo_aws,
@@ -117,6 +120,40 @@ def test_generated_config_reads_back_as_written(tmp_path: Path):
     keys = {source: f"{source}-secret" for source in ("github", "sentry", "jira")}
     data = with_demo_aws(with_webhooks(data, keys))
     assert tomllib.loads(to_toml(data)) == data
+
+
+def test_a_stored_claude_login_reaches_the_agent_through_its_config_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Signed in only by a stored login, Claude Code (private HOME) is pointed at it."""
+    home = tmp_path / "person"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / ".credentials.json").write_text("{}")
+    monkeypatch.setenv("HOME", str(home))
+    for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+    # The configuration the sandbox writes, read back, and the CLI environment built from it.
+    data = dev_config(tmp_path / "remote", tmp_path / "ws", "claude-code", claude_agent_env())
+    (tmp_path / "agentbot.toml").write_text(to_toml(data))
+    agent = load_config_file(tmp_path / "agentbot.toml").agent
+    env = claude_environment(cli_options(agent))
+    assert env["CLAUDE_CONFIG_DIR"] == str((home / ".claude").resolve())
+    assert env["HOME"] == str((tmp_path / "ws" / "home").resolve())
+
+    # A login kept where CLAUDE_CONFIG_DIR says is the one lent.
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / ".credentials.json").write_text("{}")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(profile))
+    assert claude_agent_env() == {"CLAUDE_CONFIG_DIR": str(profile.resolve())}
+    # CLAUDE_CONFIG_DIR names where the CLI looks: no login there, none lent.
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "empty"))
+    assert claude_agent_env() == {}
+    # An API key signs the CLI in by itself: no login is lent.
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(profile))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0000000000")
+    assert claude_agent_env() == {}
 
 
 def test_a_signed_github_issue_reaches_the_sandbox_like_serve(tmp_path: Path):
