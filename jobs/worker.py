@@ -1,8 +1,21 @@
-"""The RQ worker Agentbot runs: kills agent process groups along with the work horse."""
+"""The RQ worker Agentbot runs: kills agent process groups along with the work horse.
+
+Agents run as the worker's own OS user, and a process may read another's
+`/proc/<pid>/environ` (and attach a debugger to it) when both have the same user, so
+an agent could read the worker's SLACK_BOT_TOKEN or DATABASE_URL. The worker marks
+itself non-dumpable before its work loop starts (`deny_same_user_inspection`): the
+kernel then lets only root read those files, and the work horses it forks inherit
+that. An agent or test command is started with exec, which makes it dumpable again,
+so tools inside it work as usual.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import logging
+import os
 import signal
+import sys
 from typing import Any
 
 from rq import Worker
@@ -14,6 +27,34 @@ import jobs.work  # noqa: F401
 from agents.processes import kill_children_of
 from jobs.context import current
 
+log = logging.getLogger(__name__)
+
+# <linux/prctl.h>
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+
+
+def deny_same_user_inspection() -> bool:
+    """Close this process's `/proc` entries (environ, mem, fds) to other non-root processes.
+
+    Sets the process non-dumpable with `prctl(PR_SET_DUMPABLE, 0)`: processes of the
+    same user can no longer read its environment or memory, nor trace it. Children
+    it forks inherit the flag; a program it execs starts dumpable again. Root can
+    still read everything, which is why the image runs as a non-root user.
+
+    Returns:
+        Whether the flag was set: False where there is no prctl (not Linux), or
+        when the call failed (logged).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        log.warning("could not make the worker non-dumpable: %s", os.strerror(error))
+        return False
+    return True
+
 
 class AgentbotWorker(Worker):
     """A forking worker that leaves no agent or test process behind.
@@ -22,6 +63,11 @@ class AgentbotWorker(Worker):
     timeouts can kill them); RQ's stop-job command kills only the horse's group, so
     this worker also kills every group the horse registered.
     """
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        """Run the work loop, with this process and its horses closed to the agents."""
+        deny_same_user_inspection()
+        return bool(super().work(*args, **kwargs))
 
     def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
         """Kill the horse's agent processes, then the horse."""
