@@ -13,6 +13,7 @@ from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
 from bot.aws_status import SlackAwsReporter
+from bot.logging import Redactor, secrets_of
 from bot.notifier import SlackNotifier
 from bot.services import Services
 from bot.settings import Settings
@@ -77,7 +78,15 @@ def job_context(services: Services) -> JobContext:
         redis=services.redis,
         queues=services.queues,
         config=services.config,
-        notifier=SlackNotifier(services.db, services.slack, services.redis, services.config),
+        # Exact secret values too (GitHub token, webhook secrets, URL passwords), not
+        # only the patterns the logs mask.
+        notifier=SlackNotifier(
+            services.db,
+            services.slack,
+            services.redis,
+            services.config,
+            redactor=Redactor([*secrets_of(services.settings), services.slack.token or ""]),
+        ),
         agents=agents,
         workspaces=Workspaces(
             Path(agent_config.workspace_dir),

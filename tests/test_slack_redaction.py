@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.exc import ProgrammingError
 
 from agents.base import AgentError
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
+from bot.settings import Settings
 from jobs.exceptions import AgentbotError
 from jobs.tasks import get_task
 from jobs.work import failure_reason
@@ -21,6 +23,14 @@ SLACK_TOKEN = "xoxb-1234567890-leakedtokenvalue"
 DB_PASSWORD = "hunter2-db-password"
 GIT_TOKEN = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 SECRETS = (SLACK_TOKEN, DB_PASSWORD, GIT_TOKEN, "UPDATE tasks SET", "[parameters:")
+# A configured secret no pattern would recognise: only its exact value can mask it.
+SENTRY_SECRET = "plain-words-sentry-client-secret"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test settings plus a webhook secret the bot holds."""
+    return settings.model_copy(update={"sentry_client_secret": SecretStr(SENTRY_SECRET)})
 
 
 def database_error() -> ProgrammingError:
@@ -133,3 +143,20 @@ def test_own_error_quoting_credentials_reaches_slack_masked(
     assert masked in texts(user.thread()[-1])
     seen = everything_slack_received(slack)
     assert "ghp_secret123" not in seen and token not in seen
+
+
+def test_a_configured_secret_quoted_in_an_error_reaches_slack_masked(
+    user: SlackUser, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret from the settings, quoted verbatim in a readable error, is masked in Slack."""
+
+    def fail(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise AgentbotError(f"the hook answered with {SENTRY_SECRET} in its body")
+
+    monkeypatch.setattr(ScriptedPlanner, "plan", fail)
+    user.command("run fix the discount calculation")
+    user.work("default", "plan")
+    user.work("default")
+
+    assert "the hook answered with [REDACTED] in its body" in texts(user.thread()[-1])
+    assert SENTRY_SECRET not in everything_slack_received(slack)
