@@ -15,6 +15,13 @@ from agents.processes import group_process, kill_group
 from agents.workspace import git, is_test_path
 
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
+# Summaries of other common runners, for repos whose test command is not pytest.
+CARGO = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed")
+UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in ")
+UNITTEST_FAILED = re.compile(r"^FAILED \((.*)\)")
+GO_TEST = re.compile(r"^\s*--- (PASS|FAIL): ")
+MOCHA = re.compile(r"^\s*(\d+) (passing|failing)\b")
+RSPEC = re.compile(r"^(\d+) examples?, (\d+) failures?")
 OUTPUT_TAIL = 3000
 
 
@@ -52,20 +59,54 @@ class TestRun:
 
 
 def parse_counts(output: str) -> tuple[int, int, int]:
-    """Read passed / failed / error counts from pytest's (or a compatible) summary."""
-    passed = failed = errors = 0
+    """Read passed / failed / error counts from a test runner's summary.
+
+    pytest's summary line (and any runner that writes `N passed, N failed`, as jest and
+    vitest do) comes first; then cargo's `test result:` lines (one per test binary,
+    summed), unittest's `Ran N tests` with `FAILED (failures=…, errors=…)`, go's
+    `--- PASS` / `--- FAIL` lines (`go test -v`), mocha's `N passing` / `N failing`
+    and RSpec's `N examples, N failures`. An output none of them matches counts as
+    nothing ran, so it can never pass for RED or GREEN.
+    """
+    lines = output.splitlines()
+    cargo = [CARGO.match(line.strip()) for line in lines]
+    if any(cargo):
+        found = [m for m in cargo if m]
+        return sum(int(m[1]) for m in found), sum(int(m[2]) for m in found), 0
     # The summary is the last line mentioning counts; earlier lines may quote test names.
-    for line in reversed(output.splitlines()):
-        found = COUNT.findall(line)
-        if found:
-            for number, word in found:
-                if word == "passed":
-                    passed = int(number)
-                elif word == "failed":
-                    failed = int(number)
-                elif word.startswith("error"):
-                    errors = int(number)
-            break
+    for line in reversed(lines):
+        counted = COUNT.findall(line)
+        if counted:
+            return _pytest_counts(counted)
+    ran = next((int(m[1]) for line in lines if (m := UNITTEST_RAN.match(line))), None)
+    if ran is not None:
+        failed = errors = 0
+        for line in lines:
+            if m := UNITTEST_FAILED.match(line):
+                parts = dict(p.split("=", 1) for p in m[1].split(", ") if "=" in p)
+                failed, errors = int(parts.get("failures", 0)), int(parts.get("errors", 0))
+        return ran - failed - errors, failed, errors
+    go = [m[1] for line in lines if (m := GO_TEST.match(line))]
+    if go:
+        return go.count("PASS"), go.count("FAIL"), 0
+    mocha = {m[2]: int(m[1]) for line in lines if (m := MOCHA.match(line))}
+    if mocha:
+        return mocha.get("passing", 0), mocha.get("failing", 0), 0
+    for line in reversed(lines):
+        if m := RSPEC.match(line.strip()):
+            return int(m[1]) - int(m[2]), int(m[2]), 0
+    return 0, 0, 0
+
+
+def _pytest_counts(counted: list[tuple[str, str]]) -> tuple[int, int, int]:
+    passed = failed = errors = 0
+    for number, word in counted:
+        if word == "passed":
+            passed = int(number)
+        elif word == "failed":
+            failed = int(number)
+        elif word.startswith("error"):
+            errors = int(number)
     return passed, failed, errors
 
 
