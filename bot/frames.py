@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+# Fields Bolt reads as objects as soon as they are present (a view, an event).
+PRESENT_OBJECTS = ("view", "event")
 # Fields that are objects whenever Slack sends them.
 OBJECTS = ("user", "channel", "container", "view", "message", "event", "state")
 # Fields Bolt also accepts as a bare id.
@@ -30,6 +32,12 @@ def frame_problem(body: Any) -> str | None:
     """
     if not isinstance(body, dict):
         return f"the body is a {type(body).__name__}, not an object"
+    # Bolt reads these whenever the key is there, null or not.
+    for name in PRESENT_OBJECTS:
+        if name in body and not isinstance(body[name], dict):
+            return f"`{name}` is not an object"
+    if "actions" in body and not (isinstance(body["actions"], list) and body["actions"]):
+        return "`actions` is not a list of actions"
     for name in OBJECTS:
         if body.get(name) is not None and not isinstance(body[name], dict):
             return f"`{name}` is not an object"
