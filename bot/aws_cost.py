@@ -18,6 +18,7 @@ from agents.aws.config import AwsConfig
 from agents.aws.cost_report import Period, render_text
 from agents.aws.optimize import render_text as render_savings_text
 from bot import blocks_cost
+from bot.listeners.fields import button_value, channel_of, row_id, user_of
 from bot.services import Services, build_services
 from bot.settings import ConfigError, Settings
 from jobs.aws_actions import create_action
@@ -85,19 +86,18 @@ def register_actions(app: App, services: Services) -> None:
 
     @app.action(blocks_cost.CREATE_ACTION)
     def create(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        try:
-            recommendation_id = int(body["actions"][0]["value"])
-        except (KeyError, IndexError, ValueError):
-            raise BadRequest("That button no longer names a recommendation.") from None
-        channel = (body.get("channel") or {}).get("id") or body["user"]["id"]
+        recommendation_id = row_id(button_value(body))
+        if recommendation_id is None:
+            raise BadRequest("That button no longer names a recommendation.")
+        user = user_of(body)
         task = create_action(
             services.db,
             services.queues,
             services.config,
             services.access,
             recommendation_id,
-            user=body["user"]["id"],
-            channel=channel,
+            user=user,
+            channel=channel_of(body) or user,
         )
         ack()
         respond(

@@ -11,9 +11,17 @@ from typing import Any
 
 from jobs.exceptions import BadRequest
 
-# Task ids are PostgreSQL integers; anything larger names no task and would only make
+# Ids are PostgreSQL integers; anything larger names no task and would only make
 # the database raise.
 MAX_TASK_ID = 2**31 - 1
+
+
+def row_id(value: Any) -> int | None:
+    """The database id a value the bot wrote names, or None when it names none."""
+    text = value.strip() if isinstance(value, str) else None
+    if text and text.isascii() and text.isdigit() and 0 < int(text) <= MAX_TASK_ID:
+        return int(text)
+    return None
 
 
 def task_id_of(value: Any) -> int:
@@ -22,10 +30,17 @@ def task_id_of(value: Any) -> int:
     Raises:
         BadRequest: The value is not a task id.
     """
-    text = value.strip() if isinstance(value, str) else None
-    if text and text.isascii() and text.isdigit() and 0 < int(text) <= MAX_TASK_ID:
-        return int(text)
-    raise BadRequest("That button or form no longer names a task; use `/agent list`.")
+    task_id = row_id(value)
+    if task_id is None:
+        raise BadRequest("That button or form no longer names a task; use `/agent list`.")
+    return task_id
+
+
+def channel_of(body: dict[str, Any]) -> str | None:
+    """The channel a click came from (None in a DM-less or malformed payload)."""
+    channel = body.get("channel")
+    channel_id = channel.get("id") if isinstance(channel, dict) else None
+    return channel_id if isinstance(channel_id, str) and channel_id else None
 
 
 def button_value(body: dict[str, Any]) -> Any:
