@@ -147,6 +147,9 @@ def test_terraform_module_attaches_each_policy_behind_its_switch(
     assert sorted(files) == ["aws-actions.json", "aws-cost-read.json", "aws-status-readonly.json"]
     assert all((IAM / name).is_file() for name in files)
     assert re.search(rf"count\s*=\s*var\.{variable} \? 1 : 0", main)
+    # Actions read through the cost-read policy, so they cannot be had without it.
+    actions = main[main.index('resource "aws_iam_role_policy" "actions"') :]
+    assert re.search(r"precondition\s*{\s*condition\s*=\s*var\.cost_read\b", actions)
     block = variables[variables.index(f'variable "{variable}"') :]
     found = re.search(r"default\s*=\s*(\w+)", block)
     assert found is not None and found.group(1) == default

@@ -59,4 +59,14 @@ resource "aws_iam_role_policy" "actions" {
   name   = "aws-actions"
   role   = aws_iam_role.this.id
   policy = file("${path.module}/../../../iam/aws-actions.json")
+
+  lifecycle {
+    # An action checks its resource and waits for its snapshot with reads that only
+    # aws-cost-read.json grants: without them a snapshot-then-delete would stop
+    # half-way, leaving the snapshot and the volume.
+    precondition {
+      condition     = var.cost_read
+      error_message = "actions = true needs cost_read = true: actions read what they change."
+    }
+  }
 }
