@@ -1,8 +1,9 @@
-"""Forget Slack deliveries old enough that Slack will never send them again.
+"""Forget deliveries old enough that nobody will send them again.
 
 The web process records each delivery it takes in `slack_deliveries`, so a re-delivery
-is dropped. Slack retries a request within minutes, so rows older than `KEEP` serve no
-purpose; without pruning the table would grow by one row per command and click forever.
+is dropped: Slack's commands and clicks, and the GitHub, Sentry and Jira webhooks'
+delivery ids too. Rows older than `KEEP` serve no purpose; without pruning the table
+would grow by one row per command, click and webhook forever.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from jobs.models import SlackDelivery, utcnow
 
 log = logging.getLogger(__name__)
 
-# Far longer than Slack's retries (three, within minutes); the same day-long window
-# the web process's de-duplication assumes.
-KEEP = timedelta(hours=24)
+# Slack retries within minutes, but GitHub lets anyone with access to a webhook redeliver
+# one by hand for three days; a redelivery after its record was pruned would start a
+# second task, so the records outlive that window.
+KEEP = timedelta(hours=72)
 
 
 def prune_deliveries(db: Database, keep: timedelta = KEEP, now: datetime | None = None) -> int:
@@ -44,5 +46,5 @@ def prune_deliveries_job() -> int:
     from jobs.context import current
 
     deleted = prune_deliveries(current().db)
-    log.info("pruned %s old Slack delivery records", deleted)
+    log.info("pruned %s old delivery records", deleted)
     return deleted
