@@ -31,8 +31,15 @@ from agents.env import child_environment
 GIT_TIMEOUT_SECONDS = 300
 AUTHOR = ("Agentbot", "agentbot@users.noreply.localhost")
 # On every git command the bot runs: the repository's hooks and file-system monitor are
-# programs an agent could have written, so they never run.
-SAFE_CONFIG = ("core.hooksPath=/dev/null", "core.fsmonitor=false")
+# programs an agent could have written, so they never run; nor does a `gpg.program` an
+# agent planted, since the bot's commits and tags are never signed and logs never verify.
+SAFE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "commit.gpgSign=false",
+    "tag.gpgSign=false",
+    "log.showSignature=false",
+)
 # Remote URLs by transport; anything else (`ext::`, other remote helpers) is refused.
 _URL_SCHEMES = {
     "https": "https",

@@ -115,3 +115,34 @@ def test_test_paths_are_told_from_production_code() -> None:
     for path in ("pricing.py", "src/auth/session.py", "contest.py", "latest/notes.md"):
         assert not is_test_path(path), path
     assert commit_scope(["tests/test_pricing.py", "src/pricing/discount.py"]) == "pricing"
+
+
+def test_a_planted_signing_program_never_runs_on_the_bots_commit(tmp_path: Path) -> None:
+    """Signing an agent switched on in the repo's config is off for the bot's own commits."""
+    remote = make_sample_repo(tmp_path / "remote.git")
+    spec = RepoSpec("acme/calc", str(remote), "main", "python -m pytest -q")
+    workspaces = Workspaces(tmp_path / "ws")
+    path = workspaces.prepare(spec, "T-1")
+    ran = tmp_path / "gpg-ran"
+    program = tmp_path / "fake-gpg"
+    program.write_text(f"#!/bin/sh\necho ran >> {ran}\nexit 1\n")
+    program.chmod(0o755)
+    # What an agent with a shell can do: the repository's config is within its reach.
+    for key, value in {
+        "commit.gpgSign": "true",
+        "tag.gpgSign": "true",
+        "log.showSignature": "true",
+        "gpg.program": str(program),
+        "user.signingKey": "ABCDEF",
+    }.items():
+        subprocess.run(["git", "config", key, value], cwd=path, check=True)
+    (path / "PLAN.md").write_text("# Plan\n")
+
+    commit = workspaces.commit_all(path, "docs: plan for T-1\n\nTask: T-1")
+
+    assert commit is not None
+    raw = subprocess.run(
+        ["git", "cat-file", "commit", commit], cwd=path, capture_output=True, text=True
+    ).stdout
+    assert "gpgsig" not in raw
+    assert not ran.exists()
