@@ -12,10 +12,9 @@ from slack_bolt.context.respond import Respond
 from sqlalchemy.exc import OperationalError
 
 from bot import dedupe
-from bot.frames import frame_problem
+from bot.listeners.events import reply_to_mention
 from bot.services import Services
 from jobs.exceptions import UNAVAILABLE, AgentbotError
-from jobs.thread_reply import enqueue_reply
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +41,7 @@ def register(app: App, services: Services) -> None:
         respond: Respond | None,
     ) -> BoltResponse | None:
         if not isinstance(error, AgentbotError):
-            problem = frame_problem(body)
-            if problem is None:
-                log.error("listener failed: %s", error, exc_info=error)
-            else:
-                # Not Slack's payload (Slack never breaks its own shapes): not our bug.
-                log.warning("refused a misshapen Slack payload: %s", problem)
+            log.error("listener failed: %s", error, exc_info=error)
         if not isinstance(error, dedupe.NotClaimed):
             dedupe.release(services, body)
         message = user_message(error)
@@ -66,7 +60,10 @@ def register(app: App, services: Services) -> None:
             )
         if body.get("type") == "event_callback":
             _reply_to_event(services, body, message)
-            return None
+            # A failure before the acknowledgement (the claim, say) would otherwise be
+            # Bolt's 500, and each of Slack's retries would queue another answer, or
+            # run the command the user was just told to try again.
+            return BoltResponse(status=200, body="") if response is not None else None
         if respond is not None and body.get("response_url"):
             try:
                 respond(text=message, response_type="ephemeral", replace_original=False)
@@ -78,16 +75,13 @@ def register(app: App, services: Services) -> None:
 
 
 def _reply_to_event(services: Services, body: dict[str, Any], message: str) -> None:
-    """Answer a mention that could not be carried out, in its thread (through a worker)."""
+    """Tell the author of a mention that could not be carried out, in its thread."""
     event = body.get("event") or {}
-    if event.get("type") != "app_mention" or not event.get("channel") or not event.get("ts"):
+    if event.get("type") != "app_mention" or not all(
+        event.get(key) for key in ("channel", "ts", "user")
+    ):
         return
     try:
-        enqueue_reply(
-            services.queues,
-            channel=str(event["channel"]),
-            thread_ts=str(event.get("thread_ts") or event["ts"]),
-            text=message,
-        )
+        reply_to_mention(services, event, message)
     except Exception:
         log.warning("could not answer a mention about an error", exc_info=True)

@@ -312,3 +312,11 @@ class SlackNotifier:
         """Post a short plain message."""
         response = self._post(channel=channel, thread_ts=thread_ts, text=text)
         return PostedReport(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
+
+    def post_ephemeral(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Show a short plain message to `user` alone (`chat.postEphemeral`), masked."""
+        self.client.chat_postEphemeral(
+            **self._clean({"channel": channel, "user": user, "text": text, "thread_ts": thread_ts})
+        )

@@ -52,6 +52,11 @@ class Notifier(Protocol):
     def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
         """Post a short plain message, e.g. why a report is not coming."""
 
+    def post_ephemeral(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Show a short plain message to `user` alone, in `channel` (in a thread if given)."""
+
 
 class NullNotifier:
     """A notifier that tells nobody (for tools and tests that only need the database)."""
@@ -91,6 +96,11 @@ class NullNotifier:
     def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
         """Post nothing."""
         return PostedReport(channel=channel, ts="")
+
+    def post_ephemeral(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+    ) -> None:
+        """Show nothing."""
 
 
 @dataclass(frozen=True)

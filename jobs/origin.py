@@ -14,12 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rq import Retry
-
 from jobs.context import JobContext, current
+from jobs.default_jobs import enqueue_default
 from jobs.exceptions import TaskNotFound
 from jobs.models import Task
-from jobs.queues import DEFAULT, SYNC_TIMEOUT_SECONDS, Queues
+from jobs.queues import Queues
 from jobs.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -79,15 +78,12 @@ def github_issue(task: Task) -> tuple[str, int] | None:
     return repo, number
 
 
+# GitHub asks a client over its secondary rate limits to wait a minute or more.
+GITHUB_BACKOFF = (5, 30, 120)
+
+
 def _enqueue(queues: Queues, func: str, *args: Any, description: str) -> None:
-    queues.queue(DEFAULT).enqueue(
-        func,
-        *args,
-        job_timeout=SYNC_TIMEOUT_SECONDS,
-        retry=Retry(max=3, interval=[5, 30, 120]),
-        result_ttl=60,
-        description=description,
-    )
+    enqueue_default(queues, func, *args, description=description, backoff=GITHUB_BACKOFF)
 
 
 def enqueue_announce(queues: Queues, task_id: int) -> None:

@@ -5,19 +5,30 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from redis import Redis
 from rq import Queue
-from slack_bolt import BoltResponse
+from slack_bolt import Ack, BoltResponse
 from sqlalchemy import func, select
 
-from bot.listeners.events import blocks_as_text, command_text
+from bot.app import build_app
+from bot.listeners.events import answer_of, blocks_as_text, command_text
+from bot.runtime import job_context
+from bot.services import build_services
+from bot.settings import Settings
+from jobs.config import AgentbotConfig
+from jobs.context import install
+from jobs.exceptions import UNAVAILABLE
 from jobs.models import Task
 from jobs.queues import DEFAULT
 from sandbox.fakeslack import FakeSlack, Message
-from tests.conftest import CHANNEL, REQUESTER, STRANGER
+from tests.conftest import BOT_TOKEN, CHANNEL, REQUESTER, SIGNING_SECRET, STRANGER
+from tests.services import free_port
 from tests.slackclient import SlackUser
 
 BOT = "U0AGENTBOT"
@@ -78,7 +89,19 @@ def settle(user: SlackUser) -> None:
 
 
 def replies(slack: FakeSlack, said: Message) -> list[str]:
+    """What everyone in the channel reads in the mention's thread (besides the mention)."""
     return [m.text for m in slack.thread(CHANNEL, said.ts)]
+
+
+def private_replies(slack: FakeSlack, said: Message, who: str = REQUESTER) -> list[str]:
+    """What only `who` was shown in the thread of a mention, through chat.postEphemeral."""
+    thread = said.thread_ts or said.ts
+    return [
+        e.text
+        for e in slack.ephemerals
+        if e.via == "chat.postEphemeral"
+        and (e.user, e.channel, e.thread_ts) == (who, CHANNEL, thread)
+    ]
 
 
 def tasks(user: SlackUser) -> int:
@@ -89,7 +112,7 @@ def tasks(user: SlackUser) -> int:
 def test_mention_run_queues_a_task_and_answers_in_the_thread(
     user: SlackUser, slack: FakeSlack
 ) -> None:
-    """`@agentbot run … --repo …` is acknowledged at once, queues a task, replies in thread."""
+    """`@agentbot run … --repo …` is acknowledged at once, queues a task, tells its author."""
     said, response = mention(user, slack, "run fix the discount calculation --repo acme/calc")
     assert response.status == 200
     settle(user)
@@ -101,34 +124,37 @@ def test_mention_run_queues_a_task_and_answers_in_the_thread(
         REQUESTER,
         CHANNEL,
     )
-    assert replies(slack, said) == []  # nothing is posted before a worker runs
+    assert private_replies(slack, said) == []  # nothing is posted before a worker runs
     user.work("default", "plan")
-    assert any("T-1 queued for `acme/calc`" in text for text in replies(slack, said))
+    (note,) = private_replies(slack, said)
+    assert "T-1 queued for `acme/calc`" in note
+    assert replies(slack, said) == []  # the card, in the channel, is what everyone sees
     assert "awaiting approval" in str(user.card().blocks)
 
 
 def test_mention_status_answers_with_the_task_in_the_thread(
     user: SlackUser, slack: FakeSlack
 ) -> None:
-    """`@agentbot status T-1` replies in the thread with the task's state, repo and requester."""
+    """`@agentbot status T-1` shows its author alone the task's state, repo and requester."""
     user.command("run fix the discount calculation")
     user.work("default", "plan")
     said, _ = mention(user, slack, "status T-1", who=STRANGER)
     settle(user)
     user.work("default")
-    (reply,) = replies(slack, said)
+    assert replies(slack, said) == []
+    (reply,) = private_replies(slack, said, STRANGER)
     assert "T-1 · fix the discount calculation" in reply
     assert "awaiting approval" in reply and "acme/calc" in reply and f"<@{REQUESTER}>" in reply
 
 
 def test_mention_help_and_bare_mention_answer_with_usage(user: SlackUser, slack: FakeSlack) -> None:
-    """`@agentbot help`, and the bot's name alone, reply with the usage in the thread."""
+    """`@agentbot help`, and the bot's name alone, show the usage in the thread."""
     first, _ = mention(user, slack, "help")
     second, _ = mention(user, slack, "")
     settle(user)
     user.work("default")
     for said in (first, second):
-        (reply,) = replies(slack, said)
+        (reply,) = private_replies(slack, said)
         assert "/agent run <description>" in reply
     assert tasks(user) == 0
 
@@ -138,16 +164,18 @@ def test_mention_inside_a_thread_is_answered_in_that_thread(
 ) -> None:
     """A mention in a reply is answered in the thread it belongs to, not a new one."""
     parent = slack.post_message(REQUESTER, CHANNEL, "the totals look off")
-    mention(user, slack, "help", in_thread=parent)
+    said, _ = mention(user, slack, "help", in_thread=parent)
     settle(user)
     user.work("default")
-    assert any("/agent help" in text for text in replies(slack, parent))
+    (reply,) = private_replies(slack, said)
+    assert "/agent help" in reply
+    assert [e.thread_ts for e in slack.ephemerals] == [parent.ts]
 
 
 def test_bad_mentions_get_a_short_answer_and_change_nothing(
     user: SlackUser, slack: FakeSlack
 ) -> None:
-    """Unknown words, an empty run, an unknown task or a stranger's run: a brief reply, no trace."""
+    """Unknown words, an empty run, an unknown task or a stranger's run: a private brief reply."""
     cases = {
         "frobnicate the thing": "Unknown command `frobnicate`",
         "run": "Describe the work",
@@ -159,10 +187,12 @@ def test_bad_mentions_get_a_short_answer_and_change_nothing(
     settle(user)
     user.work("default")
     for words, expected in cases.items():
-        (reply,) = replies(slack, said[words])
+        assert replies(slack, said[words]) == []
+        (reply,) = private_replies(slack, said[words])
         assert expected in reply
         assert "Traceback" not in reply and len(reply) < 300
-    (refusal,) = replies(slack, stranger)
+    assert replies(slack, stranger) == []
+    (refusal,) = private_replies(slack, stranger, STRANGER)
     assert "not on the list of people who can start tasks" in refusal
     assert tasks(user) == 0
     assert user.services.queues.lengths()["plan"] == 0
@@ -180,7 +210,7 @@ def test_redelivered_event_is_processed_once(user: SlackUser, slack: FakeSlack) 
     assert user.services.queues.lengths()["plan"] == 1
     assert replies_queued(user) == 1
     user.work("default")
-    assert len(replies(slack, said)) == 1
+    assert len(private_replies(slack, said)) == 1
 
 
 def test_url_verification_is_answered_with_the_challenge(user: SlackUser) -> None:
@@ -225,3 +255,57 @@ def test_blocks_as_text_keeps_what_people_read() -> None:
         ]
     )
     assert text == "*T-1 · fix*\n*State*: queued · *Repo*: `a/b`\nscripted agent"
+
+
+def test_mention_list_is_shown_only_to_its_author(user: SlackUser, slack: FakeSlack) -> None:
+    """`@agentbot list` names tasks from any channel, so only the one who asked sees it."""
+    user.command("run fix the discount calculation", channel="CPRIVATE")
+    said, _ = mention(user, slack, "list")
+    settle(user)
+    user.work("default")
+    assert replies(slack, said) == []
+    (listing,) = private_replies(slack, said)
+    assert "T-1" in listing and "fix the discount calculation" in listing
+
+
+def test_answer_of_keeps_whether_an_answer_is_for_everyone() -> None:
+    """An answer acknowledged `in_channel` is public; an ephemeral one (or none) is not."""
+    public, private, silent = Ack(), Ack(), Ack()  # type: ignore[no-untyped-call]
+    public(text="for all", response_type="in_channel")
+    private(text="for you", response_type="ephemeral")
+    assert answer_of(public) == ("for all", True)
+    assert answer_of(private) == ("for you", False)
+    assert answer_of(silent) is None
+
+
+@pytest.fixture
+def databaseless_user(
+    redis_url: str, redis_client: Redis, slack: FakeSlack, config: AgentbotConfig
+) -> Iterator[SlackUser]:
+    """A real app whose database refuses every connection (nothing listens on its port)."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        DATABASE_URL=f"postgresql://agentbot@127.0.0.1:{free_port()}/agentbot",
+        REDIS_URL=redis_url,
+    )
+    services = build_services(settings, config)
+    install(job_context(services))
+    yield SlackUser(build_app(services), SIGNING_SECRET, slack, services)
+    services.db.dispose()
+
+
+def test_mention_while_the_database_is_down_is_answered_once(
+    databaseless_user: SlackUser, slack: FakeSlack
+) -> None:
+    """With the database down a mention gets 200 (no retries from Slack) and one "try again"."""
+    user = databaseless_user
+    said, response = mention(user, slack, "run fix the discount calculation")
+    assert response.status == 200
+    settle(user)
+    assert replies_queued(user) == 1
+    user.work("default")
+    assert private_replies(slack, said) == [UNAVAILABLE]
+    assert replies(slack, said) == []

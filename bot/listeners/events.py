@@ -3,7 +3,9 @@
 `@agentbot run fix the totals --repo acme/calc`, `@agentbot status T-3`,
 `@agentbot help`. Bolt acknowledges an event before its listener runs; the listener
 validates, writes and enqueues as the slash command does, and a worker posts the
-answer in the mention's thread.
+answer in the mention's thread. An answer the slash command would give privately
+(a listing, a task's card, a refusal) is shown to the mention's author alone: a
+channel must not read what its members may not all see.
 """
 
 from __future__ import annotations
@@ -58,13 +60,32 @@ def blocks_as_text(blocks: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def answer_of(ack: Ack) -> str | None:
-    """What a command handler answered through `ack`, as text for a thread reply."""
+def answer_of(ack: Ack) -> tuple[str, bool] | None:
+    """What a command handler answered through `ack`, as text for a thread reply.
+
+    Returns:
+        The text, and whether it is for everyone (`in_channel`) rather than only the
+        one who asked; None when nothing was answered.
+    """
     if ack.response is None or not ack.response.body:
         return None
     payload = json.loads(ack.response.body)
     blocks = payload.get("blocks") or []
-    return blocks_as_text(blocks) if blocks else str(payload.get("text") or "") or None
+    text = blocks_as_text(blocks) if blocks else str(payload.get("text") or "")
+    return (text, payload.get("response_type") == "in_channel") if text else None
+
+
+def reply_to_mention(
+    services: Services, event: dict[str, Any], text: str, *, public: bool = False
+) -> None:
+    """Queue an answer to a mention in its thread, seen by its author alone unless `public`."""
+    enqueue_reply(
+        services.queues,
+        channel=str(event["channel"]),
+        thread_ts=thread_of(event),
+        text=text,
+        user=None if public else str(event["user"]),
+    )
 
 
 def register(app: App, services: Services) -> None:
@@ -74,10 +95,10 @@ def register(app: App, services: Services) -> None:
     def app_mention(event: dict[str, Any]) -> None:
         if event.get("bot_id"):
             return  # another app's message; never answer bots (no loops)
-        channel = str(event["channel"])
         answer = Ack()  # type: ignore[no-untyped-call]
         words = command_text(str(event.get("text") or ""))
-        perform(services, answer, words, str(event["user"]), channel)
-        text = answer_of(answer)
-        if text:
-            enqueue_reply(services.queues, channel=channel, thread_ts=thread_of(event), text=text)
+        perform(services, answer, words, str(event["user"]), str(event["channel"]))
+        said = answer_of(answer)
+        if said is not None:
+            text, public = said
+            reply_to_mention(services, event, text, public=public)
