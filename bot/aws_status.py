@@ -19,6 +19,8 @@ from slack_sdk.errors import SlackApiError
 from agents.aws.config import AwsConfig, Service
 from agents.aws.scanner import ScanScope, ScopeError, resolve_scope
 from bot import blocks_aws
+from bot.logging import Redactor
+from bot.masked_client import MaskedClient
 from bot.services import Services
 from bot.settings import ConfigError
 from jobs.aws import AwsStatus, enqueue_status
@@ -136,15 +138,25 @@ def request_status(services: Services, words: Sequence[str], *, user: str, chann
 
 
 class SlackAwsReporter:
-    """The `jobs.notify.AwsStatusReporter` that speaks Slack's Web API."""
+    """The `jobs.notify.AwsStatusReporter` that speaks Slack's Web API, masked.
 
-    def __init__(self, client: WebClient) -> None:
-        """Report through `client` (the bot's WebClient)."""
-        self.client = client
+    Reports quote AWS's own words (a check's error, a failure's reason), so every text
+    goes through the same redaction as the task notifier's.
+    """
+
+    def __init__(self, client: WebClient, *, redactor: Redactor | None = None) -> None:
+        """Report through `client` (the bot's WebClient).
+
+        Args:
+            client: The Slack Web API client.
+            redactor: What masks credentials; by default the logs' patterns plus the
+                client's own token.
+        """
+        self.client = MaskedClient(client, redactor)
 
     def scanning(self, channel: str, thread_ts: str | None, scope: ScanScope) -> ChatMessage:
         """Post the "Scanning N accounts by M regions" stand-in message."""
-        response = self.client.chat_postMessage(
+        response = self.client.post(
             channel=channel, thread_ts=thread_ts, text=blocks_aws.render_scanning(scope)
         )
         # Posting to a user id lands in a DM whose id Slack returns; edits need that id.
@@ -152,7 +164,7 @@ class SlackAwsReporter:
 
     def progress(self, message: ChatMessage, scope: ScanScope, done: int, total: int) -> None:
         """Edit the stand-in message to show checks done so far."""
-        self.client.chat_update(
+        self.client.update(
             channel=message.channel,
             ts=message.ts,
             text=blocks_aws.render_scanning(scope, done, total),
@@ -168,14 +180,14 @@ class SlackAwsReporter:
         """Show the summary card, and attach the full list in its thread if the card is cut."""
         card = blocks_aws.render_status_card(status)
         if replace is None:
-            response = self.client.chat_postMessage(
+            response = self.client.post(
                 channel=channel, thread_ts=thread_ts, blocks=card.blocks, text=card.text
             )
             message = ChatMessage(
                 channel=str(response.get("channel") or channel), ts=str(response["ts"])
             )
         else:
-            self.client.chat_update(
+            self.client.update(
                 channel=replace.channel, ts=replace.ts, blocks=card.blocks, text=card.text
             )
             message = replace
@@ -188,7 +200,7 @@ class SlackAwsReporter:
     ) -> None:
         report = status.report
         try:
-            self.client.files_upload_v2(
+            self.client.upload(
                 channel=message.channel,
                 thread_ts=thread_ts or message.ts,
                 filename=blocks_aws.full_list_filename(report),
@@ -207,7 +219,7 @@ class SlackAwsReporter:
         except SlackApiError as error:
             # The card is out already; say why its list is missing rather than fail the job.
             log.warning("could not attach the AWS status list: %s", error.response.get("error"))
-            self.client.chat_postMessage(
+            self.client.post(
                 channel=message.channel,
                 thread_ts=thread_ts or message.ts,
                 text=":warning: The full list could not be attached "
@@ -220,6 +232,6 @@ class SlackAwsReporter:
         """Edit the stand-in message into the failure, or post the failure."""
         line = blocks_aws.render_failed(text)
         if replace is None:
-            self.client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=line)
+            self.client.post(channel=channel, thread_ts=thread_ts, text=line)
         else:
-            self.client.chat_update(channel=replace.channel, ts=replace.ts, text=line)
+            self.client.update(channel=replace.channel, ts=replace.ts, text=line)

@@ -75,7 +75,13 @@ class Redactor:
     """A structlog processor that masks credentials anywhere in an event."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len)[::-1]
+        from bot.blocks import escape
+
+        kept = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}
+        # Text bound for Slack is escaped (`&` → `&amp;`, ...) before it is masked, so a
+        # secret with those characters is looked for in its escaped form too. Longest
+        # first, so no secret is half-masked by a shorter one inside it.
+        self.secrets = sorted(kept | {escape(s) for s in kept}, key=len)[::-1]
 
     def scrub(self, text: str) -> str:
         """`text` with every credential in it masked."""

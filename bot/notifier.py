@@ -5,9 +5,7 @@ Slack last showed, and posts or edits only what is missing or stale. Any number 
 syncs, in any order, leave the same messages in Slack, once each. A per-task lock
 keeps two workers from posting the same card at the same moment.
 
-Every text it hands Slack (message text, block texts, file titles and comments) goes
-through the logs' redaction first: jobs' own messages may quote git's stderr or an
-API's answer, and a remote URL with its token in it must not reach a channel.
+Every text it hands Slack goes through `MaskedClient`, which masks credentials first.
 """
 
 from __future__ import annotations
@@ -19,13 +17,13 @@ from typing import Any
 from redis import Redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
-from slack_sdk.models.blocks import Block
 from slack_sdk.web import SlackResponse
 from sqlalchemy import update
 
 from agents.aws.cost_report import CostReport
 from bot import blocks, blocks_cost
 from bot.logging import Redactor
+from bot.masked_client import MaskedClient
 from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig
 from jobs.db import Database
@@ -37,8 +35,6 @@ log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 60
 AGENT_NAMES = {"scripted": "scripted agent", "claude-code": "Claude Code", "codex": "Codex"}
-# Block Kit keys whose string values people read (text objects, image descriptions).
-READABLE_KEYS = frozenset({"text", "alt_text"})
 
 
 class SlackNotifier:
@@ -65,50 +61,18 @@ class SlackNotifier:
         """
         self.db = db
         self.client = client
+        self.slack = MaskedClient(client, redactor)
         self.redis = redis
         self.config = config
-        self.redactor = redactor or Redactor([client.token] if client.token else [])
         self._progress: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=5))
-
-    # -- what Slack is sent --------------------------------------------------------------
-
-    def _scrub(self, text: str) -> str:
-        masked = self.redactor.scrub(text)
-        # A mask can be longer than a short password it hides; never let it push a
-        # text past the Slack limit the original was cut to fit.
-        if len(masked) > len(text):
-            masked = masked[: max(len(text) - 1, 0)] + "…"
-        return masked
-
-    def _scrub_blocks(self, value: Any) -> Any:
-        if isinstance(value, Block):
-            value = value.to_dict()
-        if isinstance(value, dict):
-            return {
-                key: self._scrub(item)
-                if key in READABLE_KEYS and isinstance(item, str)
-                else self._scrub_blocks(item)
-                for key, item in value.items()
-            }
-        if isinstance(value, (list, tuple)):
-            return [self._scrub_blocks(item) for item in value]
-        return value
-
-    def _clean(self, message: dict[str, Any]) -> dict[str, Any]:
-        cleaned = dict(message)
-        if isinstance(cleaned.get("text"), str):
-            cleaned["text"] = self._scrub(cleaned["text"])
-        if isinstance(cleaned.get("blocks"), (list, tuple)):
-            cleaned["blocks"] = self._scrub_blocks(cleaned["blocks"])
-        return cleaned
 
     def _post(self, **message: Any) -> SlackResponse:
         """`chat.postMessage`, with every text in the message masked."""
-        return self.client.chat_postMessage(**self._clean(message))
+        return self.slack.post(**message)
 
     def _update(self, **message: Any) -> SlackResponse:
         """`chat.update`, with every text in the message masked."""
-        return self.client.chat_update(**self._clean(message))
+        return self.slack.update(**message)
 
     @property
     def agent(self) -> str:
@@ -282,13 +246,13 @@ class SlackNotifier:
         if chart is None:
             return posted
         try:
-            upload = self.client.files_upload_v2(
+            upload = self.slack.upload(
                 channel=posted.channel,
                 thread_ts=thread_ts,
                 file=chart,
                 filename=f"aws-cost-{report.as_of.isoformat()}.png",
-                title=self._scrub(f"AWS cost, last 30 days to {report.as_of.isoformat()}"),
-                initial_comment=self._scrub(blocks_cost.chart_comment(report, title)),
+                title=f"AWS cost, last 30 days to {report.as_of.isoformat()}",
+                initial_comment=blocks_cost.chart_comment(report, title),
             )
         except (SlackApiError, SlackRequestError, OSError) as error:
             log.warning("the cost chart could not be uploaded: %s", error)
@@ -317,6 +281,4 @@ class SlackNotifier:
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None
     ) -> None:
         """Show a short plain message to `user` alone (`chat.postEphemeral`), masked."""
-        self.client.chat_postEphemeral(
-            **self._clean({"channel": channel, "user": user, "text": text, "thread_ts": thread_ts})
-        )
+        self.slack.ephemeral(channel=channel, user=user, text=text, thread_ts=thread_ts)

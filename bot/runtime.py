@@ -73,19 +73,16 @@ def job_context(services: Services) -> JobContext:
     def agents(_repo: RepoConfig) -> AgentPair:
         return pair
 
+    # Exact secret values too (GitHub token, webhook secrets, URL passwords), not only
+    # the patterns the logs mask, in everything the workers post.
+    redactor = Redactor([*secrets_of(services.settings), services.slack.token or ""])
     return JobContext(
         db=services.db,
         redis=services.redis,
         queues=services.queues,
         config=services.config,
-        # Exact secret values too (GitHub token, webhook secrets, URL passwords), not
-        # only the patterns the logs mask.
         notifier=SlackNotifier(
-            services.db,
-            services.slack,
-            services.redis,
-            services.config,
-            redactor=Redactor([*secrets_of(services.settings), services.slack.token or ""]),
+            services.db, services.slack, services.redis, services.config, redactor=redactor
         ),
         agents=agents,
         workspaces=Workspaces(
@@ -97,5 +94,5 @@ def job_context(services: Services) -> JobContext:
         ),
         github=github_client(services.settings),
         aws_session=services.settings.aws_session,
-        aws_reporter=SlackAwsReporter(services.slack),
+        aws_reporter=SlackAwsReporter(services.slack, redactor=redactor),
     )

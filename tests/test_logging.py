@@ -20,7 +20,7 @@ from rq import Queue
 from slack_sdk.signature import SignatureVerifier
 
 from bot import blocks
-from bot.logging import MASK, configure, secrets_of
+from bot.logging import MASK, Redactor, configure, secrets_of
 from bot.settings import Settings
 from jobs.worker import AgentbotWorker
 from sandbox.fakeslack import FakeSlack
@@ -226,3 +226,12 @@ def test_lines_about_a_request_on_a_task_name_the_task(
     records = lines(log_file.read_text())
     listeners = [r for r in records if r["event"].startswith("Running listener")]
     assert [r.get("task_id") for r in listeners] == ["T-1", "T-1", "T-1", None]
+
+
+def test_a_secret_is_masked_in_its_slack_escaped_form_too() -> None:
+    """A secret with `&`, `<` or `>` is masked after Slack escaping turned them into entities."""
+    secret = "hunter2&<friends>-k9"
+    redactor = Redactor([secret])
+    said = blocks.escape(f"the vault password is {secret}, said the log")
+    assert redactor.scrub(said) == f"the vault password is {MASK}, said the log"
+    assert redactor.scrub(f"raw {secret}") == f"raw {MASK}"

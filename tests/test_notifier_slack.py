@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime
 import pytest
 from slack_sdk import WebClient
 
+from bot.logging import Redactor
 from bot.notifier import SlackNotifier
+from bot.runtime import job_context
 from bot.services import Services
 from jobs.config import AgentbotConfig
 from jobs.cost import make_report
 from sandbox.fakeslack import TEAM_DOMAIN, FakeSlack
-from tests.conftest import CHANNEL
+from tests.conftest import CHANNEL, SIGNING_SECRET
 from tests.cost.conftest import (  # noqa: F401 (fixtures)
     AWS,
     aws_endpoint,
@@ -123,3 +125,27 @@ def test_permalink_is_slacks_own_and_none_when_slack_has_none(
         ts,
         "1.000001",
     ]
+
+
+def test_a_secret_escaped_on_the_card_is_still_masked(
+    user: SlackUser, services: Services, slack: FakeSlack
+) -> None:
+    """A secret with `&`, `<`, `>` in a task's description reaches the card masked, not escaped."""
+    secret = "hunter2&<friends>-k9"
+    user.command(f"run rotate the key {secret} before Friday")
+    slack_side = SlackNotifier(
+        services.db, services.slack, services.redis, services.config, redactor=Redactor([secret])
+    )
+    slack_side.sync(1)
+    assert "rotate the key [REDACTED] before Friday" in texts(user.card())
+    assert "hunter2" not in sent(slack)
+
+
+def test_aws_reports_are_masked_like_task_messages(services: Services, slack: FakeSlack) -> None:
+    """The AWS reporter the workers use masks the process's secrets in what it posts."""
+    reporter = job_context(services).aws_reporter
+    assert reporter is not None
+    reporter.failed(CHANNEL, None, f"AWS status cannot run: role said {SIGNING_SECRET}.")
+    [message] = slack.channel_messages(CHANNEL)
+    assert message.text == ":x: AWS status cannot run: role said [REDACTED]."
+    assert SIGNING_SECRET not in sent(slack)
