@@ -17,7 +17,8 @@ Script shape::
 `command`, when given, is run in the workspace at the start of each execution phase
 and waited for without ever looking at cancellation, as a long build or a hung tool
 would be: only stopping the job (which kills the process group it runs in) ends it
-early.
+early. It runs as the repository's test command does (`agents.testing.run_tests`):
+no bot secret in its environment, and the agent's private home as HOME.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from agents.base import (
     Progress,
     TaskBrief,
 )
-from agents.env import child_environment
 from agents.processes import group_process
+from agents.testing import command_environment, command_home
 
 SCRIPT_PATH = Path(".agentbot") / "script.json"
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
@@ -133,19 +134,22 @@ def _wait(seconds: float, cancelled: CancelCheck) -> None:
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
-def _run_command(scenario: Scenario, workspace: Path, progress: Progress) -> None:
+def _run_command(scenario: Scenario, workspace: Path, progress: Progress, home: str | None) -> None:
     """Run the scenario's command to the end; no cancellation check on the way."""
     progress(f"Running {' '.join(scenario.command)[:200]}")
     try:
-        with group_process(
-            scenario.command,
-            cwd=workspace,
-            env=child_environment(),  # never the bot's secrets
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        ) as process:
+        with (
+            command_home(home) as run_home,
+            group_process(
+                scenario.command,
+                cwd=workspace,
+                env=command_environment(run_home),  # never the bot's secrets, nor its HOME
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            ) as process,
+        ):
             returncode = process.wait(timeout=scenario.command_timeout_seconds)
     except FileNotFoundError:
         raise AgentError(f"The script's command {scenario.command[0]!r} was not found.") from None
@@ -240,6 +244,15 @@ class ScriptedExecutor:
     name = "scripted agent"
     scripted = True
 
+    def __init__(self, home: str | None = None) -> None:
+        """Make an executor.
+
+        Args:
+            home: HOME for the script's commands: the agent's private home, as a coding
+                agent's CLI gets it; None for a throwaway one per command.
+        """
+        self.home = home
+
     def _phase(
         self,
         phase: Literal["red", "green"],
@@ -256,7 +269,7 @@ class ScriptedExecutor:
             )
         _wait(scenario.delay_seconds, cancelled)
         if scenario.command:
-            _run_command(scenario, workspace, progress)
+            _run_command(scenario, workspace, progress, self.home)
         edits = scenario.red if phase == "red" else scenario.green
         _apply(edits, workspace, progress)
         return AgentRun(summary=f"applied {len(edits)} scripted edit(s)", turns=1)

@@ -7,11 +7,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from agents.env import child_environment
 from agents.processes import group_process, kill_group
+from agents.runner import private_home
 from agents.workspace import git, is_test_path
 
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
@@ -40,8 +43,19 @@ class TestRun:
 
     @property
     def green(self) -> bool:
-        """The whole suite passed."""
-        return self.exit_code == 0 and self.failed == 0 and self.errors == 0 and not self.timed_out
+        """The whole suite passed, and it had tests in it: a run of nothing is not green."""
+        return (
+            self.exit_code == 0
+            and self.passed > 0
+            and self.failed == 0
+            and self.errors == 0
+            and not self.timed_out
+        )
+
+    @property
+    def ran(self) -> int:
+        """How many tests the run reached: passing, failing or erroring."""
+        return self.passed + self.failed + self.errors
 
     @property
     def red(self) -> bool:
@@ -110,24 +124,66 @@ def _pytest_counts(counted: list[tuple[str, str]]) -> tuple[int, int, int]:
     return passed, failed, errors
 
 
-def run_tests(command: str, cwd: Path, timeout: float = 900) -> TestRun:
+@contextmanager
+def command_home(home: str | None) -> Iterator[str]:
+    """The HOME a repository's own commands run with; never the bot's.
+
+    Args:
+        home: The agent's private home (the one its CLI gets), created 0700 if missing;
+            None for a throwaway empty directory, removed afterwards.
+
+    Yields:
+        The directory's absolute path.
+    """
+    if home is not None:
+        yield private_home(home)
+        return
+    with tempfile.TemporaryDirectory(prefix="agentbot-home-") as scratch:
+        yield scratch
+
+
+def command_environment(home: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a command from the repository: the allowlist, with `home` as HOME.
+
+    Code an agent wrote runs in it, so HOME and XDG_CONFIG_HOME point at the agent's own
+    home: the bot's `~/.aws`, `~/.netrc` or `~/.config/gh` are not where tools look by
+    default. It is the same OS user, though, so a command that names one of the bot's
+    files by its absolute path can still read it; this changes default lookups, it is
+    not a sandbox.
+    """
+    return child_environment(
+        extra={**(extra or {}), "HOME": home, "XDG_CONFIG_HOME": str(Path(home) / ".config")}
+    )
+
+
+def run_tests(command: str, cwd: Path, timeout: float = 900, *, home: str | None = None) -> TestRun:
     """Run `command` in `cwd` with a clean environment and a hard timeout.
 
     The command comes from configuration (trusted), so it runs through the shell; it
-    never contains anything a Slack user typed.
+    never contains anything a Slack user typed. The tests it runs are the agent's,
+    though: they get no bot secret, and `home` (see `command_environment`) as HOME.
+
+    Args:
+        command: The repository's configured test command.
+        cwd: The task's worktree.
+        timeout: Seconds before the command's whole process group is killed.
+        home: The agent's private home; None for a throwaway one.
     """
     started = time.monotonic()
     timed_out = False
-    with group_process(
-        ["/bin/sh", "-c", command],
-        cwd=cwd,
-        env=child_environment(extra={"PYTHONDONTWRITEBYTECODE": "1", "CI": "true"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        errors="replace",
-    ) as process:
+    with (
+        command_home(home) as run_home,
+        group_process(
+            ["/bin/sh", "-c", command],
+            cwd=cwd,
+            env=command_environment(run_home, {"PYTHONDONTWRITEBYTECODE": "1", "CI": "true"}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        ) as process,
+    ):
         try:
             output, _ = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

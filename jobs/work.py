@@ -557,9 +557,11 @@ def execute_task(task_id: int) -> None:
         workspace = ctx.workspaces.prepare(brief.repo, task.key)
         # The bot runs the repo's configured test command, never one an agent wrote.
         command = repo.test_command
+        # The tests are the agent's code: they run with the agent's home, not the bot's.
+        home = ctx.config.agent.home
 
         watch.progress(f"Running `{command}` before any change")
-        before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
+        before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
 
         red_from = snapshot(workspace)
         red_run = pair.executor.write_failing_test(
@@ -572,7 +574,7 @@ def execute_task(task_id: int) -> None:
         red_changes = changes_between(workspace, red_from, snapshot(workspace))
         check_red_changes(red_changes)
         watch.progress(f"Running `{command}` to see the new test fail")
-        red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
+        red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
         watch.flush()
         evidence = red.output_tail[-EVIDENCE_LIMIT:]
         newly_failing = (red.failed + red.errors) > (before.failed + before.errors)
@@ -596,7 +598,7 @@ def execute_task(task_id: int) -> None:
             red_changes, changes_between(workspace, green_from, snapshot(workspace))
         )
         watch.progress(f"Running `{command}` after the fix")
-        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS)
+        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
         watch.flush()
         evidence = green.output_tail[-EVIDENCE_LIMIT:]
         if not green.green:

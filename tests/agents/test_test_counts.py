@@ -95,3 +95,16 @@ def test_a_unittest_suite_is_red_then_green(tmp_path: Path) -> None:
     green = run_tests("python3 -m unittest -v", tmp_path, timeout=60)
     assert (green.passed, green.failed, green.green) == (2, 0, True)
     assert green.counts() == "2 passed, 0 failed"
+
+
+def test_a_run_that_ran_no_tests_is_not_green(tmp_path: Path) -> None:
+    """A suite that exits 0 having collected nothing is no evidence: neither GREEN nor RED."""
+    (tmp_path / "conftest.py").write_text(
+        'collect_ignore_glob = ["*"]\n\n\n'
+        "def pytest_sessionfinish(session, exitstatus):\n    session.exitstatus = 0\n"
+    )
+    (tmp_path / "test_pricing.py").write_text("def test_one():\n    assert True\n")
+    run = run_tests("python -m pytest -q", tmp_path, timeout=60)
+    assert (run.exit_code, run.passed, run.failed, run.errors) == (0, 0, 0, 0)
+    assert "no tests ran" in run.output_tail
+    assert not run.green and not run.red
