@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from bot.settings import ConfigError, Settings, get_settings, read_settings
+from bot.settings import ConfigError, Settings, get_settings, read_dev_environment
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -142,9 +142,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     from sandbox.dev import DevOptions, run_dev
 
-    # The sandbox reads only the process environment (never `.env`); check that here,
-    # where a bad value is named in one line.
-    read_settings(env_file=False)
+    # The sandbox reads only the process environment (never `.env`), and of it only
+    # what it does not replace; check that here, where a bad value is named in one line.
+    read_dev_environment()
     options = DevOptions(
         port=args.port,
         host=args.host,

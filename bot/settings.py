@@ -31,6 +31,12 @@ class ConfigError(Exception):
     """A setting is missing or invalid; the message is one line that names it."""
 
 
+def _known_redis_scheme(value: str) -> str:
+    if not value.startswith(REDIS_SCHEMES):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return value
+
+
 class Settings(BaseSettings):
     """Settings from the environment or a `.env` file, named as in the product brief."""
 
@@ -91,9 +97,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url_has_a_known_scheme(cls, value: str) -> str:
-        if not value.startswith(REDIS_SCHEMES):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value
+        return _known_redis_scheme(value)
 
     def require_slack(self, *, socket_mode: bool = False) -> None:
         """Fail fast when the Slack credentials a server needs are missing.
@@ -104,14 +108,13 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: Naming the first missing or placeholder setting.
         """
-        required = [("SLACK_BOT_TOKEN", self.slack_bot_token)]
-        if socket_mode:
-            required.append(("SLACK_APP_TOKEN", self.slack_app_token))
-        else:
-            required.append(("SLACK_SIGNING_SECRET", self.slack_signing_secret))
-        for name, value in required:
-            if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-                raise ConfigError(f"{name} is not set")
+        self.require_bot_token()
+        name, value = (
+            ("SLACK_APP_TOKEN", self.slack_app_token)
+            if socket_mode
+            else ("SLACK_SIGNING_SECRET", self.slack_signing_secret)
+        )
+        _require(name, value)
 
     def require_bot_token(self) -> None:
         """Fail fast when SLACK_BOT_TOKEN, which workers post to Slack with, is missing.
@@ -119,8 +122,7 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: Naming SLACK_BOT_TOKEN.
         """
-        if self.slack_bot_token.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
-            raise ConfigError("SLACK_BOT_TOKEN is not set")
+        _require("SLACK_BOT_TOKEN", self.slack_bot_token)
 
     def aws_session(self) -> boto3.Session:
         """The bot's own AWS session, with the profile and region of these settings.
@@ -153,6 +155,42 @@ class Settings(BaseSettings):
         if self.config_path is None:
             return AgentbotConfig()
         return load_config_file(self.config_path)
+
+
+def _require(name: str, value: SecretStr) -> None:
+    if value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+        raise ConfigError(f"{name} is not set")
+
+
+class DevEnvironment(BaseSettings):
+    """What `agentbot dev` takes from the process environment (never from `.env`).
+
+    The sandbox brings its own Slack, database and credentials, so the variables it
+    replaces are not read here: a production DATABASE_URL in the shell, valid or not,
+    has no say in it. None means the variable is not set.
+    """
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    log_level: str | None = Field(None, validation_alias="LOG_LEVEL")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_has_a_known_scheme(cls, value: str | None) -> str | None:
+        return None if value is None else _known_redis_scheme(value)
+
+
+def read_dev_environment() -> DevEnvironment:
+    """Read what the sandbox takes from the process environment.
+
+    Raises:
+        ConfigError: `NAME: what is wrong`, for the first invalid variable.
+    """
+    try:
+        return DevEnvironment()
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
 
 
 def load_config_file(path: Path) -> AgentbotConfig:
@@ -203,10 +241,15 @@ def read_settings(*, env_file: bool = True) -> Settings:
     try:
         return Settings() if env_file else Settings(_env_file=None)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        name = setting_name(str(error["loc"][0])) if error["loc"] else "settings"
-        message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
-        raise ConfigError(f"{name}: {message}") from None
+        raise ConfigError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    """`NAME: what is wrong` for the first error of a settings model."""
+    error = exc.errors()[0]
+    name = setting_name(str(error["loc"][0])) if error["loc"] else "settings"
+    message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
+    return f"{name}: {message}"
 
 
 @functools.cache

@@ -177,7 +177,7 @@ def test_invalid_config_file_fails_at_start_naming_the_key(tmp_path: Path, args:
     assert not (tmp_path / "agentbot.db").exists()
 
 
-@pytest.mark.parametrize("args", [*EVERY_START[:6], ["dev"]], ids=" ".join)
+@pytest.mark.parametrize("args", EVERY_START[:6], ids=" ".join)
 @pytest.mark.parametrize(
     ("name", "value"), [("DATABASE_URL", "not a url"), ("REDIS_URL", "http://127.0.0.1:6379/0")]
 )
@@ -187,6 +187,14 @@ def test_invalid_database_or_redis_url_fails_every_command_at_start(
     """A malformed DATABASE_URL or REDIS_URL is named in one line by every command."""
     completed = start(tmp_path, args, **{name: value})
     assert_one_line_naming(completed, name)
+
+
+def test_dev_checks_only_the_variables_the_sandbox_reads(tmp_path: Path) -> None:
+    """`agentbot dev` names a bad REDIS_URL, and not the DATABASE_URL its sandbox replaces."""
+    completed = start(
+        tmp_path, ["dev"], DATABASE_URL="not a url", REDIS_URL="http://127.0.0.1:6379/0"
+    )
+    assert_one_line_naming(completed, "REDIS_URL")
 
 
 @pytest.mark.parametrize("value", ["nosuchdb://host/db", "mysql://user@host/db"])
