@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 # What a signed body Bolt cannot read is answered with.
 UNREADABLE = "Agentbot cannot read this request."
+# Slack's payloads are a few kilobytes (a modal's state, a message's blocks); anything
+# past this is not Slack, and is refused before it is read, let alone verified.
+MAX_SLACK_BODY = 1024 * 1024
+TOO_LARGE = "Agentbot takes Slack requests of up to 1 MiB."
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -71,8 +75,11 @@ class WebApp:
         a 500. Such a body is answered 401 when unsigned, as Bolt answers forgeries,
         and 400 when signed: Slack never sends one, so there is nothing to retry.
         """
+        length = self._length(environ)
+        if length > MAX_SLACK_BODY:
+            return _reply(start_response, "413 Content Too Large", TOO_LARGE, "text/plain")
         request = WsgiHttpRequest(environ)
-        raw = self._body(environ)
+        raw = self._body(environ, length)
         headers = request.get_headers()
         problem: str | None
         try:
@@ -95,15 +102,19 @@ class WebApp:
         return answer.get_body()
 
     @staticmethod
-    def _body(environ: Environ) -> bytes:
-        stream = environ.get("wsgi.input")
-        if stream is None:
-            return b""
+    def _length(environ: Environ) -> int:
+        """The body's declared length (0 when none, or not a number)."""
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            return int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            length = 0
-        return bytes(stream.read(length)) if length > 0 else b""
+            return 0
+
+    @staticmethod
+    def _body(environ: Environ, length: int) -> bytes:
+        stream = environ.get("wsgi.input")
+        if stream is None or length <= 0:
+            return b""
+        return bytes(stream.read(length))
 
     def _signed(self, raw: bytes, headers: dict[str, Any]) -> bool:
         """Whether Slack signed this body (always, when verification is off)."""

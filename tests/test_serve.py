@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.web import MAX_SLACK_BODY, TOO_LARGE
 from sandbox.fakeslack import FakeSlack
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.services import free_port
@@ -142,3 +144,17 @@ def test_readyz_is_503_when_redis_is_unreachable(serve_env: dict[str, str], tmp_
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_an_oversized_body_is_refused_before_it_is_sent(server: str) -> None:
+    """A request to /slack/events declaring more than 1 MiB is answered 413 unread."""
+    connection = http.client.HTTPConnection(server.removeprefix("http://"), timeout=10)
+    connection.putrequest("POST", "/slack/events")
+    connection.putheader("Content-Type", "application/x-www-form-urlencoded")
+    connection.putheader("Content-Length", str(MAX_SLACK_BODY + 1))
+    # Only the first kilobyte is sent: a server that read the declared length would
+    # still be waiting for the rest.
+    connection.endheaders(b"payload=" + b"x" * 1024)
+    response = connection.getresponse()
+    assert (response.status, response.read().decode()) == (413, TOO_LARGE)
+    connection.close()
