@@ -189,12 +189,17 @@ def _fail(
     *,
     result: dict[str, Any] | None = None,
     cost: float = 0.0,
-) -> None:
+) -> bool:
+    """Fail the task this job still owns; True when this call moved it.
+
+    A job that no longer owns the task (or finds it moved on) stands down, and so must
+    whatever its caller would say about the failure anywhere else.
+    """
     columns: dict[str, Any] = {"error": reason}
     with ctx.db.session() as session:
         task = _own(session, task_id)
         if task is None:
-            return
+            return False
         if result is not None:
             columns["result"] = result
         if cost:
@@ -202,6 +207,7 @@ def _fail(
         moved = transition(session, task_id, source, TaskState.FAILED, reason=reason, **columns)
     if moved:
         ctx.notifier.sync(task_id)
+    return moved
 
 
 def _own(session: Session, task_id: int) -> Task | None:
@@ -269,6 +275,8 @@ def plan_task(task_id: int) -> None:
         watch.flush()
         if watch.cancelled():
             return
+        if not _still_own(ctx, task_id):
+            return  # a newer job plans the task; its PLAN.md and pull request win
         _record_plan(ctx, task, workspace, outcome.plan)
     except AgentError as exc:
         watch.flush()
@@ -606,7 +614,7 @@ def execute_task(task_id: int) -> None:
                 f"GREEN did not hold: after the fix the suite reported {green.counts()} "
                 f"(exit {green.exit_code}). Nothing was marked ready."
             )
-        check_green_kept_tests(red, green)
+        check_green_kept_tests(before, red, green)
         ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
 
         if not _still_own(ctx, task_id):
@@ -625,8 +633,8 @@ def execute_task(task_id: int) -> None:
             evidence = exc.evidence
         reason = f"Execution failed: {exc}"
         failed = {**(task.result or {}), "agent_runs": runs, "evidence": evidence}
-        _fail(ctx, task_id, TaskState.EXECUTING, reason, result=failed, cost=cost)
-        if repo is not None and evidence is not None:
+        moved = _fail(ctx, task_id, TaskState.EXECUTING, reason, result=failed, cost=cost)
+        if moved and repo is not None and evidence is not None:
             _report_on_pull(
                 ctx,
                 task,
@@ -750,18 +758,25 @@ def check_green_changes(red: list[FileChange], green: list[FileChange]) -> None:
         )
 
 
-def check_green_kept_tests(red: TestRun, green: TestRun) -> None:
-    """Every test RED ran (passing or failing) still passes after GREEN.
+def check_green_kept_tests(before: TestRun, red: TestRun, green: TestRun) -> None:
+    """Every test that ran before the change or in RED still passes after GREEN.
+
+    Passing, failing and erroring tests all count: a test file RED could not even
+    collect is at least one test GREEN must pass, so a RED made only of a collection
+    error does not lower the bar to zero.
 
     Raises:
-        VerificationFailed: When GREEN passed fewer tests than RED ran.
+        VerificationFailed: When GREEN passed fewer tests than ran before it.
     """
-    ran = red.passed + red.failed
-    if green.passed < ran:
+    if red.ran >= before.ran:
+        floor, than, when, counts = red.ran, "RED", "with the new test", red.counts()
+    else:
+        floor, than, when, counts = before.ran, "before", "before any change", before.counts()
+    if green.passed < floor:
         raise VerificationFailed(
-            f"GREEN ran fewer tests than RED: {green.passed} passed after the fix, but {ran} "
-            f"ran with the new test ({red.counts()}); tests were dropped or skipped, so "
-            "nothing was marked ready.",
+            f"GREEN ran fewer tests than {than}: {green.passed} passed after the fix, but "
+            f"{floor} ran {when} ({counts}); tests were dropped or skipped, so nothing was "
+            "marked ready.",
             green.output_tail,
         )
 

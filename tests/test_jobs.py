@@ -17,7 +17,7 @@ from jobs.context import current
 from jobs.queues import PLAN, Queues
 from jobs.tasks import events_of, get_task
 from jobs.work import _Watch
-from tests.conftest import APPROVER
+from tests.conftest import APPROVER, git
 from tests.slackclient import SlackUser, texts
 
 
@@ -130,6 +130,28 @@ def test_stale_job_cannot_fail_a_task_a_newer_job_claimed(
     assert (task.state, task.job_id, task.error) == ("executing", NEWER_JOB, None)
     assert "failed" not in trail
     assert "The agent gave up" not in "\n".join(texts(m) for m in user.thread())
+
+
+def test_stale_planning_job_pushes_no_plan(
+    user: SlackUser, database_url: str, sample_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A planning job handed on while its agent worked neither pushes PLAN.md nor posts it."""
+    plan = ScriptedPlanner.plan
+
+    def plans_then_loses_the_task(self: ScriptedPlanner, *args: Any, **kwargs: Any) -> Any:
+        outcome = plan(self, *args, **kwargs)
+        hand_to_newer_job(database_url)
+        return outcome
+
+    monkeypatch.setattr(ScriptedPlanner, "plan", plans_then_loses_the_task)
+    user.command("run fix the discount calculation")
+    user.work("default", "plan")
+    user.work("default")
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+    assert (task.state, task.job_id, task.plan) == ("planning", NEWER_JOB, None)
+    assert git("branch", "--list", "agent/T-1", cwd=sample_repo) == ""
+    assert not any("Plan for T-1" in texts(m) for m in user.thread())
 
 
 def test_the_owning_job_still_fails_its_task(

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from pydantic import SecretStr, ValidationError
 
@@ -20,9 +21,11 @@ from agents.base import AgentError, Plan, RepoSpec, TaskBrief
 from agents.claude_code import ClaudeCodeRunner
 from agents.runner import CliPlanner
 from agents.scripted import ScriptedExecutor
+from agents.testing import TestRun as SuiteRun
 from bot.settings import Settings
 from jobs.config import AgentbotConfig
 from jobs.tasks import get_task
+from jobs.work import VerificationFailed, check_green_kept_tests
 from sandbox.fakeslack import FakeSlack
 from sandbox.sample import PLAN, SCRIPT, TEST_DISCOUNT
 from tests.agents.fake_cli import FakeCli, init, result
@@ -68,6 +71,27 @@ CHEATS = [
                 "old": "def test_total_of_nothing_is_zero",
                 "new": "def total_of_nothing_is_zero",
             },
+        ],
+    },
+    # RED's new test cannot even be collected (an error, no failure); GREEN then changes
+    # the test configuration so that nothing is collected and pytest still exits 0.
+    {
+        "match": ["green-runs-nothing"],
+        "plan": PLAN,
+        "red": [
+            {
+                "write": "tests/test_discount.py",
+                "content": "from pricing import discount_rate\n\n\n"
+                "def test_rate():\n    assert discount_rate(10) == 0.1\n",
+            }
+        ],
+        "green": [
+            {
+                "write": "conftest.py",
+                "content": 'collect_ignore_glob = ["*"]\n\n\n'
+                "def pytest_sessionfinish(session, exitstatus):\n"
+                "    session.exitstatus = 0\n",
+            }
         ],
     },
     # The plan changes code before it has a failing test.
@@ -196,6 +220,37 @@ def test_green_that_drops_a_test_fails_the_task(
     )
 
 
+def test_green_that_runs_no_tests_fails_the_task(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """A RED of one collection error, then a GREEN that collects nothing and exits 0, fails."""
+    run_to_execution(user, "green-runs-nothing for the discount")
+    assert_failed_as_draft(
+        user,
+        github,
+        sample_repo,
+        "GREEN did not hold: after the fix the suite reported 0 passed, 0 failed (exit 0)",
+        "no tests ran",
+    )
+    thread = "\n".join(texts(m) for m in user.thread())
+    assert "RED as expected — `python -m pytest -q`: 0 passed, 0 failed, 1 errors" in thread
+
+
+def run(passed: int, failed: int = 0, errors: int = 0) -> SuiteRun:
+    """A test run with these counts, as the bot would have seen it."""
+    return SuiteRun("pytest -q", 0 if failed + errors == 0 else 1, passed, failed, errors, 1.0, "")
+
+
+def test_green_must_pass_as_many_tests_as_ran_before_or_in_red() -> None:
+    """The floor counts errors too, and the run before any change, whichever is larger."""
+    check_green_kept_tests(run(2), run(2, errors=1), run(3))
+    with pytest.raises(VerificationFailed, match="fewer tests than RED: 2 passed after the fix"):
+        check_green_kept_tests(run(2), run(2, errors=1), run(2))
+    # RED lost tests on the way (a collection error hides a whole file): "before" counts.
+    with pytest.raises(VerificationFailed, match=r"fewer tests than before: 3 passed .* but 5 ran"):
+        check_green_kept_tests(run(5), run(0, errors=1), run(3))
+
+
 def test_green_that_deletes_a_test_file_fails_the_task(
     user: SlackUser,
     slack: FakeSlack,
@@ -221,6 +276,32 @@ def test_green_that_deletes_a_test_file_fails_the_task(
         "GREEN deleted or rewrote tests: `tests/test_total.py`",
         "D tests/test_total.py",
     )
+
+
+def test_a_job_that_lost_its_task_says_nothing_on_the_pull_request(
+    user: SlackUser,
+    slack: FakeSlack,
+    github: FakeGitHub,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An old job failing after its task was handed on leaves the draft PR to the newer job."""
+
+    def taken_over_then_fails(self: ScriptedExecutor, *args: Any, **kwargs: Any) -> Any:
+        # What reconciliation or a retry does meanwhile: the task gets a newer job id.
+        with psycopg.connect(database_url, autocommit=True) as connection:
+            connection.execute("UPDATE tasks SET job_id = 'execute-1-newer' WHERE id = 1")
+        raise AgentError("The agent gave up.")
+
+    monkeypatch.setattr(ScriptedExecutor, "implement_fix", taken_over_then_fails)
+    run_to_execution(user, "fix the discount calculation")
+    with user.services.db.session() as session:
+        task = get_task(session, 1)
+    assert (task.state, task.job_id, task.error) == ("executing", "execute-1-newer", None)
+    pull = github.pull(REPO, BRANCH)
+    assert pull is not None and pull.draft
+    assert github.comments == []
+    assert "The agent gave up" not in "\n".join(texts(m) for m in user.thread())
 
 
 def test_red_that_adds_only_passing_tests_does_not_hold(
