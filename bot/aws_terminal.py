@@ -34,6 +34,7 @@ from agents.aws.config import AwsConfig
 from agents.aws.report import describe_diff, render_report
 from agents.aws.scanner import ScanReport, ScanScope, ScopeError, resolve_scope, scan
 from bot.blocks_aws import scope_phrase
+from bot.cli import first_line
 from bot.settings import Settings
 from jobs.aws_snapshots import StoredScan, missing_schema, store_scan
 from jobs.db import Database
@@ -59,8 +60,7 @@ class _History:
             missing = missing_schema(db.engine)
         except SQLAlchemyError as error:
             db.dispose()
-            # The driver's own message names host and port, never the password.
-            self.problem = f"cannot reach the database (DATABASE_URL): {_first_line(error)}"
+            self.problem = f"cannot reach the database (DATABASE_URL): {first_line(error)}"
             return
         if missing:
             db.dispose()
@@ -76,16 +76,10 @@ class _History:
             with self.db.session() as session:
                 return store_scan(session, scope, report)
         except SQLAlchemyError as error:
-            self.problem = f"storing it failed (DATABASE_URL): {_first_line(error)}"
+            self.problem = f"storing it failed (DATABASE_URL): {first_line(error)}"
             return None
         finally:
             self.db.dispose()
-
-
-def _first_line(error: SQLAlchemyError) -> str:
-    cause = getattr(error, "orig", None) or error
-    lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
 
 
 def _changes(stored: StoredScan) -> Text:

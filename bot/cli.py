@@ -37,12 +37,18 @@ def _reach_redis(redis: Redis) -> None:
     try:
         redis.ping()
     except RedisError as exc:
-        raise ConfigError(f"REDIS_URL: cannot reach Redis: {_first_line(exc)}") from None
+        raise ConfigError(f"REDIS_URL: cannot reach Redis: {first_line(exc)}") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, for a one-line message in the terminal.
+
+    A database error's own first line is its driver's (which names host and port,
+    never the password); SQLAlchemy's wrapper adds lines of its own.
+    """
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -130,8 +136,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     try:
         migrate(settings.database_url, args.revision)
     except OperationalError as exc:
-        reason = _first_line(exc.orig if exc.orig is not None else exc)
-        raise ConfigError(f"DATABASE_URL: cannot reach the database: {reason}") from None
+        raise ConfigError(f"DATABASE_URL: cannot reach the database: {first_line(exc)}") from None
     print(f"database is at revision {args.revision}")
     return 0
 

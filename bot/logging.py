@@ -229,24 +229,19 @@ def gunicorn_logger_class() -> type:
     return JsonGunicornLogger
 
 
-# Slash-command verbs whose first argument is a task id (`/agent approve T-12`).
-TASK_VERBS = frozenset({"approve", "reject", "cancel", "retry", "status"})
-TASK_ID = re.compile(r"^(?:T-?)?(\d{1,9})$", re.IGNORECASE)
-
-
-def _task_id(value: Any) -> str | None:
-    match = TASK_ID.match(str(value).strip()) if isinstance(value, (str, int)) else None
-    return f"T-{int(match.group(1))}" if match else None
-
-
 def task_in_request(body: dict[str, Any]) -> str | None:
     """The task a Slack request acts on (`T-12`), when its body names one.
 
-    Task buttons carry the task id as their value; the reason modals carry it first
-    in their private metadata; task commands take it as their first argument.
+    Read as the listeners read it: task buttons carry the task id as their value, the
+    reason modals carry it first in their private metadata, and task commands take it
+    as their first argument. A value the listeners would refuse names no task.
     """
     from bot import blocks
+    from bot.commands import parse
+    from bot.listeners.fields import button_value, modal_task_id, row_id
+    from jobs.exceptions import BadRequest
 
+    task_id: int | None = None
     kind = body.get("type")
     if kind == "block_actions":
         actions = body.get("actions")
@@ -259,21 +254,20 @@ def task_in_request(body: dict[str, Any]) -> str | None:
             blocks.RETRY,
         )
         if isinstance(action, dict) and action.get("action_id") in task_buttons:
-            return _task_id(action.get("value"))
-        return None
-    if kind == "view_submission":
+            task_id = row_id(button_value(body))
+    elif kind == "view_submission":
         view = body.get("view")
         if isinstance(view, dict) and view.get("callback_id") in (
             blocks.REJECT_VIEW,
             blocks.APPROVE_VIEW,
         ):
-            return _task_id(str(view.get("private_metadata", "")).split("|", 1)[0])
-        return None
-    if body.get("command"):
-        words = str(body.get("text", "")).split()
-        if len(words) >= 2 and words[0].lower() in TASK_VERBS:
-            return _task_id(words[1])
-    return None
+            task_id = modal_task_id(view)
+    elif body.get("command"):
+        try:
+            task_id = parse(str(body.get("text", ""))).task_id
+        except BadRequest:
+            task_id = None
+    return None if task_id is None else f"T-{task_id}"
 
 
 def bind_task(task_id: int | str, job_id: str | None = None) -> None:

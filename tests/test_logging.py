@@ -20,7 +20,7 @@ from rq import Queue
 from slack_sdk.signature import SignatureVerifier
 
 from bot import blocks
-from bot.logging import MASK, Redactor, configure, secrets_of
+from bot.logging import MASK, Redactor, configure, secrets_of, task_in_request
 from bot.settings import Settings
 from jobs.worker import AgentbotWorker
 from sandbox.fakeslack import FakeSlack
@@ -235,3 +235,22 @@ def test_a_secret_is_masked_in_its_slack_escaped_form_too() -> None:
     said = blocks.escape(f"the vault password is {secret}, said the log")
     assert redactor.scrub(said) == f"the vault password is {MASK}, said the log"
     assert redactor.scrub(f"raw {secret}") == f"raw {MASK}"
+
+
+def test_the_task_a_request_names_is_read_as_its_listener_reads_it() -> None:
+    """A log line names a task only where the listener would act on one."""
+
+    def click(value: object) -> dict[str, object]:
+        return {"type": "block_actions", "actions": [{"action_id": blocks.APPROVE, "value": value}]}
+
+    def modal(metadata: object) -> dict[str, object]:
+        view = {"callback_id": blocks.REJECT_VIEW, "private_metadata": metadata}
+        return {"type": "view_submission", "view": view}
+
+    assert task_in_request(click("12")) == "T-12"
+    assert [task_in_request(click(v)) for v in ("T-12", "0", str(2**31), 12, None)] == [None] * 5
+    assert task_in_request(modal("7|C1")) == "T-7"
+    assert task_in_request(modal("x|7")) is None
+    assert task_in_request({"command": "/agent", "text": "approve t12 looks good"}) == "T-12"
+    assert task_in_request({"command": "/agent", "text": "run fix T-3"}) is None
+    assert task_in_request({"command": "/agent", "text": "cancel now"}) is None

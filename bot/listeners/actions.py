@@ -9,7 +9,7 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
 from bot import aws_cost, blocks
-from bot.listeners.fields import button_value, task_id_of, user_of
+from bot.listeners.fields import button_value, channel_of, task_id_of, user_of
 from bot.services import Services
 from jobs.exceptions import BadRequest, Conflict, NotAllowed
 from jobs.states import TaskState
@@ -57,7 +57,7 @@ def register(app: App, services: Services) -> None:
         if task.task_state != TaskState.AWAITING_APPROVAL:
             raise Conflict(f"{task.key} is {task.task_state.label}, not awaiting approval.")
         ack()
-        channel = (body.get("channel") or {}).get("id")
+        channel = channel_of(body)
         # trigger_id expires in three seconds, so the modal opens here, not in a worker.
         client.views_open(
             trigger_id=trigger_id,

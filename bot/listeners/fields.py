@@ -14,6 +14,7 @@ from jobs.exceptions import BadRequest
 # Ids are PostgreSQL integers; anything larger names no task and would only make
 # the database raise.
 MAX_TASK_ID = 2**31 - 1
+NO_TASK = "That button or form no longer names a task; use `/agent list`."
 
 
 def row_id(value: Any) -> int | None:
@@ -32,7 +33,7 @@ def task_id_of(value: Any) -> int:
     """
     task_id = row_id(value)
     if task_id is None:
-        raise BadRequest("That button or form no longer names a task; use `/agent list`.")
+        raise BadRequest(NO_TASK)
     return task_id
 
 
@@ -64,14 +65,21 @@ def user_of(body: dict[str, Any]) -> str:
     return user_id
 
 
+def modal_task_id(view: dict[str, Any]) -> int | None:
+    """The task a reason modal is about (first in its metadata), or None when it names none."""
+    metadata = view.get("private_metadata")
+    return row_id(metadata.split("|", 1)[0]) if isinstance(metadata, str) else None
+
+
 def modal_input(view: dict[str, Any]) -> tuple[int, str]:
     """The task a reason modal is about, and what was typed in it (stripped).
 
     Raises:
         BadRequest: The modal's metadata names no task.
     """
-    metadata = view.get("private_metadata")
-    task_id = task_id_of(metadata.split("|", 1)[0] if isinstance(metadata, str) else None)
+    task_id = modal_task_id(view)
+    if task_id is None:
+        raise BadRequest(NO_TASK)
     value: Any = None
     state = view.get("state")
     if isinstance(state, dict):
