@@ -7,15 +7,19 @@ to Slack. Refusals raise a domain error whose message is shown to the user as it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from pydantic import ValidationError
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from agents.base import Plan
 from jobs.access import AccessPolicy
+from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
 from jobs.exceptions import BadRequest, Conflict, NotAllowed, Unavailable
@@ -29,6 +33,18 @@ log = logging.getLogger(__name__)
 MAX_DESCRIPTION = 8000
 # What `/agent reject T-12` without a reason records, so the audit trail has no blank.
 NO_REASON = "no reason given"
+
+
+def plan_problem(data: Mapping[str, Any] | None) -> str | None:
+    """Why a stored plan can no longer be carried out under today's rules, or None.
+
+    Execution (`jobs.work.approved_plan`) and retry judge a plan by this one check.
+    """
+    try:
+        Plan.model_validate(data)
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    return None
 
 
 @dataclass(frozen=True)
@@ -258,6 +274,9 @@ class Lifecycle:
     def retry(self, task_id: int, user: str) -> Task:
         """Re-run a failed task: execution again if its plan was approved, else planning.
 
+        An approved plan that today's rules no longer accept cannot be executed, so it
+        is dropped with its approvals: the task is planned afresh and decided again.
+
         Raises:
             NotAllowed: Neither its requester nor an approver.
             Conflict: The task has not failed.
@@ -267,12 +286,23 @@ class Lifecycle:
             task = get_task(session, task_id, for_update=True)
             if task.task_state != TaskState.FAILED:
                 raise Conflict(f"{task.key} is {task.task_state.label}; only failed tasks retry.")
-            execute = task.approved_at is not None and task.plan is not None
+            approved = task.approved_at is not None and task.plan is not None
+            # An AWS action's plan comes from its recommendation, never from a planner.
+            stale = (
+                plan_problem(task.plan) if approved and task.source != AWS_ACTION_SOURCE else None
+            )
+            execute = approved and stale is None
             target = TaskState.APPROVED if execute else TaskState.QUEUED
             job_id = self.queues.new_job_id(task_id, plan=not execute)
             fresh: dict[str, object] = {"error": None, "outcome_ts": None, "progress_ts": None}
             if not execute:
-                fresh |= {"plan": None, "plan_ts": None}
+                fresh |= {"plan": None, "plan_ts": None, "approved_at": None}
+                # Approvals were of the plan just dropped; the new plan needs its own.
+                session.execute(
+                    delete(Approval).where(
+                        Approval.task_id == task_id, Approval.decision == "approve"
+                    )
+                )
             if not transition(
                 session,
                 task_id,
@@ -287,6 +317,12 @@ class Lifecycle:
                 raise Conflict(f"{task.key} was retried a moment ago.")
             session.refresh(task)
         self._enqueue(task_id, job_id, plan=not execute)
+        if stale is not None:
+            self._say(
+                task_id,
+                f":memo: The approved plan no longer holds ({stale}), so {task.key} is "
+                "planned again; the new plan needs approval.",
+            )
         return task
 
     # -- plumbing -----------------------------------------------------------------------
@@ -306,6 +342,13 @@ class Lifecycle:
             return
         phase = "planning" if plan else "execution"
         log.info("queued T-%s for %s as job %s", task_id, phase, job_id)
+
+    def _say(self, task_id: int, text: str) -> None:
+        # Best effort, like the sync: the task has already moved.
+        try:
+            self.queues.enqueue_say(task_id, text)
+        except Exception:
+            log.exception("could not queue a message for T-%s", task_id)
 
     def _session(self) -> _GuardedSession:
         return _GuardedSession(self.db)

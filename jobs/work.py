@@ -19,7 +19,6 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import structlog
-from pydantic import ValidationError
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -33,6 +32,7 @@ from jobs import aws_actions, origin
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
 from jobs.exceptions import AgentbotError, TaskNotFound
+from jobs.lifecycle import plan_problem
 from jobs.models import Task, utcnow
 from jobs.states import TaskState
 from jobs.tasks import get_task, transition
@@ -714,13 +714,13 @@ def approved_plan(data: dict[str, Any] | None) -> Plan:
     Raises:
         AgentError: When the stored plan is no longer a valid plan.
     """
-    try:
-        return Plan.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]["msg"].removeprefix("Value error, ")
+    problem = plan_problem(data)
+    if problem is not None:
         raise AgentError(
-            f"The approved plan cannot be carried out ({first}); run the task again for a new plan."
-        ) from None
+            f"The approved plan cannot be carried out ({problem}); retry the task to have "
+            "it planned again."
+        )
+    return Plan.model_validate(data)
 
 
 def check_red_changes(changes: list[FileChange]) -> None:
