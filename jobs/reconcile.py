@@ -173,6 +173,27 @@ def _requeue(
     return "requeued"
 
 
+def _fail_lost(
+    db: Database, task_id: int, state: TaskState, job_id: str | None, reason: str
+) -> bool:
+    """Fail a running task whose job is gone, if it is still that job's.
+
+    Between reading the task and judging its job, the task may have been failed,
+    retried and claimed by a new, live job in the same state; the row lock and the
+    job id make sure only the task that was judged is failed.
+
+    Returns:
+        True when this call failed the task.
+    """
+    with db.session() as session:
+        current = session.execute(
+            select(Task.state, Task.job_id).where(Task.id == task_id).with_for_update()
+        ).one_or_none()
+        if current is None or tuple(current) != (state.value, job_id):
+            return False
+        return transition(session, task_id, state, TaskState.FAILED, reason=reason, error=reason)
+
+
 def reconcile(
     db: Database,
     queues: Queues,
@@ -218,11 +239,7 @@ def reconcile(
                 log.warning("T-%s failed: its job was lost too often (%s)", task_id, problem)
             continue
         reason = f"{LOST_WORKER} (job {problem}). Retry to run it again."
-        with db.session() as session:
-            moved = transition(
-                session, task_id, state, TaskState.FAILED, reason=reason, error=reason
-            )
-        if moved:
+        if _fail_lost(db, task_id, state, job_id, reason):
             queues.enqueue_sync(task_id)
             report.failed.append(task_id)
             log.warning("T-%s failed: its job is %s", task_id, problem)

@@ -7,11 +7,14 @@ import os
 import signal
 from datetime import UTC, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from rq.job import Job, JobStatus
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot import blocks
+from jobs import reconcile as reconcile_module
 from jobs.models import Task, TaskEvent, utcnow
 from jobs.reconcile import GRACE, LOST_WORKER, MAX_REQUEUES, STALE_AFTER, reconcile
 from jobs.schedule import LOST_WORKER_NOTICED_WITHIN
@@ -229,3 +232,29 @@ def test_a_job_lost_again_and_again_fails_the_task_after_the_requeue_limit(
     user.services.redis.flushall()
     report = reconcile(user.services.db, user.services.queues, now=moment + timedelta(minutes=1))
     assert report.requeued == [1] and report.failed == []
+
+
+def test_a_task_claimed_by_a_new_job_meanwhile_is_not_failed(
+    user: SlackUser, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+):
+    """A running task whose lost job was replaced while the pass judged it is left alone."""
+    user.command("run fix the discount calculation")
+    user.work("default")
+    with user.services.db.session() as session:  # a worker was planning it
+        assert transition(session, 1, TaskState.QUEUED, TaskState.PLANNING)
+    user.services.redis.flushall()
+    judge = reconcile_module.job_health
+
+    def lost_then_replaced(*args: Any, **kwargs: Any) -> str | None:
+        problem = judge(*args, **kwargs)
+        # Meanwhile the task was failed, retried and claimed again by a new job.
+        with user.services.db.session() as session:
+            session.execute(update(Task).where(Task.id == 1).values(job_id="plan-1-newer"))
+        return problem
+
+    monkeypatch.setattr(reconcile_module, "job_health", lost_then_replaced)
+    report = reconcile(user.services.db, user.services.queues, grace=timedelta(0))
+
+    assert report.failed == [] and report.requeued == []
+    task = task_row(user)
+    assert (task.state, task.job_id, task.error) == ("planning", "plan-1-newer", None)
