@@ -42,7 +42,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from bot.settings import ConfigError, Settings, load_config_file
+from bot.settings import ConfigError, Settings, load_config_file, read_dev_environment
 from jobs.config import AgentbotConfig
 from sandbox.fakeslack import FakeSlack
 from sandbox.workspace import Channel, Person, Workspace
@@ -309,9 +309,9 @@ class Sandbox:
     ) -> Settings:
         # Only the process environment may choose a real Redis: a `.env` file is for the
         # production bot, whose queues the sandbox must never feed.
-        environment = Settings(_env_file=None)
+        environment = read_dev_environment()
         redis_url = "memory://"
-        if "redis_url" in environment.model_fields_set:
+        if environment.redis_url is not None:
             redis_url = environment.redis_url
             self.redis_label = redis_url
         # Every credential is the sandbox's own: nothing from the environment or a
@@ -721,8 +721,7 @@ def _kill_agent_processes() -> None:
 
 
 def _log_level() -> str:
-    environment = Settings(_env_file=None)
-    return environment.log_level if "log_level" in environment.model_fields_set else "WARNING"
+    return read_dev_environment().log_level or "WARNING"
 
 
 def run_dev(options: DevOptions, say: Callable[[str], None] = tell) -> int:

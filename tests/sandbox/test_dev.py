@@ -195,3 +195,16 @@ def test_a_signed_github_issue_reaches_the_sandbox_like_serve(tmp_path: Path):
         state = page.wait(REQUESTER.id, lambda s: find(s, f"T-1 · {title}", thread=False))
         card = find(state, f"T-1 · {title}", thread=False)
         assert card is not None and card["channel"] == DEV_CHANNEL.id
+
+
+def test_a_production_database_url_in_the_shell_has_no_say_in_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A broken DATABASE_URL left in the shell neither stops the sandbox nor is used by it."""
+    monkeypatch.setenv("DATABASE_URL", "not a url")
+    data = tmp_path / "dev"
+    with Sandbox(DevOptions(port=0, data_dir=data, agent="scripted", aws=False), say=print) as box:
+        page = Page(box.url)
+        page.post("/ui/command", user=REQUESTER.id, channel=DEV_CHANNEL.id, text="run fix it")
+        page.wait(REQUESTER.id, lambda s: find(s, "T-1", thread=False))
+    assert (data / "agentbot.db").is_file()

@@ -74,6 +74,11 @@ def events(slack: FakeSlack) -> list[dict[str, Any]]:
     return [delivery.body for delivery in slack.event_deliveries]
 
 
+def private_replies(page: Page, person: str, thread_ts: str) -> list[dict[str, Any]]:
+    """What the bot told `person` alone in a thread."""
+    return [e for e in page.state(person)["ephemerals"] if e.get("thread_ts") == thread_ts]
+
+
 def tasks(user: SlackUser) -> int:
     """How many tasks exist."""
     with user.services.db.session() as session:
@@ -83,7 +88,7 @@ def tasks(user: SlackUser) -> int:
 def test_typed_mention_is_a_channel_message_and_a_signed_app_mention(
     page: Page, slack: FakeSlack, user: SlackUser
 ) -> None:
-    """`@agentbot help` shows as the user's message, reaches Bolt signed, is answered in-thread."""
+    """`@agentbot help` shows as the user's message, reaches Bolt signed, is answered privately."""
     before = int(time.time())
     ts = type_message(page, "@agentbot help")
 
@@ -110,10 +115,11 @@ def test_typed_mention_is_a_channel_message_and_a_signed_app_mention(
 
     settle(user)
     user.work("default")
-    state = page.state(REQUESTER)
-    replies = [m for m in state["messages"] if m.get("thread_ts") == ts]
-    assert len(replies) == 1 and replies[0]["user"] == BOT_USER
-    assert "/agent run <description>" in visible_text(replies[0])
+    # The answer is in the mention's thread, for the person who asked only.
+    assert not [m for m in page.state(REQUESTER)["messages"] if m.get("thread_ts") == ts]
+    [reply] = private_replies(page, REQUESTER, ts)
+    assert "/agent run <description>" in visible_text(reply)
+    assert private_replies(page, APPROVER, ts) == []
     assert tasks(user) == 0
 
 
@@ -129,7 +135,7 @@ def test_mention_run_creates_a_task_whose_card_appears(
     state = page.state(APPROVER)
     card = find(state, "T-1 · fix the discount", thread=False)
     assert card is not None and "awaiting approval" in visible_text(card)
-    answer = [m for m in state["messages"] if m.get("thread_ts") == ts]
+    answer = private_replies(page, REQUESTER, ts)
     assert any("T-1 queued" in visible_text(m) for m in answer), [visible_text(m) for m in answer]
 
 
@@ -147,9 +153,10 @@ def test_mention_typed_in_a_thread_carries_thread_ts_and_is_answered_there(
     settle(user)
     user.work("default")
     thread = [m for m in page.state(REQUESTER)["messages"] if m.get("thread_ts") == root]
-    assert len(thread) == 2 and thread[0]["ts"] == reply
-    assert "/agent run <description>" in visible_text(thread[1])
-    assert not [m for m in page.state(REQUESTER)["messages"] if m.get("thread_ts") == reply]
+    assert [m["ts"] for m in thread] == [reply]
+    [answer] = private_replies(page, REQUESTER, root)
+    assert "/agent run <description>" in visible_text(answer)
+    assert private_replies(page, REQUESTER, reply) == []
 
 
 def test_plain_messages_only_appear_in_the_channel(
