@@ -51,7 +51,7 @@ def cli_options(config: AgentConfig) -> CliOptions:
 def agent_factory(config: AgentConfig) -> AgentPair:
     """The planner and executor the configuration asks for."""
     if config.kind == "scripted":
-        return AgentPair(planner=ScriptedPlanner(), executor=ScriptedExecutor())
+        return AgentPair(planner=ScriptedPlanner(), executor=ScriptedExecutor(home=config.home))
     options = cli_options(config)
     runner: CodingAgentRunner = (
         ClaudeCodeRunner(options) if config.kind == "claude-code" else CodexRunner(options)
