@@ -12,6 +12,7 @@ from slack_bolt.context.respond import Respond
 from sqlalchemy.exc import OperationalError
 
 from bot import dedupe
+from bot.frames import frame_problem
 from bot.listeners.events import reply_to_mention
 from bot.services import Services
 from jobs.exceptions import UNAVAILABLE, AgentbotError
@@ -41,7 +42,14 @@ def register(app: App, services: Services) -> None:
         respond: Respond | None,
     ) -> BoltResponse | None:
         if not isinstance(error, AgentbotError):
-            log.error("listener failed: %s", error, exc_info=error)
+            # The web app refuses misshapen bodies before Bolt sees them; Socket Mode
+            # does not, so they can still arrive here.
+            problem = frame_problem(body)
+            if problem is None:
+                log.error("listener failed: %s", error, exc_info=error)
+            else:
+                # Not Slack's payload (Slack never breaks its own shapes): not our bug.
+                log.warning("refused a misshapen Slack payload: %s", problem)
         if not isinstance(error, dedupe.NotClaimed):
             dedupe.release(services, body)
         message = user_message(error)
