@@ -7,7 +7,7 @@ a delivery is redelivered. Events used:
 - `issues` `labeled` (or `opened` already carrying the label): a task whose
   description is the issue's title and body, for the configured repo of that name.
 - `issue_comment` `created` starting with `/agent approve [comment]` or
-  `/agent reject <reason>`: the same decision as the Slack buttons, taken as the
+  `/agent reject [reason]`: the same decision as the Slack buttons, taken as the
   Slack user the commenter's login is linked to, under the same approval rules.
 - `ping`: answered, so GitHub shows the hook as working.
 """
@@ -32,6 +32,7 @@ from bot.webhooks.http import (
 from bot.webhooks.intake import Intake, Trigger
 from bot.webhooks.payload import dig, items, number, obj, text
 from jobs.config import RepoConfig
+from jobs.lifecycle import NO_REASON
 from jobs.origin import enqueue_announce, enqueue_reply
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 SOURCE = "github"
 COMMAND = re.compile(r"\A\s*/agent(?:\s+(?P<verb>\S+))?(?P<rest>.*)\Z", re.IGNORECASE | re.DOTALL)
 COMMENT_LIMIT = 1000
-USAGE = "Here Agentbot understands `/agent approve [comment]` and `/agent reject <reason>`."
+USAGE = "Here Agentbot understands `/agent approve [comment]` and `/agent reject [reason]`."
 
 
 @dataclass(frozen=True)
@@ -224,10 +225,10 @@ class GitHubSource:
                 task.key,
             )
         approve = command.verb == "approve"
-        if not approve and not command.rest:
-            return refuse("say why: `/agent reject <reason>`.", task.key)
+        # As with the slash command, a reason is welcome but not required.
+        comment = command.rest if approve or command.rest else NO_REASON
         verdict = self.intake.decide(
-            task, user, approve=approve, comment=command.rest, delivery_key=delivery_key
+            task, user, approve=approve, comment=comment, delivery_key=delivery_key
         )
         if verdict.status == "refused":
             return refuse(verdict.message, task.key)

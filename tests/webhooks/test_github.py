@@ -110,13 +110,9 @@ def test_comment_approval_runs_the_fix_and_reports_back_on_the_issue(
 def test_comment_reject_with_reason_rejects_the_plan(
     hooks: Hooks, services: Services, user: SlackUser, github: FakeGitHub
 ) -> None:
-    """`/agent reject <reason>` rejects as the buttons do; without a reason it is refused."""
+    """`/agent reject <reason>` rejects as the buttons do, with the reason on the plan."""
     hooks.github(load("github_issues_labeled.json"), "issues")
     user.work("default", "plan")
-
-    reply = hooks.github(comment("/agent reject"), "issue_comment")
-    assert reply.status == 202 and reply.body["status"] == "refused"
-    assert tasks(services)[0].state == "awaiting_approval"
 
     reply = hooks.github(
         comment("/agent reject touches billing; needs a design review"), "issue_comment"
@@ -127,6 +123,21 @@ def test_comment_reject_with_reason_rejects_the_plan(
     plan = next(m for m in user.thread() if "Plan for T-1" in texts(m))
     assert f"Rejected by <@{APPROVER}>: touches billing; needs a design review" in texts(plan)
     assert services.queues.lengths()["execute"] == 0
+
+
+def test_comment_reject_without_reason_rejects_and_says_so(
+    hooks: Hooks, services: Services, user: SlackUser, github: FakeGitHub
+) -> None:
+    """A bare `/agent reject` rejects like the slash command, recorded as no reason given."""
+    hooks.github(load("github_issues_labeled.json"), "issues")
+    user.work("default", "plan")
+
+    reply = hooks.github(comment("/agent reject"), "issue_comment")
+    assert reply.status == 200 and reply.body["status"] == "rejected"
+    assert tasks(services)[0].state == "rejected"
+    user.work("default")
+    plan = next(m for m in user.thread() if "Plan for T-1" in texts(m))
+    assert f"Rejected by <@{APPROVER}>: no reason given" in texts(plan)
 
 
 def test_comments_from_people_who_may_not_decide_are_refused_with_a_reply(
