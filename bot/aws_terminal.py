@@ -168,5 +168,5 @@ def print_status(
     if stored is not None:
         out.print(_changes(stored))
     else:
-        err.print(Text(f"Scan not stored: {history.problem}", style="yellow"))
+        err.print(Text(f"Scan not stored: {history.problem}", style="yellow"), soft_wrap=True)
     return 0
