@@ -21,6 +21,7 @@ from jobs.context import install
 from jobs.db import migrate
 from sandbox.fakeslack import FakeSlack
 from sandbox.sample import make_sample_repo
+from tests.fakes.github_server import FakeGitHub
 from tests.services import RedisServer
 from tests.slackclient import SlackUser
 
@@ -97,6 +98,22 @@ def slack(fake_slack: FakeSlack) -> FakeSlack:
     """The fake Slack, empty."""
     fake_slack.reset()
     return fake_slack
+
+
+@pytest.fixture(scope="session")
+def fake_github() -> Iterator[FakeGitHub]:
+    """One fake GitHub API on loopback for the session."""
+    with FakeGitHub() as fake:
+        yield fake
+
+
+@pytest.fixture
+def github(fake_github: FakeGitHub) -> FakeGitHub:
+    """The fake GitHub, with no pull requests, comments or calls yet."""
+    fake_github.pulls.clear()
+    fake_github.comments.clear()
+    fake_github.calls.clear()
+    return fake_github
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +101,6 @@ CHEATS = [
         "green": [],
     },
 ]
-
-
-@pytest.fixture(scope="module")
-def fake_github() -> Iterator[FakeGitHub]:
-    """One fake GitHub API on loopback for this module."""
-    with FakeGitHub() as fake:
-        yield fake
-
-
-@pytest.fixture
-def github(fake_github: FakeGitHub) -> FakeGitHub:
-    """The fake GitHub, empty."""
-    fake_github.pulls.clear()
-    fake_github.comments.clear()
-    fake_github.calls.clear()
-    return fake_github
 
 
 @pytest.fixture

@@ -153,22 +153,6 @@ class Hooks:
         return self.post("/webhooks/jira", body, {k: v for k, v in headers.items() if v})
 
 
-@pytest.fixture(scope="session")
-def fake_github() -> Iterator[FakeGitHub]:
-    """One fake GitHub API on loopback for the session."""
-    with FakeGitHub() as fake:
-        yield fake
-
-
-@pytest.fixture
-def github(fake_github: FakeGitHub) -> FakeGitHub:
-    """The fake GitHub, with no pull requests, comments or calls yet."""
-    fake_github.pulls.clear()
-    fake_github.comments.clear()
-    fake_github.calls.clear()
-    return fake_github
-
-
 @pytest.fixture
 def settings(settings: Settings, github: FakeGitHub) -> Settings:
     """The test settings plus webhook secrets and a GitHub token for the fake."""
