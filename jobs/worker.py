@@ -7,6 +7,9 @@ itself non-dumpable before its work loop starts (`deny_same_user_inspection`): t
 kernel then lets only root read those files, and the work horses it forks inherit
 that. An agent or test command is started with exec, which makes it dumpable again,
 so tools inside it work as usual.
+
+On ECS the worker also protects its task from scale-in while a job runs (see
+`jobs.ecs_protection`): the autoscaler may then remove idle workers but never a busy one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import signal
 import sys
 from typing import Any
 
-from rq import Worker
+from rq import Queue, Worker
+from rq.job import Job
 from rq.worker.base import SHUTDOWN_SIGNAL
 
 # The job functions, imported once by the worker so every forked work horse inherits
@@ -26,6 +30,7 @@ from rq.worker.base import SHUTDOWN_SIGNAL
 import jobs.work  # noqa: F401
 from agents.processes import kill_children_of
 from jobs.context import current
+from jobs.ecs_protection import TaskProtection, protection_minutes
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +67,40 @@ class AgentbotWorker(Worker):
     Agents and test commands run in process groups of their own (so their own
     timeouts can kill them); RQ's stop-job command kills only the horse's group, so
     this worker also kills every group the horse registered.
+
+    Args:
+        *args: RQ's `Worker` arguments (queues first).
+        task_protection: The ECS task's scale-in protection, held while a job runs;
+            None (as outside ECS) for none.
+        **kwargs: RQ's `Worker` keyword arguments (`connection`, ...).
     """
+
+    def __init__(
+        self, *args: Any, task_protection: TaskProtection | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.task_protection = task_protection or TaskProtection(None)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         """Run the work loop, with this process and its horses closed to the agents."""
         deny_same_user_inspection()
         return bool(super().work(*args, **kwargs))
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run one job in a horse, with the ECS task protected from scale-in meanwhile.
+
+        This runs in the worker process, around the horse's whole life: the protection
+        holds through the job's timeout, a horse killed by the monitor or by a stop
+        command, and the failure handling after it. Should the worker itself die, ECS
+        drops the protection when it expires (the job's timeout plus a margin).
+        """
+        self.task_protection.protect(protection_minutes(job.timeout))
+        try:
+            super().execute_job(job, queue)
+        finally:
+            # Released after every job, even one whose protection was refused: a refusal
+            # may have come after ECS applied it. The next job protects the task again.
+            self.task_protection.release()
 
     def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
         """Kill the horse's agent processes, then the horse."""
