@@ -269,13 +269,13 @@ resource "aws_appautoscaling_target" "worker" {
 # (On Kubernetes the workers scale on the queues' lengths instead; see
 # infra/k8s/worker.yaml.)
 #
-# Scale-in is off. Stopping a worker task sends SIGTERM and, stopTimeout (120 s, the
-# most Fargate allows) later, SIGKILL; RQ's warm shutdown lets the current job finish
-# only within those 120 s, while an execute job may run for an hour. A scale-in that
-# picked a busy task would kill its job, and the reconciler would then fail the task.
-# ECS chooses which task to stop without regard to what it is doing, so nothing short
-# of task scale-in protection (set by the worker around each job) makes scale-in safe.
-# Lower the worker service's desired count by hand, at a quiet time, to shrink it.
+# Scale-in is on because busy workers protect themselves. ECS picks the task a scale-in
+# stops without regard to what it is doing, and a stopped task gets only stopTimeout
+# (120 s) to finish while an execute job may run for an hour. So the worker sets its
+# task's scale-in protection (through the ECS agent's endpoint, ECS_AGENT_URI) for the
+# length of each job, the job's timeout plus a margin, and releases it when the job is
+# over: scale-in and deployments then stop only idle workers. Should the endpoint be
+# unreachable the job still runs, unprotected, and the worker logs a warning.
 resource "aws_appautoscaling_policy" "worker_cpu" {
   name               = "${var.name}-worker-cpu"
   policy_type        = "TargetTrackingScaling"
@@ -285,13 +285,29 @@ resource "aws_appautoscaling_policy" "worker_cpu" {
 
   target_tracking_scaling_policy_configuration {
     target_value       = 60
-    disable_scale_in   = true
+    disable_scale_in   = false
     scale_out_cooldown = 60
+    scale_in_cooldown  = var.worker_scale_in_cooldown
 
     predefined_metric_specification {
       predefined_metric_type = "ECSServiceAverageCPUUtilization"
     }
   }
+}
+
+# The ECS agent sets a task's protection with the task role's credentials; only tasks
+# of this cluster (the bot and cron share the role but never ask).
+data "aws_iam_policy_document" "task_protection" {
+  statement {
+    actions   = ["ecs:GetTaskProtection", "ecs:UpdateTaskProtection"]
+    resources = ["${replace(aws_ecs_cluster.this.arn, ":cluster/", ":task/")}/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "task_protection" {
+  name   = "task-scale-in-protection"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.task_protection.json
 }
 
 # -- cron ------------------------------------------------------------------------------

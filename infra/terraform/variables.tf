@@ -65,6 +65,12 @@ variable "worker_max_count" {
   default     = 8
 }
 
+variable "worker_scale_in_cooldown" {
+  description = "Seconds after a scale-in before the autoscaler removes another idle worker."
+  type        = number
+  default     = 300
+}
+
 variable "worker_cpu" {
   description = "Fargate CPU units per worker (the agent and the repos' tests run there)."
   type        = number

@@ -23,6 +23,8 @@ import hcl2
 import pytest
 
 from bot.settings import Settings, load_config_file
+from jobs.config import JobConfig
+from jobs.ecs_protection import MAX_MINUTES, protection_minutes
 from tests.infra import hcl
 from tests.infra.dockerfile import parse as parse_dockerfile
 
@@ -244,11 +246,14 @@ def test_services_run_the_right_processes(modules: dict[Path, Module]):
     assert root.resources["aws_db_instance.this"]["storage_encrypted"] is True
 
 
-def test_worker_autoscaling_never_stops_a_running_job(modules: dict[Path, Module]):
-    """Workers are added under load but never removed by the autoscaler mid-job.
+def test_worker_autoscaling_scales_in_only_tasks_the_workers_leave_unprotected(
+    modules: dict[Path, Module],
+):
+    """Workers are added under load and removed when idle; busy ones protect their task.
 
     A stopped Fargate task gets at most 120 s (stopTimeout) to finish its job, far less
-    than an execute job may take, so scale-in must be off.
+    than an execute job may take: scale-in is safe only because the worker holds ECS task
+    scale-in protection for each job (jobs.ecs_protection), which the task role permits.
     """
     root = modules[TERRAFORM]
     policies = [
@@ -260,9 +265,36 @@ def test_worker_autoscaling_never_stops_a_running_job(modules: dict[Path, Module
     assert policies, "the workers do not scale at all"
     for policy in policies:
         config = policy["target_tracking_scaling_policy_configuration"][0]
-        assert config["disable_scale_in"] is True
+        assert config["disable_scale_in"] is False
+        assert config["scale_in_cooldown"] == "${var.worker_scale_in_cooldown}"
+    assert root.variables["worker_scale_in_cooldown"]["default"] == 300
     worker = root.resources["aws_ecs_task_definition.worker"]["container_definitions"]
     assert re.search(r"stopTimeout\s*=\s*120\b", worker)
+    # The ECS agent sets protection with the task role's credentials.
+    grant = root.resources["aws_iam_role_policy.task_protection"]
+    assert grant["role"] == "${aws_iam_role.task.id}"
+    assert grant["policy"] == "${data.aws_iam_policy_document.task_protection.json}"
+    assert "aws_iam_policy_document.task_protection" in root.data
+    statement = _data_block(root, "aws_iam_policy_document", "task_protection")["statement"][0]
+    assert [unquote(a) for a in statement["actions"]] == [
+        "ecs:GetTaskProtection",
+        "ecs:UpdateTaskProtection",
+    ]
+    (tasks,) = statement["resources"]
+    assert "aws_ecs_cluster.this.arn" in tasks and ":task/" in tasks
+    # The longest job the defaults allow is covered with room to spare.
+    assert protection_minutes(JobConfig().execute_timeout_seconds) < MAX_MINUTES
+
+
+def _data_block(module: Module, kind: str, name: str) -> dict[str, Any]:
+    for document in module.documents:
+        for block in document.get("data", []):
+            if name_of(block) == kind:
+                for found, body in next(iter(block.values())).items():
+                    if unquote(found) == name:
+                        result: dict[str, Any] = body
+                        return result
+    raise KeyError(f"data.{kind}.{name}")
 
 
 def _mounts(module: Module) -> list[dict[str, str]]:
