@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from agents.env import child_environment
 from agents.processes import group_process, kill_group
@@ -220,11 +220,11 @@ class FileChange:
 def is_test_file(path: str) -> bool:
     """Whether `path` is test code or test support (what the RED phase may change).
 
-    Test directories and `test_*`/`*_test.*`/`*.test.*`/`*.spec.*`/`*_spec.*` files,
-    plus pytest's `conftest.py`, where fixtures for a new test belong.
+    The well-known test locations and names of each ecosystem, as listed in
+    `agents.workspace.TEST_FILE_RULES` (pytest's `conftest.py` among them, where
+    fixtures for a new test belong).
     """
-    name = PurePosixPath(path.lower()).name
-    return is_test_path(path) or name == "conftest.py" or "_test." in name or "_spec." in name
+    return is_test_path(path)
 
 
 def snapshot(workspace: Path) -> str:

@@ -14,6 +14,7 @@ than a remote name. The token goes to HTTPS transports only.
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import hashlib
 import os
 import re
@@ -141,6 +142,35 @@ CACHE_PATTERNS = (
     "node_modules/",
     ".DS_Store",
 )
+
+
+# The caches that stay when the committed tree is tested: data the tools read, never
+# code that could run in place of the committed source. Bytecode can (an unchecked .pyc
+# is imported whatever the .py says), and so can installed packages (`node_modules/`,
+# `.tox/`), which the test command must then install itself, as in a fresh worktree.
+INERT_CACHES = (".pytest_cache/", ".mypy_cache/", ".ruff_cache/", ".coverage", ".DS_Store")
+
+
+def clean_worktree(path: Path, keep: Sequence[str] = CACHE_PATTERNS) -> list[str]:
+    """Remove every untracked file from the worktree, ignored ones included.
+
+    -x: files the repo's .gitignore hides go too (an agent can write a .gitignore);
+    only the caches matching `keep` stay.
+
+    Args:
+        path: The worktree.
+        keep: Patterns (gitignore syntax) of the caches that stay.
+
+    Returns:
+        The paths removed, as git names them (directories end with `/`).
+
+    Raises:
+        AgentError: When git fails.
+    """
+    excludes = [f"--exclude={pattern}" for pattern in keep]
+    output = git(["clean", "-ffdx", *excludes], path)
+    prefix = "Removing "
+    return [line[len(prefix) :] for line in output.splitlines() if line.startswith(prefix)]
 
 
 def _exclude_caches(mirror: Path) -> None:
@@ -346,10 +376,7 @@ class Workspaces:
         exists = git(["rev-parse", "--verify", "--quiet", pushed], mirror, check=False).strip()
         target = pushed if exists else f"refs/heads/{branch}"
         git(["checkout", "--force", "--quiet", "--no-track", "-B", branch, target], path)
-        # -x: files the repo's .gitignore hides go too (an agent can write a .gitignore);
-        # only the caches the workspace keeps out of commits stay.
-        excludes = [f"--exclude={pattern}" for pattern in CACHE_PATTERNS]
-        git(["clean", "-ffdx", "--quiet", *excludes], path)
+        clean_worktree(path)
 
     def remove(self, repo: RepoSpec, task_key: str) -> None:
         """Drop a task's worktree (its branch stays in the mirror and the remote)."""
@@ -429,20 +456,43 @@ def commit_scope(files: Sequence[str]) -> str | None:
     return None
 
 
-def is_test_path(name: str) -> bool:
-    """Whether a repository path is test code, by its directory or file name.
+_JS_EXTENSIONS = ("js", "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts")
 
-    A path under `tests/`, `test/`, `spec/` or `__tests__/`, or a file named
-    `test_*`, `*_test.py`, `*.test.*` or `*.spec.*`.
+# What counts as test code, by ecosystem: (ecosystem, file name pattern, directory the
+# file must lie under or None for anywhere). Names follow each runner's own defaults,
+# so a production module that merely mentions "test" or "spec" is not a test.
+TEST_FILE_RULES: tuple[tuple[str, str, str | None], ...] = (
+    # Test directories: pytest's and unittest's tests/, mocha's test/, Rust's tests/,
+    # Maven and Gradle's src/test/; fixtures and helpers in them are test support.
+    ("any", "*", "tests"),
+    ("any", "*", "test"),
+    ("Python", "test_*.py", None),
+    ("Python", "*_test.py", None),
+    ("Python", "conftest.py", None),
+    ("Python", "tests.py", None),  # Django's per-app test module
+    *(("JS/TS", f"*.{kind}.{ext}", None) for kind in ("test", "spec") for ext in _JS_EXTENSIONS),
+    ("JS/TS", "*", "__tests__"),
+    ("Go", "*_test.go", None),
+    ("Go", "*", "testdata"),
+    ("Ruby", "*_spec.rb", "spec"),
+    ("Ruby", "spec_helper.rb", "spec"),
+    ("Ruby", "rails_helper.rb", "spec"),
+    ("Ruby", "*", "spec/support"),
+)
+
+
+def is_test_path(name: str) -> bool:
+    """Whether a repository path is test code or test support, by `TEST_FILE_RULES`.
+
+    Matching ignores case. A directory rule matches the path's directories anywhere
+    (`tests` matches `tests/x.py` and `pkg/tests/x.py`), so `spec/openapi.yaml` or
+    `src/ab_testing.py` are production files, while `spec/cart_spec.rb` is a test.
     """
-    lowered = name.lower()
-    stem = PurePosixPath(lowered).name
-    return (
-        any(part in ("tests", "test", "spec", "__tests__") for part in PurePosixPath(lowered).parts)
-        or stem.startswith("test_")
-        or ".test." in stem
-        or ".spec." in stem
-        or stem.endswith("_test.py")
+    path = PurePosixPath(name.lower())
+    directories = "/" + "/".join(path.parts[:-1]) + "/"
+    return any(
+        fnmatch.fnmatchcase(path.name, pattern) and (under is None or f"/{under}/" in directories)
+        for _ecosystem, pattern, under in TEST_FILE_RULES
     )
 
 

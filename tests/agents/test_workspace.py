@@ -7,7 +7,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agents.base import RepoSpec
-from agents.workspace import Workspaces, commit_scope, is_test_path
+from agents.testing import is_test_file
+from agents.workspace import (
+    INERT_CACHES,
+    Workspaces,
+    clean_worktree,
+    commit_scope,
+    is_test_path,
+)
 from sandbox.sample import make_sample_repo
 
 
@@ -101,20 +108,83 @@ def test_an_unpushed_branch_is_restored_to_its_last_commit(tmp_path: Path) -> No
     assert not (path / "new.txt").exists()
 
 
-def test_test_paths_are_told_from_production_code() -> None:
-    """Test directories and test file names count as tests; the commit scope skips them."""
-    for path in (
-        "tests/test_pricing.py",
-        "src/__tests__/cart.js",
-        "pkg/cart_test.py",
-        "web/cart.test.ts",
-        "spec/cart.spec.rb",
-        "test_pricing.py",
-    ):
-        assert is_test_path(path), path
-    for path in ("pricing.py", "src/auth/session.py", "contest.py", "latest/notes.md"):
-        assert not is_test_path(path), path
+TEST_PATHS = (
+    "tests/test_pricing.py",
+    "tests/__init__.py",
+    "tests/fixtures/order.json",
+    "test_pricing.py",
+    "pkg/cart_test.py",
+    "conftest.py",
+    "app/orders/tests.py",
+    "src/__tests__/cart.js",
+    "web/cart.test.ts",
+    "web/cart.spec.tsx",
+    "lib/cart.test.mjs",
+    "test/cart.js",
+    "cmd/server_test.go",
+    "pkg/parse/testdata/input.txt",
+    "spec/cart_spec.rb",
+    "spec/spec_helper.rb",
+    "spec/support/factories.rb",
+    "tests/integration.rs",
+    "src/test/java/shop/CartTest.java",
+    "Tests/Test_Pricing.PY",
+)
+PRODUCTION_PATHS = (
+    "pricing.py",
+    "src/auth/session.py",
+    "contest.py",
+    "latest/notes.md",
+    "spec/openapi.yaml",
+    "spec/cart.rb",
+    "api/openapi.spec.yaml",
+    "src/ab_testing.py",
+    "config/test.yml",
+    "docs/testing.md",
+    "src/testutil.go",
+    "lib/spec_parser.rb",
+    "src/main/java/shop/Cart.java",
+)
+
+
+def test_test_paths_follow_each_ecosystems_conventions() -> None:
+    """Well-known test names and directories count as tests; specs and lookalikes do not."""
+    assert [p for p in TEST_PATHS if not is_test_path(p)] == []
+    assert [p for p in PRODUCTION_PATHS if is_test_path(p)] == []
+    assert is_test_file("spec/cart_spec.rb") and not is_test_file("spec/openapi.yaml")
+
+
+def test_commit_scope_skips_tests() -> None:
+    """The commit scope comes from the production file, not the test beside it."""
     assert commit_scope(["tests/test_pricing.py", "src/pricing/discount.py"]) == "pricing"
+
+
+def test_cleaning_for_green_keeps_only_inert_caches(tmp_path: Path) -> None:
+    """Ignored and untracked files and bytecode go; tool caches and tracked files stay."""
+    remote = make_sample_repo(tmp_path / "remote.git")
+    spec = RepoSpec("acme/calc", str(remote), "main", "python -m pytest -q")
+    path = Workspaces(tmp_path / "ws").prepare(spec, "T-1")
+    (path / ".gitignore").write_text("helper.py\n.env\n")
+    (path / "helper.py").write_text("FIX = True\n")
+    (path / ".env").write_text("TOKEN=x\n")
+    (path / "__pycache__").mkdir()
+    (path / "__pycache__" / "pricing.cpython-311.pyc").write_bytes(b"\x00")
+    (path / "node_modules" / "left-pad").mkdir(parents=True)
+    (path / "node_modules" / "left-pad" / "index.js").write_text("module.exports = 1\n")
+    (path / ".pytest_cache").mkdir()
+    (path / ".pytest_cache" / "README.md").write_text("cache\n")
+
+    removed = clean_worktree(path, keep=INERT_CACHES)
+
+    assert sorted(removed) == [
+        ".env",
+        ".gitignore",
+        "__pycache__/",
+        "helper.py",
+        "node_modules/",
+    ]
+    assert (path / ".pytest_cache" / "README.md").exists()
+    assert (path / "pricing.py").exists() and (path / "tests" / "test_total.py").exists()
 
 
 def test_a_planted_signing_program_never_runs_on_the_bots_commit(tmp_path: Path) -> None:
