@@ -27,7 +27,13 @@ from sqlalchemy.orm import Session
 from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
 from agents.testing import FileChange, TestRun, changes_between, is_test_file, run_tests, snapshot
-from agents.workspace import commit_scope, conventional_subject, git
+from agents.workspace import (
+    INERT_CACHES,
+    clean_worktree,
+    commit_scope,
+    conventional_subject,
+    git,
+)
 from jobs import aws_actions, origin
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
@@ -605,26 +611,31 @@ def execute_task(task_id: int) -> None:
         check_green_changes(
             red_changes, changes_between(workspace, green_from, snapshot(workspace))
         )
-        watch.progress(f"Running `{command}` after the fix")
-        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
-        watch.flush()
-        evidence = green.output_tail[-EVIDENCE_LIMIT:]
-        if not green.green:
-            raise AgentError(
-                f"GREEN did not hold: after the fix the suite reported {green.counts()} "
-                f"(exit {green.exit_code}). Nothing was marked ready."
-            )
-        check_green_kept_tests(before, red, green)
-        ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
-
-        if not _still_own(ctx, task_id):
-            return  # a newer job has the task; it commits and reports, not this one
+        # GREEN tests the commit, not the worktree: files the pull request will not
+        # carry (ignored or untracked) are gone before the suite runs. A commit that
+        # fails stays local; the next attempt starts from the branch as pushed.
         base = f"origin/{repo.default_branch}"
         _drop_plan_file(workspace, base)
         subject = conventional_subject("fix", commit_scope(plan.affected_files), plan.summary)
         commit = ctx.workspaces.commit_all(
             workspace, f"{subject}\n\n{task.description[:2000]}\n\nTask: {task.key}"
         )
+        left_out = clean_worktree(workspace, keep=INERT_CACHES)
+        watch.progress(f"Running `{command}` on the commit")
+        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
+        watch.flush()
+        evidence = green.output_tail[-EVIDENCE_LIMIT:]
+        if not green.green:
+            raise VerificationFailed(
+                f"GREEN did not hold: after the fix the suite reported {green.counts()} "
+                f"(exit {green.exit_code}). Nothing was marked ready.",
+                _green_evidence(left_out, green.output_tail),
+            )
+        check_green_kept_tests(before, red, green)
+        ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
+
+        if not _still_own(ctx, task_id):
+            return  # a newer job has the task; it pushes and reports, not this one
         ctx.workspaces.push(workspace, task.key)
         diff = ctx.workspaces.diff_stat(workspace, base)
     except AgentError as exc:
@@ -703,6 +714,16 @@ def _listing(changes: list[FileChange]) -> str:
     return "\n".join(shown + more)
 
 
+def _green_evidence(left_out: list[str], output: str) -> str:
+    """GREEN's output, headed by the files its run went without (the commit lacks them)."""
+    if not left_out:
+        return output
+    more = f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""
+    shown = ", ".join(left_out[:10]) + more
+    note = f"Not in the commit, so not in the tested tree: {shown}"[:500] + "\n\n"
+    return note + output[-(EVIDENCE_LIMIT - len(note)) :]
+
+
 def _names(changes: list[FileChange]) -> str:
     names = ", ".join(f"`{change.path}`" for change in changes[:5])
     return names + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
@@ -739,16 +760,20 @@ def check_red_changes(changes: list[FileChange]) -> None:
 
 
 def check_green_changes(red: list[FileChange], green: list[FileChange]) -> None:
-    """GREEN keeps the tests: it deletes no test file and leaves RED's new tests as written.
+    """GREEN keeps the tests: it may add new test files, and change no other.
+
+    A test file GREEN modifies, deletes or retypes existed before it: one RED wrote,
+    or one the repository had (a conftest.py among them). Nor may GREEN bring back,
+    rewritten, a test file RED deleted.
 
     Raises:
         VerificationFailed: Listing the test files GREEN removed or rewrote.
     """
-    written_in_red = {change.path for change in red if change.status != "D"}
+    deleted_in_red = {change.path for change in red if change.status == "D"}
     tampered = [
         change
         for change in green
-        if is_test_file(change.path) and (change.status == "D" or change.path in written_in_red)
+        if is_test_file(change.path) and (change.status != "A" or change.path in deleted_in_red)
     ]
     if tampered:
         raise VerificationFailed(

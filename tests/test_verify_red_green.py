@@ -20,11 +20,12 @@ from agents.base import AgentError, Plan, RepoSpec, TaskBrief
 from agents.claude_code import ClaudeCodeRunner
 from agents.runner import CliPlanner
 from agents.scripted import ScriptedExecutor
+from agents.testing import FileChange
 from agents.testing import TestRun as SuiteRun
 from bot.settings import Settings
 from jobs.config import AgentbotConfig
 from jobs.tasks import get_task
-from jobs.work import VerificationFailed, check_green_kept_tests
+from jobs.work import VerificationFailed, check_green_changes, check_green_kept_tests
 from sandbox.fakeslack import FakeSlack
 from sandbox.sample import PLAN, SCRIPT, TEST_DISCOUNT
 from tests.agents.fake_cli import FakeCli, init, result
@@ -60,7 +61,7 @@ CHEATS = [
     },
     # GREEN fixes the bug but quietly turns an existing test into a plain function.
     {
-        "match": ["green-drops-tests"],
+        "match": ["green-edits-old-test"],
         "plan": PLAN,
         "red": [WRITE_TEST],
         "green": [
@@ -69,6 +70,37 @@ CHEATS = [
                 "replace": "tests/test_total.py",
                 "old": "def test_total_of_nothing_is_zero",
                 "new": "def total_of_nothing_is_zero",
+            },
+        ],
+    },
+    # GREEN fixes the bug and adds a new conftest.py that stops an old test file running.
+    {
+        "match": ["green-drops-tests"],
+        "plan": PLAN,
+        "red": [WRITE_TEST],
+        "green": [
+            FIX,
+            {"write": "tests/conftest.py", "content": 'collect_ignore = ["test_total.py"]\n'},
+        ],
+    },
+    # GREEN puts the fix in a module the repository ignores: the worktree passes, the
+    # commit (which lacks the module) does not.
+    {
+        "match": ["green-ignored-fix"],
+        "plan": PLAN,
+        "red": [WRITE_TEST],
+        "green": [
+            {"write": ".gitignore", "content": "discount_fix.py\n"},
+            {
+                "write": "discount_fix.py",
+                "content": "def apply_discount(price, percent):\n"
+                "    return round(price * (1 - percent / 100), 2)\n",
+            },
+            {
+                "replace": "pricing.py",
+                "old": "return round(price - percent, 2)",
+                "new": "from discount_fix import apply_discount as fixed\n\n"
+                "    return fixed(price, percent)",
             },
         ],
     },
@@ -86,7 +118,7 @@ CHEATS = [
         ],
         "green": [
             {
-                "write": "conftest.py",
+                "write": "tests/conftest.py",
                 "content": 'collect_ignore_glob = ["*"]\n\n\n'
                 "def pytest_sessionfinish(session, exitstatus):\n"
                 "    session.exitstatus = 0\n",
@@ -198,9 +230,42 @@ def test_green_that_drops_a_test_fails_the_task(
         user,
         github,
         sample_repo,
-        "GREEN ran fewer tests than RED: 3 passed after the fix, but 4 ran",
-        "3 passed",
+        "GREEN ran fewer tests than RED: 2 passed after the fix, but 4 ran",
+        "2 passed",
     )
+
+
+def test_green_that_edits_a_test_the_repo_had_fails_the_task(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """GREEN may add tests, but a test that existed before RED stays as it was."""
+    run_to_execution(user, "green-edits-old-test around the discount")
+    assert_failed_as_draft(
+        user,
+        github,
+        sample_repo,
+        "GREEN deleted or rewrote tests: `tests/test_total.py`",
+        "M tests/test_total.py",
+    )
+    thread = "\n".join(texts(m) for m in user.thread())
+    assert "RED as expected" in thread and "GREEN —" not in thread
+
+
+def test_green_that_passes_only_thanks_to_an_ignored_file_fails_the_task(
+    user: SlackUser, slack: FakeSlack, github: FakeGitHub, sample_repo: Path
+) -> None:
+    """GREEN runs on the commit: a fix kept in a gitignored module is not in it, so red."""
+    run_to_execution(user, "green-ignored-fix for the discount")
+    assert_failed_as_draft(
+        user,
+        github,
+        sample_repo,
+        "GREEN did not hold: after the fix the suite reported 2 passed, 2 failed",
+        "No module named 'discount_fix'",
+    )
+    outcome = texts(user.thread()[-1])
+    assert "Not in the commit, so not in the tested tree: discount_fix.py" in outcome
+    assert "discount_fix" not in git("log", "--all", "--format=%B", cwd=sample_repo)
 
 
 def test_green_that_runs_no_tests_fails_the_task(
@@ -217,6 +282,22 @@ def test_green_that_runs_no_tests_fails_the_task(
     )
     thread = "\n".join(texts(m) for m in user.thread())
     assert "RED as expected — `python -m pytest -q`: 0 passed, 0 failed, 1 errors" in thread
+
+
+def test_green_may_add_tests_but_changes_none_that_existed() -> None:
+    """Adding a test passes; changing an old test, a conftest.py or RED's tests does not."""
+    red = [FileChange("A", "tests/test_discount.py"), FileChange("D", "tests/test_old.py")]
+    check_green_changes(red, [FileChange("M", "pricing.py"), FileChange("A", "tests/test_x.py")])
+    for change in (
+        FileChange("M", "conftest.py"),
+        FileChange("M", "tests/test_total.py"),
+        FileChange("T", "tests/test_total.py"),
+        FileChange("D", "tests/__init__.py"),
+        FileChange("M", "tests/test_discount.py"),
+        FileChange("A", "tests/test_old.py"),
+    ):
+        with pytest.raises(VerificationFailed, match="GREEN deleted or rewrote tests"):
+            check_green_changes(red, [FileChange("M", "pricing.py"), change])
 
 
 def run(passed: int, failed: int = 0, errors: int = 0) -> SuiteRun:
@@ -306,6 +387,10 @@ def test_honest_run_still_succeeds_and_marks_the_pull_request_ready(
     pull = github.pull(REPO, BRANCH)
     assert pull is not None and not pull.draft
     assert "| GREEN: `python -m pytest -q` | 4 passed, 0 failed |" in pull.body
+    message = git("log", "-1", "--format=%B", BRANCH, cwd=sample_repo)
+    assert message.startswith("fix(pricing): ") and "Task: T-1" in message
+    pushed = git("ls-tree", "-r", "--name-only", BRANCH, cwd=sample_repo).split()
+    assert "tests/test_discount.py" in pushed and "PLAN.md" not in pushed
 
 
 def test_plan_that_implements_before_testing_is_refused(
