@@ -87,6 +87,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bot.runtime import job_context
     from bot.services import build_services
     from jobs.context import install
+    from jobs.ecs_protection import TaskProtection
     from jobs.queues import ALL_QUEUES
     from jobs.worker import AgentbotWorker
 
@@ -103,7 +104,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _reach_redis(services.redis)
     install(job_context(services))
     worker = AgentbotWorker(
-        [services.queues.queue(name) for name in queues], connection=services.redis
+        [services.queues.queue(name) for name in queues],
+        connection=services.redis,
+        # On ECS: busy workers are protected from scale-in, idle ones are not.
+        task_protection=TaskProtection(settings.ecs_agent_uri),
     )
     worker.work(burst=args.burst, with_scheduler=True, logging_level=settings.log_level.upper())
     return 0

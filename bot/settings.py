@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # neither from `.env`; `aws_session()` passes both on.
     aws_region: str | None = Field(None, validation_alias="AWS_REGION")
     aws_profile: str | None = Field(None, validation_alias="AWS_PROFILE")
+    # Injected by the ECS container agent into every task's containers; workers use it
+    # to protect their task from scale-in while a job runs. Unset elsewhere.
+    ecs_agent_uri: str | None = Field(None, validation_alias="ECS_AGENT_URI")
 
     @field_validator("slack_api_url")
     @classmethod

@@ -7,17 +7,25 @@ import logging
 import os
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from redis import Redis
 from rq import Queue
 from rq.job import JobStatus
 
 from bot.services import Services
 from jobs.ecs_protection import MAX_MINUTES, TaskProtection, protection_minutes
 from jobs.worker import AgentbotWorker
+from sandbox.dev import dev_config, to_toml
+from sandbox.sample import make_sample_repo
 from tests.fakes.ecs_agent import STATE_PATH, FakeEcsAgent
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ENABLE_FOR_AN_HOUR_JOB = {"ProtectionEnabled": True, "ExpiresInMinutes": 65}
 RELEASE = {"ProtectionEnabled": False}
@@ -187,3 +195,42 @@ def test_requested_minutes_are_clamped_to_what_ecs_accepts(ecs_agent: FakeEcsAge
     ]
     assert ecs_agent.protected is True
     assert protection.release() is True and ecs_agent.protected is False
+
+
+def test_agentbot_worker_reads_ecs_agent_uri_from_its_environment(
+    tmp_path: Path, redis_url: str, database_url: str, ecs_agent: FakeEcsAgent
+):
+    """`agentbot worker` on ECS: the agent URI ECS injects is the one protected and released."""
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()
+    config = tmp_path / "agentbot.toml"
+    remote = make_sample_repo(tmp_path / "remote")
+    config.write_text(to_toml(dev_config(remote, tmp_path / "ws", "scripted")))
+    job = Queue("default", connection=redis).enqueue(
+        f"{__name__}.protected_while_running", ecs_agent.uri, job_timeout=1800
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),  # so the horse can import this module's job
+        "AGENTBOT_CONFIG": str(config),
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": "xoxb-test-token",
+        "ECS_AGENT_URI": ecs_agent.uri,
+    }
+    agentbot = Path(sys.executable).parent / "agentbot"
+    run = subprocess.run(
+        [str(agentbot), "worker", "default", "--burst"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    job.refresh()
+    assert job.return_value() is True, run.stderr
+    assert ecs_agent.bodies == [{"ProtectionEnabled": True, "ExpiresInMinutes": 35}, RELEASE]
+    redis.flushdb()
+    redis.close()
