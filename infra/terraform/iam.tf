@@ -36,8 +36,9 @@ resource "aws_iam_role_policy" "execution_secrets" {
   policy = data.aws_iam_policy_document.read_secrets.json
 }
 
-# The processes' own identity. It can do one thing: assume the read-only status role
-# (`agentbot-aws-status`) in this account and in member accounts.
+# The processes' own identity. It assumes the read-only status role
+# (`agentbot-aws-status`) in this account and in member accounts, and (ecs.tf) lets
+# a busy worker hold its own task's scale-in protection.
 resource "aws_iam_role" "task" {
   name               = "${var.name}-task"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
