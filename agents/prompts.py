@@ -177,7 +177,10 @@ def fix_prompt(brief: TaskBrief, plan: Plan) -> str:
         f"{_plan_block(plan)}\n"
         "The failing test is already in the working tree (see `git status` and "
         "`git diff`). Now make the implement step(s): the smallest change to the code "
-        "that makes it pass. Do not weaken or delete tests. Run the whole test suite "
+        "that makes it pass. Do not change or delete any test file that already exists "
+        "(the new failing test and conftest.py included); you may add new test files. "
+        "The bot commits your change and runs the suite on exactly what was committed, "
+        "so do not rely on untracked or git-ignored files. Run the whole test suite "
         "and make sure everything passes. End with one short paragraph: what you "
         "changed and the suite's result."
     )

@@ -61,7 +61,9 @@ def test_executor_prompts_carry_the_plan_and_their_phase() -> None:
     assert "Phase: red." in red and "Do not change production code" in red
     assert plan.root_cause in red and "[test] Add tests/test_discount.py" in red
     green = fix_prompt(brief("fix the discount"), plan)
-    assert "Phase: green." in green and "Do not weaken or delete tests" in green
+    assert "Phase: green." in green
+    assert "Do not change or delete any test file that already exists" in green
+    assert "do not rely on untracked or git-ignored files" in green
 
 
 @pytest.mark.parametrize(
