@@ -221,7 +221,9 @@ def test_lines_about_a_request_on_a_task_name_the_task(
         configure("DEBUG", stream=stream, json=True)
         user.command("status T-1")
         user.click(plan, blocks.REJECT, APPROVER)  # opens the reason modal
-        user.submit_view(slack.views[-1], APPROVER, "")  # empty reason: refused
+        # Bolt opens the modal from its listener thread, after the click is acknowledged.
+        modal = slack.wait_for(lambda: slack.views and slack.views[-1])
+        user.submit_view(modal, APPROVER, "")  # empty reason: refused
         user.command("run something else entirely")
     records = lines(log_file.read_text())
     listeners = [r for r in records if r["event"].startswith("Running listener")]
