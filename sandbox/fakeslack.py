@@ -180,6 +180,32 @@ def block_errors(blocks: list[dict[str, Any]]) -> list[str]:
     return errors
 
 
+def signed_request(
+    url: str, verifier: SignatureVerifier, body: str, content_type: str
+) -> urllib.request.Request:
+    """A POST of `body` to an app's request URL, signed as Slack signs what it sends.
+
+    Args:
+        url: The app's request URL (`…/slack/events`).
+        verifier: Holds the app's signing secret.
+        body: The request body, as sent.
+        content_type: `application/json` (events) or a form (commands, interactivity).
+    """
+    timestamp = str(int(time.time()))
+    signature = verifier.generate_signature(timestamp=timestamp, body=body) or ""
+    return urllib.request.Request(
+        url,
+        data=body.encode(),
+        method="POST",
+        headers={
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": timestamp,
+            "X-Slack-Signature": signature,
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        },
+    )
+
+
 class FakeSlack:
     """The fake workspace and its HTTP server."""
 
@@ -397,21 +423,11 @@ class FakeSlack:
             "is_ext_shared_channel": False,
             "event_context": "4-" + secrets.token_urlsafe(24),
         }
-        raw = json.dumps(body)
-        timestamp = str(int(time.time()))
-        signature = SignatureVerifier(subscription.signing_secret).generate_signature(
-            timestamp=timestamp, body=raw
-        )
-        request = urllib.request.Request(
+        request = signed_request(
             subscription.request_url,
-            data=raw.encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "X-Slack-Request-Timestamp": timestamp,
-                "X-Slack-Signature": signature or "",
-                "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-            },
+            SignatureVerifier(subscription.signing_secret),
+            json.dumps(body),
+            "application/json",
         )
         status, error = 0, None
         try:

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from sandbox.fakeslack import APP_ID, BOT_USER, TEAM, FakeSlack, Message
+from sandbox.fakeslack import APP_ID, BOT_USER, TEAM, FakeSlack, Message, signed_request
 
 log = logging.getLogger(__name__)
 
@@ -332,18 +332,8 @@ class Workspace:
 
     def deliver(self, body: str) -> Delivery:
         """POST a signed form body to the bot's request URL, as Slack does."""
-        timestamp = str(int(time.time()))
-        signature = self.verifier.generate_signature(timestamp=timestamp, body=body) or ""
-        request = urllib.request.Request(
-            self.events_url,
-            data=body.encode(),
-            method="POST",
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "X-Slack-Request-Timestamp": timestamp,
-                "X-Slack-Signature": signature,
-                "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-            },
+        request = signed_request(
+            self.events_url, self.verifier, body, "application/x-www-form-urlencoded"
         )
         started = time.monotonic()
         try:
