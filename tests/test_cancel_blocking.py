@@ -15,6 +15,7 @@ from jobs.models import Task, TaskEvent
 from sandbox.fakeslack import FakeSlack
 from sandbox.sample import PLAN, TEST_DISCOUNT
 from tests.conftest import APPROVER, git
+from tests.procs import live_members
 from tests.slackclient import SlackUser, texts
 
 # The scripted agent's command: a process that records its group, starts a grandchild
@@ -47,22 +48,6 @@ def add_blocking_scenario(remote: Path, work: Path, pid_file: Path) -> None:
     identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com"]
     git(*identity, "commit", "--quiet", "-am", "A scenario that blocks", cwd=work)
     git("push", "--quiet", "origin", "main", cwd=work)
-
-
-def live_members(pgid: int) -> list[int]:
-    """Processes still in the group (zombies waiting to be reaped do not count)."""
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(entry.name))
-    return alive
 
 
 def test_cancel_kills_an_agent_that_never_checks_for_it(

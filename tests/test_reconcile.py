@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import signal
 from datetime import UTC, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,29 +21,13 @@ from jobs.states import TaskState
 from jobs.tasks import get_task, transition
 from sandbox.fakeslack import FakeSlack
 from tests.conftest import APPROVER, CHANNEL, REQUESTER
+from tests.procs import children_of
 from tests.slackclient import SlackUser, texts
 
 
 def task_row(user: SlackUser, task_id: int = 1) -> Task:
     with user.services.db.session() as session:
         return get_task(session, task_id)
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of a process, read from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name may hold spaces; fields after its closing parenthesis do not.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def kill_worker_and_horse(worker_pid: int) -> list[int]:
