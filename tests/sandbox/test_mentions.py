@@ -14,24 +14,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.web import WebApp
 from jobs.models import Task
 from sandbox.fakeslack import APP_ID, BOT_USER, TEAM, FakeSlack
-from sandbox.inprocess import WSGIThread
 from sandbox.workspace import Channel, Person, Workspace
 from tests.conftest import APPROVER, CHANNEL, REQUESTER, SIGNING_SECRET
 from tests.sandbox.pageclient import Page, find, visible_text
 from tests.slackclient import SlackUser
 
 PEOPLE = [Person(REQUESTER, "Ada", "requester"), Person(APPROVER, "Grace", "approver")]
-
-
-@pytest.fixture
-def events_url(user: SlackUser) -> Iterator[str]:
-    """The bot's WSGI app (the real Bolt app behind it) on a loopback port."""
-    server = WSGIThread(WebApp(user.services, user.app)).start()
-    yield f"{server.url}/slack/events"
-    server.stop()
 
 
 def open_page(slack: FakeSlack, events_url: str, secret: str = SIGNING_SECRET) -> Page:
