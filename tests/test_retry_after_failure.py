@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import AccessConfig, AgentbotConfig, AgentConfig, JobConfig, RepoConfig
+from jobs.config import AgentbotConfig, AgentConfig
 from sandbox.sample import PLAN, PRICING, TEST_DISCOUNT
 from tests.agents.fake_cli import FakeCli, init, result, tool
-from tests.conftest import APPROVER, APPROVER_2, REQUESTER, git
+from tests.conftest import APPROVER, git
 from tests.slackclient import SlackUser, texts
 
 BUGGY = "return round(price - percent, 2)"
@@ -49,30 +49,16 @@ def fake_agent(tmp_path: Path) -> FakeCli:
 
 
 @pytest.fixture
-def config(sample_repo: Path, tmp_path: Path, fake_agent: FakeCli) -> AgentbotConfig:
+def config(config: AgentbotConfig, fake_agent: FakeCli) -> AgentbotConfig:
     """The usual test configuration, with the stand-in CLI as Claude Code."""
-    return AgentbotConfig(
-        repos=(
-            RepoConfig(
-                name="acme/calc",
-                git_url=str(sample_repo),
-                default_branch="main",
-                test_command="python -m pytest -q",
-            ),
-        ),
-        access=AccessConfig(
-            requesters=(REQUESTER, APPROVER, APPROVER_2, "SAPPROVERS"),
-            approvers=(APPROVER, "SAPPROVERS"),
-        ),
-        agent=AgentConfig(
-            kind="claude-code",
-            command=str(fake_agent.executable),
-            timeout_seconds=60,
-            workspace_dir=str(tmp_path / "workspaces"),
-            env={"FAKE_CLI_SCRIPT": str(fake_agent.directory / "script.json")},
-        ),
-        jobs=JobConfig(max_retries=0),
+    agent = AgentConfig(
+        kind="claude-code",
+        command=str(fake_agent.executable),
+        timeout_seconds=60,
+        workspace_dir=config.agent.workspace_dir,
+        env={"FAKE_CLI_SCRIPT": str(fake_agent.directory / "script.json")},
     )
+    return config.model_copy(update={"agent": agent})
 
 
 def test_retry_after_a_failed_execution_succeeds(
