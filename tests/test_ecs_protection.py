@@ -7,8 +7,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +19,8 @@ from rq.job import JobStatus
 from bot.services import Services
 from jobs.ecs_protection import MAX_MINUTES, TaskProtection, protection_minutes
 from jobs.worker import AgentbotWorker
-from sandbox.dev import dev_config, to_toml
-from sandbox.sample import make_sample_repo
 from tests.fakes.ecs_agent import STATE_PATH, FakeEcsAgent
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.worker_process import run_burst_worker
 
 ENABLE_FOR_AN_HOUR_JOB = {"ProtectionEnabled": True, "ExpiresInMinutes": 65}
 RELEASE = {"ProtectionEnabled": False}
@@ -203,30 +198,11 @@ def test_agentbot_worker_reads_ecs_agent_uri_from_its_environment(
     """`agentbot worker` on ECS: the agent URI ECS injects is the one protected and released."""
     redis = Redis.from_url(redis_url)
     redis.flushdb()
-    config = tmp_path / "agentbot.toml"
-    remote = make_sample_repo(tmp_path / "remote")
-    config.write_text(to_toml(dev_config(remote, tmp_path / "ws", "scripted")))
     job = Queue("default", connection=redis).enqueue(
         f"{__name__}.protected_while_running", ecs_agent.uri, job_timeout=1800
     )
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(ROOT),  # so the horse can import this module's job
-        "AGENTBOT_CONFIG": str(config),
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "SLACK_BOT_TOKEN": "xoxb-test-token",
-        "ECS_AGENT_URI": ecs_agent.uri,
-    }
-    agentbot = Path(sys.executable).parent / "agentbot"
-    run = subprocess.run(
-        [str(agentbot), "worker", "default", "--burst"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    run = run_burst_worker(
+        tmp_path, redis_url, database_url, extra_env={"ECS_AGENT_URI": ecs_agent.uri}
     )
     assert run.returncode == 0, run.stderr
     job.refresh()

@@ -13,10 +13,8 @@ from redis import Redis
 from rq import Queue
 
 from jobs.worker import PR_GET_DUMPABLE, PR_SET_DUMPABLE, deny_same_user_inspection
-from sandbox.dev import dev_config, to_toml
-from sandbox.sample import make_sample_repo
+from tests.worker_process import run_burst_worker
 
-ROOT = Path(__file__).resolve().parents[1]
 LIBC = ctypes.CDLL(None, use_errno=True)
 # What an agent's process reports: run by exec, as the agent CLI and test commands are.
 EXEC_PROBE = "import ctypes; print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0))"
@@ -42,28 +40,8 @@ def test_agentbot_worker_horses_are_not_dumpable_but_what_they_exec_is(
     """`agentbot worker` runs jobs non-dumpable; a program a job execs is dumpable again."""
     redis = Redis.from_url(redis_url)
     redis.flushdb()
-    config = tmp_path / "agentbot.toml"
-    remote = make_sample_repo(tmp_path / "remote")
-    config.write_text(to_toml(dev_config(remote, tmp_path / "ws", "scripted")))
     job = Queue("default", connection=redis).enqueue(f"{__name__}.report_dumpable")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "PYTHONPATH": str(ROOT),  # so the horse can import this module's job
-        "AGENTBOT_CONFIG": str(config),
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "SLACK_BOT_TOKEN": "xoxb-test-token",
-    }
-    agentbot = Path(sys.executable).parent / "agentbot"
-    run = subprocess.run(
-        [str(agentbot), "worker", "default", "--burst"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_burst_worker(tmp_path, redis_url, database_url)
     assert run.returncode == 0, run.stderr
     job.refresh()
     assert job.return_value() == {"horse": 0, "exec": 1}, run.stderr
