@@ -117,6 +117,14 @@ def requeues_since_last_move(session: Session, task_id: int) -> int:
     )
 
 
+def _still_judged(session: Session, task_id: int, state: TaskState, job_id: str | None) -> bool:
+    """Lock the task's row; True while it is still in the state and job a pass judged."""
+    current = session.execute(
+        select(Task.state, Task.job_id).where(Task.id == task_id).with_for_update()
+    ).one_or_none()
+    return current is not None and tuple(current) == (state.value, job_id)
+
+
 def _requeue(
     db: Database,
     queues: Queues,
@@ -135,10 +143,7 @@ def _requeue(
     new_job = queues.new_job_id(task_id, plan=plan)
     with db.session() as session:
         # Lock the row so a racing pass cannot count this task's notes while it adds one.
-        current = session.execute(
-            select(Task.state, Task.job_id).where(Task.id == task_id).with_for_update()
-        ).one_or_none()
-        if current is None or tuple(current) != (state.value, job_id):
+        if not _still_judged(session, task_id, state, job_id):
             return None
         if requeues_since_last_move(session, task_id) >= max_requeues:
             reason = (
@@ -186,10 +191,7 @@ def _fail_lost(
         True when this call failed the task.
     """
     with db.session() as session:
-        current = session.execute(
-            select(Task.state, Task.job_id).where(Task.id == task_id).with_for_update()
-        ).one_or_none()
-        if current is None or tuple(current) != (state.value, job_id):
+        if not _still_judged(session, task_id, state, job_id):
             return False
         return transition(session, task_id, state, TaskState.FAILED, reason=reason, error=reason)
 
