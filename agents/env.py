@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 BASE_ALLOWLIST = (
     "HOME",
@@ -37,6 +38,19 @@ DENYLIST_MARKERS = (
     "AWS_",
     "AGENTBOT_",
 )
+
+
+@dataclass(frozen=True)
+class CarriedEnvironment:
+    """What the configuration lets a child carry beyond the base allowlist.
+
+    Attributes:
+        names: Variables copied from the worker's environment when set there.
+        values: Fixed values, set whatever the worker's environment says.
+    """
+
+    names: tuple[str, ...] = ()
+    values: Mapping[str, str] = field(default_factory=dict)
 
 
 def child_environment(
@@ -71,3 +85,20 @@ def child_environment(
 def is_denied(name: str) -> bool:
     """Whether a variable is one of the bot's own secrets or service addresses."""
     return any(name.startswith(marker) or name == marker for marker in DENYLIST_MARKERS)
+
+
+def secret_leaks(carried: CarriedEnvironment, secrets: Iterable[str]) -> list[str]:
+    """The carried variables whose value holds one of `secrets` (names, never values).
+
+    Fixed values are checked as configured; passed-through names as the worker's
+    environment has them now.
+    """
+    kept = [secret for secret in secrets if secret]
+    copied = child_environment(allow=carried.names)
+    candidates = {
+        **{name: copied[name] for name in carried.names if name in copied},
+        **carried.values,
+    }
+    return sorted(
+        name for name, value in candidates.items() if any(secret in value for secret in kept)
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import tempfile
@@ -12,19 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents.env import child_environment
+from agents.env import CarriedEnvironment, child_environment
 from agents.processes import group_process, kill_group
 from agents.runner import private_home
+from agents.test_counts import parse_counts
 from agents.workspace import git, is_test_path
 
-COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
-# Summaries of other common runners, for repos whose test command is not pytest.
-CARGO = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed")
-UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in ")
-UNITTEST_FAILED = re.compile(r"^FAILED \((.*)\)")
-GO_TEST = re.compile(r"^\s*--- (PASS|FAIL): ")
-MOCHA = re.compile(r"^\s*(\d+) (passing|failing)\b")
-RSPEC = re.compile(r"^(\d+) examples?, (\d+) failures?")
 OUTPUT_TAIL = 3000
 
 
@@ -72,58 +64,6 @@ class TestRun:
         return text
 
 
-def parse_counts(output: str) -> tuple[int, int, int]:
-    """Read passed / failed / error counts from a test runner's summary.
-
-    pytest's summary line (and any runner that writes `N passed, N failed`, as jest and
-    vitest do) comes first; then cargo's `test result:` lines (one per test binary,
-    summed), unittest's `Ran N tests` with `FAILED (failures=…, errors=…)`, go's
-    `--- PASS` / `--- FAIL` lines (`go test -v`), mocha's `N passing` / `N failing`
-    and RSpec's `N examples, N failures`. An output none of them matches counts as
-    nothing ran, so it can never pass for RED or GREEN.
-    """
-    lines = output.splitlines()
-    cargo = [CARGO.match(line.strip()) for line in lines]
-    if any(cargo):
-        found = [m for m in cargo if m]
-        return sum(int(m[1]) for m in found), sum(int(m[2]) for m in found), 0
-    # The summary is the last line mentioning counts; earlier lines may quote test names.
-    for line in reversed(lines):
-        counted = COUNT.findall(line)
-        if counted:
-            return _pytest_counts(counted)
-    ran = next((int(m[1]) for line in lines if (m := UNITTEST_RAN.match(line))), None)
-    if ran is not None:
-        failed = errors = 0
-        for line in lines:
-            if m := UNITTEST_FAILED.match(line):
-                parts = dict(p.split("=", 1) for p in m[1].split(", ") if "=" in p)
-                failed, errors = int(parts.get("failures", 0)), int(parts.get("errors", 0))
-        return ran - failed - errors, failed, errors
-    go = [m[1] for line in lines if (m := GO_TEST.match(line))]
-    if go:
-        return go.count("PASS"), go.count("FAIL"), 0
-    mocha = {m[2]: int(m[1]) for line in lines if (m := MOCHA.match(line))}
-    if mocha:
-        return mocha.get("passing", 0), mocha.get("failing", 0), 0
-    for line in reversed(lines):
-        if m := RSPEC.match(line.strip()):
-            return int(m[1]) - int(m[2]), int(m[2]), 0
-    return 0, 0, 0
-
-
-def _pytest_counts(counted: list[tuple[str, str]]) -> tuple[int, int, int]:
-    passed = failed = errors = 0
-    for number, word in counted:
-        if word == "passed":
-            passed = int(number)
-        elif word == "failed":
-            failed = int(number)
-        elif word.startswith("error"):
-            errors = int(number)
-    return passed, failed, errors
-
-
 @contextmanager
 def command_home(home: str | None) -> Iterator[str]:
     """The HOME a repository's own commands run with; never the bot's.
@@ -142,21 +82,40 @@ def command_home(home: str | None) -> Iterator[str]:
         yield scratch
 
 
-def command_environment(home: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def command_environment(
+    home: str,
+    extra: Mapping[str, str] | None = None,
+    carried: CarriedEnvironment | None = None,
+) -> dict[str, str]:
     """The environment of a command from the repository: the allowlist, with `home` as HOME.
 
     Code an agent wrote runs in it, so HOME and XDG_CONFIG_HOME point at the agent's own
     home: the bot's `~/.aws`, `~/.netrc` or `~/.config/gh` are not where tools look by
     default. It is the same OS user, though, so a command that names one of the bot's
     files by its absolute path can still read it; this changes default lookups, it is
-    not a sandbox.
+    not a sandbox. `carried` adds what the configuration lets through (CA bundles,
+    toolchain homes); its fixed values win over `extra`, never over HOME.
     """
+    carried = carried or CarriedEnvironment()
     return child_environment(
-        extra={**(extra or {}), "HOME": home, "XDG_CONFIG_HOME": str(Path(home) / ".config")}
+        allow=carried.names,
+        extra={
+            **(extra or {}),
+            **carried.values,
+            "HOME": home,
+            "XDG_CONFIG_HOME": str(Path(home) / ".config"),
+        },
     )
 
 
-def run_tests(command: str, cwd: Path, timeout: float = 900, *, home: str | None = None) -> TestRun:
+def run_tests(
+    command: str,
+    cwd: Path,
+    timeout: float = 900,
+    *,
+    home: str | None = None,
+    carried: CarriedEnvironment | None = None,
+) -> TestRun:
     """Run `command` in `cwd` with a clean environment and a hard timeout.
 
     The command comes from configuration (trusted), so it runs through the shell; it
@@ -168,6 +127,7 @@ def run_tests(command: str, cwd: Path, timeout: float = 900, *, home: str | None
         cwd: The task's worktree.
         timeout: Seconds before the command's whole process group is killed.
         home: The agent's private home; None for a throwaway one.
+        carried: What the configuration lets the command carry from the worker.
     """
     started = time.monotonic()
     timed_out = False
@@ -176,7 +136,9 @@ def run_tests(command: str, cwd: Path, timeout: float = 900, *, home: str | None
         group_process(
             ["/bin/sh", "-c", command],
             cwd=cwd,
-            env=command_environment(run_home, {"PYTHONDONTWRITEBYTECODE": "1", "CI": "true"}),
+            env=command_environment(
+                run_home, {"PYTHONDONTWRITEBYTECODE": "1", "CI": "true"}, carried
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
