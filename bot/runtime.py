@@ -17,7 +17,7 @@ from bot.logging import Redactor, secrets_of
 from bot.notifier import SlackNotifier
 from bot.services import Services
 from bot.settings import Settings
-from jobs.config import AgentConfig, AgentRoleConfig, RepoConfig
+from jobs.config import AgentConfig, AgentRoleConfig, EnvironmentConfig, RepoConfig
 from jobs.context import JobContext
 
 DEFAULT_COMMANDS = {"claude-code": "claude", "codex": "codex"}
@@ -48,6 +48,16 @@ def cli_options(config: AgentConfig) -> CliOptions:
     )
 
 
+def with_environment(config: AgentConfig, environment: EnvironmentConfig) -> AgentConfig:
+    """The agent's configuration with a repo's environment added; `[agent] env` wins."""
+    return config.model_copy(
+        update={
+            "env": {**environment.set, **config.env},
+            "env_allow": tuple(dict.fromkeys((*config.env_allow, *environment.names))),
+        }
+    )
+
+
 def agent_factory(config: AgentConfig) -> AgentPair:
     """The planner and executor the configuration asks for."""
     if config.kind == "scripted":
@@ -68,10 +78,15 @@ def github_client(settings: Settings) -> GitHub | None:
 def job_context(services: Services) -> JobContext:
     """Everything job functions need, wired for this process."""
     agent_config = services.config.agent
-    pair = agent_factory(agent_config)
+    pairs: dict[str, AgentPair] = {}
 
-    def agents(_repo: RepoConfig) -> AgentPair:
-        return pair
+    def agents(repo: RepoConfig) -> AgentPair:
+        # Each repo's agent carries that repo's environment (CA bundles, toolchain homes).
+        if repo.name not in pairs:
+            pairs[repo.name] = agent_factory(
+                with_environment(agent_config, services.config.environment_for(repo))
+            )
+        return pairs[repo.name]
 
     # Exact secret values too (GitHub token, webhook secrets, URL passwords), not only
     # the patterns the logs mask, in everything the workers post.

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agents.env import secret_leaks
+from bot.logging import secrets_of
 from jobs.config import AgentbotConfig
 from jobs.db import normalize_url
 
@@ -155,9 +157,29 @@ class Settings(BaseSettings):
         Raises:
             ConfigError: When the file is missing, unreadable or invalid.
         """
-        if self.config_path is None:
-            return AgentbotConfig()
-        return load_config_file(self.config_path)
+        config = (
+            AgentbotConfig() if self.config_path is None else load_config_file(self.config_path)
+        )
+        self._refuse_secrets_in(config)
+        return config
+
+    def _refuse_secrets_in(self, config: AgentbotConfig) -> None:
+        """No variable a test command or the agent carries may hold one of our secrets.
+
+        The names are refused when the file is read; this catches a value: a token pasted
+        into `set`, or a passed-through variable that happens to hold it.
+
+        Raises:
+            ConfigError: Naming the variable, never its value.
+        """
+        secrets = [*secrets_of(self), self.database_url, self.redis_url]
+        for where, environment in config.environments():
+            leaks = secret_leaks(environment.carried(), secrets)
+            if leaks:
+                raise ConfigError(
+                    f"AGENTBOT_CONFIG: {where}: {leaks[0]} holds one of the bot's own "
+                    "secrets; it never reaches tests or the agent"
+                )
 
 
 def _require(name: str, value: SecretStr) -> None:

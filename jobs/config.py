@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from agents.aws.config import AwsConfig
 from agents.aws.cost_config import CostConfig
-from agents.env import is_denied
+from agents.env import CarriedEnvironment, is_denied
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # https://github.com/o/n(.git), git@github.com:o/n(.git), ssh://git@github.com/o/n(.git)
@@ -30,6 +30,90 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Variables build tools need that hold no secret of the bot: CA bundles, proxies, and
+# the homes and caches of rustup, cargo, npm, uv, pip and go. `toolchain = true` passes
+# them through; the README lists them.
+TOOLCHAIN_VARIABLES = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "RUSTUP_HOME",
+    "CARGO_HOME",
+    "RUSTUP_TOOLCHAIN",
+    "NPM_CONFIG_CACHE",
+    "npm_config_cache",
+    "NPM_CONFIG_REGISTRY",
+    "npm_config_registry",
+    "UV_CACHE_DIR",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_NATIVE_TLS",
+    "UV_PYTHON_INSTALL_DIR",
+    "PIP_INDEX_URL",
+    "PIP_CACHE_DIR",
+    "GOPATH",
+    "GOMODCACHE",
+    "GOCACHE",
+    "GOPROXY",
+    "JAVA_HOME",
+)
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class EnvironmentConfig(_Strict):
+    """What a repository's test command and the coding agent may carry.
+
+    Both start from a short allowlist (PATH, locale, terminal); this adds names passed
+    through from the worker's own environment and fixed values. The bot's own secrets
+    and service addresses are refused by name here, and by value when the settings load.
+    """
+
+    toolchain: bool = Field(False, description="pass the standard toolchain variables")
+    pass_through: tuple[str, ...] = Field(
+        (), description="names copied from the worker's environment when set there"
+    )
+    set: dict[str, str] = Field(default_factory=dict, description="fixed values")
+
+    @field_validator("pass_through", "set")
+    @classmethod
+    def _names_not_the_bots(cls, value: Any) -> Any:
+        for name in value:
+            if not VARIABLE_NAME.match(name):
+                raise ValueError(f"{name!r} is not a variable name")
+            if is_denied(name):
+                raise ValueError(f"{name} is the bot's own; it never reaches tests or the agent")
+        return value
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name passed through from the worker's environment."""
+        return (*(TOOLCHAIN_VARIABLES if self.toolchain else ()), *self.pass_through)
+
+    def carried(self) -> CarriedEnvironment:
+        """The same, as the processes that start children take it."""
+        return CarriedEnvironment(names=self.names, values=dict(self.set))
+
+    def under(self, default: EnvironmentConfig) -> EnvironmentConfig:
+        """This repository's environment on top of the default one: names add up, and a
+        value set here wins over the default's."""
+        return EnvironmentConfig(
+            toolchain=self.toolchain or default.toolchain,
+            pass_through=tuple(dict.fromkeys((*default.pass_through, *self.pass_through))),
+            set={**default.set, **self.set},
+        )
+
+
 class RepoConfig(_Strict):
     """One repository the agents may work on."""
 
@@ -42,6 +126,10 @@ class RepoConfig(_Strict):
         None,
         description="owner/name on GitHub for pull requests; detected from a github.com "
         "git_url, set it for GitHub Enterprise",
+    )
+    environment: EnvironmentConfig = Field(
+        default_factory=EnvironmentConfig,
+        description="more for this repo's test command and agent, on top of [environment]",
     )
 
     @field_validator("name")
@@ -248,6 +336,10 @@ class AgentbotConfig(_Strict):
     # None until an operator adds an `[aws]` table: `/agent aws …` then says it is not set up.
     aws: AwsConfig | None = None
     cost: CostConfig = CostConfig()
+    environment: EnvironmentConfig = Field(
+        default_factory=EnvironmentConfig,
+        description="what every repo's test command and agent may carry",
+    )
 
     @model_validator(mode="after")
     def _unique_repo_names(self) -> AgentbotConfig:
@@ -269,6 +361,18 @@ class AgentbotConfig(_Strict):
             if self.repo(name) is None:
                 raise ValueError(f"{where}: {name} is not one of the configured repos")
         return self
+
+    def environment_for(self, repo: RepoConfig) -> EnvironmentConfig:
+        """What `repo`'s test command and agent may carry: the default and its own."""
+        return repo.environment.under(self.environment)
+
+    def environments(self) -> list[tuple[str, EnvironmentConfig]]:
+        """Every environment the file configures, by where it is written."""
+        return [
+            ("environment", self.environment),
+            *((f"repos.{repo.name}.environment", repo.environment) for repo in self.repos),
+            ("agent.env", EnvironmentConfig(pass_through=self.agent.env_allow, set=self.agent.env)),
+        ]
 
     def repo(self, name: str) -> RepoConfig | None:
         """The configured repo called `name` (case-insensitive), if any."""

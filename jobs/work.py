@@ -573,9 +573,10 @@ def execute_task(task_id: int) -> None:
         command = repo.test_command
         # The tests are the agent's code: they run with the agent's home, not the bot's.
         home = ctx.config.agent.home
+        carried = ctx.config.environment_for(repo).carried()
 
         watch.progress(f"Running `{command}` before any change")
-        before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
+        before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
 
         red_from = snapshot(workspace)
         red_run = pair.executor.write_failing_test(
@@ -588,7 +589,7 @@ def execute_task(task_id: int) -> None:
         red_changes = changes_between(workspace, red_from, snapshot(workspace))
         check_red_changes(red_changes)
         watch.progress(f"Running `{command}` to see the new test fail")
-        red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
+        red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
         watch.flush()
         evidence = red.output_tail[-EVIDENCE_LIMIT:]
         newly_failing = (red.failed + red.errors) > (before.failed + before.errors)
@@ -622,7 +623,7 @@ def execute_task(task_id: int) -> None:
         )
         left_out = clean_worktree(workspace, keep=INERT_CACHES)
         watch.progress(f"Running `{command}` on the commit")
-        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
+        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
         watch.flush()
         evidence = green.output_tail[-EVIDENCE_LIMIT:]
         if not green.green:
