@@ -577,6 +577,7 @@ def execute_task(task_id: int) -> None:
 
         watch.progress(f"Running `{command}` before any change")
         before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
+        check_baseline_ran(before)
 
         red_from = snapshot(workspace)
         red_run = pair.executor.write_failing_test(
@@ -743,6 +744,27 @@ def approved_plan(data: dict[str, Any] | None) -> Plan:
             "it planned again."
         )
     return Plan.model_validate(data)
+
+
+def check_baseline_ran(before: TestRun) -> None:
+    """The test command, run before any change, must reach at least one test.
+
+    A command that collects nothing or stops before its first test (a wrong path, a
+    missing tool, a broken conftest) is broken itself: RED and GREEN would be measured
+    with it, so the task stops before any agent is paid to work.
+
+    Raises:
+        VerificationFailed: With the command's own output as evidence.
+    """
+    if before.ran:
+        return
+    how = "timed out" if before.timed_out else f"exit {before.exit_code}"
+    raise VerificationFailed(
+        f"The test command itself is broken: before any change `{before.command}` ran no "
+        f"test ({how}, {before.counts()}). Fix the repo's test_command; the agent was not "
+        "started.",
+        before.output_tail,
+    )
 
 
 def check_red_changes(changes: list[FileChange]) -> None:
