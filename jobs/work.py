@@ -514,6 +514,22 @@ def _drop_plan_file(workspace: Path, base: str) -> None:
         (workspace / PLAN_FILE).unlink(missing_ok=True)
 
 
+def _drop_test_run_output(workspace: Path, made: list[FileChange], keep: set[str]) -> None:
+    """Undo what the bot's test runs did to the worktree, except the files in `keep`.
+
+    A file they created goes (the next run makes it again); a tracked file they changed
+    or deleted is restored as the branch has it.
+    """
+    for change in made:
+        if change.path in keep:
+            continue
+        if change.status == "A":
+            (workspace / change.path).unlink(missing_ok=True)
+        else:
+            git(["checkout", "HEAD", "--", change.path], workspace)
+        log.info("left %s out of the commit: the test command wrote it", change.path)
+
+
 def render_plan_markdown(key: str, description: str, plan: Plan) -> str:
     """PLAN.md as committed on the task's branch."""
     lines = [
@@ -576,10 +592,14 @@ def execute_task(task_id: int) -> None:
         carried = ctx.config.environment_for(repo).carried()
 
         watch.progress(f"Running `{command}` before any change")
+        baseline_from = snapshot(workspace)
         before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
         check_baseline_ran(before)
 
         red_from = snapshot(workspace)
+        # What the bot's own test runs write (a lock file, a generated module) is theirs,
+        # not the agent's: it stays out of the fix unless the plan names it.
+        made_by_runs = changes_between(workspace, baseline_from, red_from)
         red_run = pair.executor.write_failing_test(
             brief, plan, workspace, watch.progress, watch.cancelled
         )
@@ -587,7 +607,8 @@ def execute_task(task_id: int) -> None:
         runs.append(_run_record("red", red_run))
         if watch.cancelled():
             return
-        red_changes = changes_between(workspace, red_from, snapshot(workspace))
+        red_to = snapshot(workspace)
+        red_changes = changes_between(workspace, red_from, red_to)
         check_red_changes(red_changes)
         watch.progress(f"Running `{command}` to see the new test fail")
         red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
@@ -603,6 +624,7 @@ def execute_task(task_id: int) -> None:
         ctx.notifier.say(task_id, f":red_circle: RED as expected — `{command}`: {red.counts()}")
 
         green_from = snapshot(workspace)
+        made_by_runs += changes_between(workspace, red_to, green_from)
         green_run = pair.executor.implement_fix(
             brief, plan, workspace, watch.progress, watch.cancelled
         )
@@ -610,14 +632,18 @@ def execute_task(task_id: int) -> None:
         runs.append(_run_record("green", green_run))
         if watch.cancelled():
             return
-        check_green_changes(
-            red_changes, changes_between(workspace, green_from, snapshot(workspace))
-        )
+        green_changes = changes_between(workspace, green_from, snapshot(workspace))
+        check_green_changes(red_changes, green_changes)
         # GREEN tests the commit, not the worktree: files the pull request will not
         # carry (ignored or untracked) are gone before the suite runs. A commit that
         # fails stays local; the next attempt starts from the branch as pushed.
         base = f"origin/{repo.default_branch}"
         _drop_plan_file(workspace, base)
+        _drop_test_run_output(
+            workspace,
+            made_by_runs,
+            keep={c.path for c in (*red_changes, *green_changes)} | set(plan.affected_files),
+        )
         subject = conventional_subject("fix", commit_scope(plan.affected_files), plan.summary)
         commit = ctx.workspaces.commit_all(
             workspace, f"{subject}\n\n{task.description[:2000]}\n\nTask: {task.key}"
