@@ -8,6 +8,7 @@ propagates so RQ retries it, and the final failure fails the task (`on_job_failu
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import logging
 import re
@@ -28,7 +29,7 @@ from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
 from agents.testing import FileChange, TestRun, changes_between, is_test_file, run_tests, snapshot
 from agents.workspace import (
-    INERT_CACHES,
+    CACHE_PATTERNS,
     clean_worktree,
     commit_scope,
     conventional_subject,
@@ -648,9 +649,12 @@ def execute_task(task_id: int) -> None:
         commit = ctx.workspaces.commit_all(
             workspace, f"{subject}\n\n{task.description[:2000]}\n\nTask: {task.key}"
         )
-        left_out = clean_worktree(workspace, keep=INERT_CACHES)
+        # As a fresh clone on a fresh machine would: no cache the bot kept between runs
+        # (.pytest_cache's last failures, a tool's stale build in the agent's home) may
+        # change the outcome, so nothing untracked stays and HOME is a new, empty one.
+        left_out = clean_worktree(workspace, keep=())
         watch.progress(f"Running `{command}` on the commit")
-        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
+        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=None, carried=carried)
         watch.flush()
         evidence = green.output_tail[-EVIDENCE_LIMIT:]
         if not green.green:
@@ -743,13 +747,22 @@ def _listing(changes: list[FileChange]) -> str:
 
 
 def _green_evidence(left_out: list[str], output: str) -> str:
-    """GREEN's output, headed by the files its run went without (the commit lacks them)."""
+    """GREEN's output, headed by the files its run went without (the commit lacks them).
+
+    Caches are not named: every fresh clone lacks them, so they explain nothing.
+    """
+    left_out = [path for path in left_out if not _is_cache(path)]
     if not left_out:
         return output
     more = f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""
     shown = ", ".join(left_out[:10]) + more
     note = f"Not in the commit, so not in the tested tree: {shown}"[:500] + "\n\n"
     return note + output[-(EVIDENCE_LIMIT - len(note)) :]
+
+
+def _is_cache(path: str) -> bool:
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(name, pattern.rstrip("/")) for pattern in CACHE_PATTERNS)
 
 
 def _names(changes: list[FileChange]) -> str:

@@ -100,7 +100,8 @@ def config(config: AgentbotConfig) -> AgentbotConfig:
 def test_the_bots_own_test_runs_use_the_agents_home(
     user: SlackUser, config: AgentbotConfig, bot_home: Path
 ) -> None:
-    """Through the real app, all three runs of the repo's test command see the agent's home."""
+    """Through the real app, the runs before and in RED see the agent's home; GREEN, run as
+    in a fresh clone, a new empty one; none sees the bot's."""
     user.command("run fix the discount calculation")
     user.work("default", "plan")
     user.command("approve T-1", user=APPROVER)
@@ -109,7 +110,11 @@ def test_the_bots_own_test_runs_use_the_agents_home(
         task = get_task(session, 1)
     assert task.state == "succeeded", task.error
     agent_home = Path(str(config.agent.home)).resolve()
-    for run in ("tests_before", "tests_red", "tests_after"):
+    for run in ("tests_before", "tests_red"):
         output = task.result[run]["output_tail"]
         assert f"home={agent_home}\n" in output and "token=none" in output, run
         assert NETRC_SECRET not in output
+    green = task.result["tests_after"]["output_tail"]
+    home = Path(next(line for line in green.splitlines() if line.startswith("home="))[5:])
+    assert home not in (agent_home, bot_home) and not home.is_relative_to(bot_home)
+    assert "token=none" in green and NETRC_SECRET not in green
