@@ -11,6 +11,7 @@ does a Rust test target that does not compile.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -173,14 +174,27 @@ def _vitest(lines: Sequence[str]) -> Counts | None:
 NODE_TOTAL = re.compile(r"^(?:#|\u2139) (tests|pass|fail|cancelled) (\d+)$")
 
 
+NODE_NOT_OK = re.compile(r"^\s*not ok \d+ - ")
+# A file that failed as a process (it could not load, or exited) reports its exit code.
+NODE_EXIT_CODE = re.compile(r"^\s*exitCode: \d+$")
+
+
 def _node(lines: Sequence[str]) -> Counts | None:
+    """The totals node prints; a test file that failed to load is an error, not a test
+    that failed, though node counts it among `fail`."""
     # Each run prints each total once, so adding them up covers several runs.
     totals = [m for line in lines if (m := NODE_TOTAL.match(line.strip()))]
     if not any(m[1] == "tests" for m in totals):
         return None
     passed = sum(int(m[2]) for m in totals if m[1] == "pass")
     failed = sum(int(m[2]) for m in totals if m[1] in ("fail", "cancelled"))
-    return Counts(passed, failed)
+    broken = 0
+    for index, line in enumerate(lines):
+        if NODE_NOT_OK.match(line):
+            block = itertools.takewhile(lambda text: text.strip() != "...", lines[index + 1 :])
+            broken += any(NODE_EXIT_CODE.match(text) for text in block)
+    broken = min(broken, failed)
+    return Counts(passed, failed - broken, broken)
 
 
 # -- mocha -------------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def test_two_pytest_runs_in_one_script_add_up(tmp_path: Path) -> None:
 
 
 def test_node_test_runner_is_read(tmp_path: Path) -> None:
-    """`node --test`'s TAP totals: a passing, a failing and a skipped test."""
+    """`node --test`'s TAP totals: a pass, a failure, a skip and a file that cannot load."""
     project(
         tmp_path,
         {
@@ -157,12 +157,15 @@ def test_node_test_runner_is_read(tmp_path: Path) -> None:
                 test('adds wrongly', () => assert.strictEqual(add(1, 2), 4));
                 test.skip('later', () => {});
                 """,
+            "test/discount.test.js": "const { discount } = require('../discount.js');\n",
         },
     )
     run = run_tests("node --test", tmp_path, timeout=60)
-    assert "# pass 1" in run.output_tail
-    assert counts(run) == (1, 1, 0)
+    assert "# pass 1" in run.output_tail and "# fail 2" in run.output_tail
+    assert counts(run) == (1, 1, 1)
     assert run.red
+
+    (tmp_path / "test" / "discount.test.js").unlink()
 
     (tmp_path / "test" / "sum.test.js").write_text(
         "const assert = require('node:assert');\nconst { test } = require('node:test');\n"
