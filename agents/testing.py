@@ -15,6 +15,7 @@ from pathlib import Path
 from agents.env import child_environment
 from agents.processes import group_process, kill_group
 from agents.runner import private_home
+from agents.sandbox import Sandbox
 from agents.workspace import git, is_test_path
 
 COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)")
@@ -156,27 +157,47 @@ def command_environment(home: str, extra: Mapping[str, str] | None = None) -> di
     )
 
 
-def run_tests(command: str, cwd: Path, timeout: float = 900, *, home: str | None = None) -> TestRun:
+def run_tests(
+    command: str,
+    cwd: Path,
+    timeout: float = 900,
+    *,
+    home: str | None = None,
+    sandbox: Sandbox | None = None,
+) -> TestRun:
     """Run `command` in `cwd` with a clean environment and a hard timeout.
 
     The command comes from configuration (trusted), so it runs through the shell; it
     never contains anything a Slack user typed. The tests it runs are the agent's,
-    though: they get no bot secret, and `home` (see `command_environment`) as HOME.
+    though: they get no bot secret, `home` (see `command_environment`) as HOME, and run
+    in `sandbox` (see `agents.sandbox`): by default one with no network at all.
 
     Args:
         command: The repository's configured test command.
         cwd: The task's worktree.
         timeout: Seconds before the command's whole process group is killed.
         home: The agent's private home; None for a throwaway one.
+        sandbox: Where the command runs; the default sandbox, without network, if None.
+
+    Raises:
+        SandboxError: When the sandbox could not start (the command never ran).
     """
     started = time.monotonic()
     timed_out = False
+    sandbox = Sandbox() if sandbox is None else sandbox
     with (
         command_home(home) as run_home,
-        group_process(
+        sandbox.launch(
             ["/bin/sh", "-c", command],
-            cwd=cwd,
+            workspace=cwd,
+            home=run_home,
             env=command_environment(run_home, {"PYTHONDONTWRITEBYTECODE": "1", "CI": "true"}),
+        ) as launch,
+        group_process(
+            launch.argv,
+            cwd=cwd,
+            env=launch.env,
+            pass_fds=launch.pass_fds,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -190,6 +211,7 @@ def run_tests(command: str, cwd: Path, timeout: float = 900, *, home: str | None
             timed_out = True
             kill_group(process.pid)
             output, _ = process.communicate()
+        launch.verify(output)
     passed, failed, errors = parse_counts(output)
     return TestRun(
         command=command,

@@ -571,11 +571,13 @@ def execute_task(task_id: int) -> None:
         workspace = ctx.workspaces.prepare(brief.repo, task.key)
         # The bot runs the repo's configured test command, never one an agent wrote.
         command = repo.test_command
-        # The tests are the agent's code: they run with the agent's home, not the bot's.
+        # The tests are the agent's code: they run with the agent's home, not the bot's,
+        # in the sandbox, with no network but what the repo allows.
         home = ctx.config.agent.home
+        sandbox = ctx.sandbox.allowing(repo.test_endpoints)
 
         watch.progress(f"Running `{command}` before any change")
-        before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
+        before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, sandbox=sandbox)
 
         red_from = snapshot(workspace)
         red_run = pair.executor.write_failing_test(
@@ -588,7 +590,7 @@ def execute_task(task_id: int) -> None:
         red_changes = changes_between(workspace, red_from, snapshot(workspace))
         check_red_changes(red_changes)
         watch.progress(f"Running `{command}` to see the new test fail")
-        red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
+        red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, sandbox=sandbox)
         watch.flush()
         evidence = red.output_tail[-EVIDENCE_LIMIT:]
         newly_failing = (red.failed + red.errors) > (before.failed + before.errors)
@@ -622,7 +624,7 @@ def execute_task(task_id: int) -> None:
         )
         left_out = clean_worktree(workspace, keep=INERT_CACHES)
         watch.progress(f"Running `{command}` on the commit")
-        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home)
+        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, sandbox=sandbox)
         watch.flush()
         evidence = green.output_tail[-EVIDENCE_LIMIT:]
         if not green.green:
