@@ -58,6 +58,7 @@ PROXY_SOCKET = "/run/agentbot/egress.sock"
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 HEAD_LIMIT = 64 * 1024
 CONNECT_TIMEOUT = 10.0
+POLL_SECONDS = 0.02
 FIX_HINT = (
     "Install bubblewrap and socat (Debian: `apt-get install bubblewrap socat`) and allow "
     "unprivileged user namespaces (sysctl `kernel.unprivileged_userns_clone=1`; in a "
@@ -307,12 +308,17 @@ def bwrap_argv(
     tail: list[str] = []
     if proxy_socket is not None and forwarder is not None:
         args += ["--ro-bind", proxy_socket, PROXY_SOCKET]
-        # 0100007F:0C38 is 127.0.0.1:3128 in /proc/net/tcp; 0A is LISTEN.
-        listening = f"0100007F:{PROXY_PORT:04X} 00000000:0000 0A"
+        # 0100007F:0C38 is 127.0.0.1:3128 in /proc/net/tcp, 0A is LISTEN. The wait uses
+        # shell builtins only: a fork per look would cost more than socat's start.
+        listening = f"0100007F:{PROXY_PORT:04X}0A"
         script += (
             f'"$1" TCP-LISTEN:{PROXY_PORT},bind=127.0.0.1,fork,reuseaddr '
             f"UNIX-CONNECT:{PROXY_SOCKET} & shift; "
-            f"while ! grep -q '{listening}' /proc/net/tcp; do sleep 0.002; done; "
+            'up() { while read -r _ a _ s _; do [ "$a$s" = "'
+            + listening
+            + '" ] && return 0; done < /proc/net/tcp; return 1; }; '
+            # A forwarder that never listens ends the run rather than hanging it.
+            'i=0; until up; do i=$((i+1)); [ "$i" -lt 100000 ] || exit 125; done; '
         )
         tail = [forwarder]
     script += 'exec "$@"'
@@ -385,7 +391,10 @@ class EgressProxy:
         server = _Server(self.socket_path, _ProxyHandler)
         server.allow = self.allow
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        # `shutdown` waits for the loop to notice: a short poll keeps that off each run.
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+        )
         self._thread.start()
         return self
 
