@@ -334,3 +334,10 @@ def test_a_hostile_task_ends_cleanly_and_leaks_nothing(
         assert {k: v for k, v in json.loads(shown).items() if v and k[:6] != "write "} == {}
     _nothing_written_outside(bot_dir)
     _no_secret_in(pushed, json.dumps(user.slack.snapshot()), caplog.text, json.dumps(task.result))
+
+
+@pytest.mark.parametrize("entry", ["pypi.org", "pypi.org:0", "http://pypi.org:443", "a b:80"])
+def test_an_egress_entry_that_is_not_host_port_is_refused_saying_so(entry: str) -> None:
+    """A bad allowlist entry stops the configuration from loading, with what is expected."""
+    with pytest.raises(ValueError, match=r"is not host:port \(e\.g\. pypi\.org:443\)"):
+        AgentConfig(egress=(entry,))
