@@ -44,9 +44,11 @@ RUN uv sync --frozen --no-dev --no-editable
 # -- Runtime -----------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
 # git: task worktrees and pushes; tini: reaps the agent's and tests' children, forwards
-# signals so a stopping worker can kill its job's process groups.
+# signals so a stopping worker can kill its job's process groups; bubblewrap and socat:
+# the sandbox every agent and test run starts in, and the way its proxy reaches it.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git ca-certificates openssh-client tini \
+        bubblewrap socat \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 agentbot \
     && useradd --system --uid 10001 --gid agentbot --home-dir /home/agentbot --create-home \

@@ -22,6 +22,7 @@ from agents.runner import (
     Role,
     RunResult,
     StreamExit,
+    cli_sandbox,
     clip_reason,
     describe_tool,
     ended_badly,
@@ -31,6 +32,9 @@ from agents.runner import (
 )
 
 NAME = "Claude Code"
+# Where the CLI sends model requests when ANTHROPIC_BASE_URL is unset: the one place its
+# sandbox may reach by default.
+DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 # What the CLI needs from the bot's environment: its credentials and endpoint, its own
 # switches, and how to reach the network. Never the bot's tokens or service URLs.
@@ -240,12 +244,15 @@ class ClaudeCodeRunner:
             if line:
                 progress(line)
 
+        env = claude_environment(self.options)
         exit = stream_process(
             claude_command(self.options, prompt, system=system, role=role, resume=resume),
             cwd=workspace,
-            env=claude_environment(self.options),
+            env=env,
             timeout=self.options.timeout_seconds,
             cancelled=cancelled,
             on_event=on_event,
+            sandbox=cli_sandbox(self.options, env, "ANTHROPIC_BASE_URL", DEFAULT_BASE_URL),
+            home=env["HOME"] if self.options.home else None,
         )
         return stream.finish(exit, self.options.timeout_seconds)

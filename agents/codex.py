@@ -22,6 +22,7 @@ from agents.runner import (
     Role,
     RunResult,
     StreamExit,
+    cli_sandbox,
     clip_reason,
     display_path,
     ended_badly,
@@ -32,6 +33,8 @@ from agents.runner import (
 )
 
 NAME = "Codex"
+# The API the CLI calls when OPENAI_BASE_URL is unset: what its sandbox may reach.
+DEFAULT_BASE_URL = "https://api.openai.com"
 
 ENV_NAMES = (
     "OPENAI_API_KEY",
@@ -221,14 +224,17 @@ class CodexRunner:
             if line:
                 progress(line)
 
+        env = codex_environment(self.options)
         exit = stream_process(
             codex_command(
                 self.options, prompt, system=system, role=role, workspace=workspace, resume=resume
             ),
             cwd=workspace,
-            env=codex_environment(self.options),
+            env=env,
             timeout=self.options.timeout_seconds,
             cancelled=cancelled,
             on_event=on_event,
+            sandbox=cli_sandbox(self.options, env, "OPENAI_BASE_URL", DEFAULT_BASE_URL),
+            home=env["HOME"] if self.options.home else None,
         )
         return stream.finish(exit, self.options.timeout_seconds)

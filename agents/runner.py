@@ -44,6 +44,7 @@ from agents.prompts import (
     planner_system_prompt,
     red_prompt,
 )
+from agents.sandbox import Sandbox, endpoint_of_url, tool_paths
 
 Role = Literal["planner", "executor"]
 Event = dict[str, Any]
@@ -100,6 +101,7 @@ class CliOptions:
             use; the bot's own when None (the configuration always sets one).
         planner: What the planning agent may do.
         executor: What the executor agent may do.
+        sandbox: Where the CLI runs; each run adds the model's endpoint to its egress.
     """
 
     command: str
@@ -112,6 +114,7 @@ class CliOptions:
     home: str | None = None
     planner: RolePermissions = PLANNER_PERMISSIONS
     executor: RolePermissions = EXECUTOR_PERMISSIONS
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
     def permissions(self, role: Role) -> RolePermissions:
         """The permissions of one role."""
@@ -153,6 +156,25 @@ def private_home(home: str) -> str:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
     return str(path)
+
+
+def cli_sandbox(
+    options: CliOptions, env: Mapping[str, str], base_url_variable: str, default_url: str
+) -> Sandbox:
+    """The sandbox of one CLI run: the configured one, the model's endpoint, the CLI's files.
+
+    Args:
+        options: The CLI's options, with the configured sandbox.
+        env: The CLI's environment, which may name the model's endpoint.
+        base_url_variable: The variable that does (`ANTHROPIC_BASE_URL`).
+        default_url: The vendor's endpoint when it is unset.
+    """
+    try:
+        model = [endpoint_of_url(env.get(base_url_variable) or default_url)]
+    except ValueError:
+        model = []
+    installed = tool_paths(options.command, env.get("PATH"))
+    return options.sandbox.allowing(model).with_read_only(installed)
 
 
 def combine(runs: Sequence[RunResult], summary: str) -> AgentRun:
@@ -225,11 +247,14 @@ def stream_process(
     timeout: float,
     cancelled: CancelCheck,
     on_event: Callable[[Event], None],
+    sandbox: Sandbox | None = None,
+    home: str | None = None,
 ) -> StreamExit:
     """Run `args` in a process group of its own, handing each stdout JSON line to `on_event`.
 
     Stdin is closed (a CLI waiting for piped input would stall). The whole group, and
     whatever its members started, is killed on timeout or when `cancelled()` turns true.
+    It all runs in `sandbox`, with `cwd` and `home` its only writable places.
 
     Args:
         args: The argv; never passed through a shell.
@@ -238,30 +263,38 @@ def stream_process(
         timeout: Seconds before the run is stopped.
         cancelled: Polled while the run goes on.
         on_event: Called in this thread with each decoded JSON object, as it arrives.
+        sandbox: Where it runs; the default sandbox (no network) if None.
+        home: The CLI's private HOME, writable in the sandbox.
 
     Returns:
         How the run ended.
 
     Raises:
         AgentError: When the command cannot be started at all.
+        SandboxError: When the sandbox could not start.
     """
+    sandbox = Sandbox() if sandbox is None else sandbox
     started = time.monotonic()
     lines: queue.Queue[object] = queue.Queue()
     stderr: deque[str] = deque(maxlen=STDERR_LINES)
     unreadable: list[str] = []
     timed_out = stopped = False
     try:
-        with group_process(
-            list(args),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        ) as process:
+        with (
+            sandbox.launch(args, workspace=cwd, home=home, env=env) as launch,
+            group_process(
+                launch.argv,
+                cwd=cwd,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            ) as process,
+        ):
             assert process.stdout is not None and process.stderr is not None
             out, err = process.stdout, process.stderr
 
@@ -313,6 +346,8 @@ def stream_process(
             for reader in readers:
                 reader.join(timeout=2)
             returncode = process.returncode
+            if not (timed_out or stopped):
+                launch.verify("\n".join(stderr))
     except OSError as exc:
         raise AgentError(f"The agent command {args[0]!r} could not be started: {exc}") from None
     return StreamExit(

@@ -18,7 +18,8 @@ Script shape::
 and waited for without ever looking at cancellation, as a long build or a hung tool
 would be: only stopping the job (which kills the process group it runs in) ends it
 early. It runs as the repository's test command does (`agents.testing.run_tests`):
-no bot secret in its environment, and the agent's private home as HOME.
+no bot secret in its environment, the agent's private home as HOME, and inside the
+agent's sandbox (`agents.sandbox`), as any coding agent's own commands would.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from agents.base import (
     TaskBrief,
 )
 from agents.processes import group_process
+from agents.sandbox import Sandbox
 from agents.testing import command_environment, command_home
 
 SCRIPT_PATH = Path(".agentbot") / "script.json"
@@ -134,27 +136,40 @@ def _wait(seconds: float, cancelled: CancelCheck) -> None:
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
 
-def _run_command(scenario: Scenario, workspace: Path, progress: Progress, home: str | None) -> None:
+def _run_command(
+    scenario: Scenario, workspace: Path, progress: Progress, home: str | None, sandbox: Sandbox
+) -> None:
     """Run the scenario's command to the end; no cancellation check on the way."""
     progress(f"Running {' '.join(scenario.command)[:200]}")
     try:
         with (
             command_home(home) as run_home,
-            group_process(
+            sandbox.launch(
                 scenario.command,
-                cwd=workspace,
+                workspace=workspace,
+                home=run_home,
                 env=command_environment(run_home),  # never the bot's secrets, nor its HOME
+            ) as launch,
+            group_process(
+                launch.argv,
+                cwd=workspace,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 text=True,
             ) as process,
         ):
-            returncode = process.wait(timeout=scenario.command_timeout_seconds)
+            try:
+                returncode = process.wait(timeout=scenario.command_timeout_seconds)
+            except subprocess.TimeoutExpired:
+                raise AgentError(
+                    "The script's command did not finish in time; it was stopped."
+                ) from None
+            launch.verify()
     except FileNotFoundError:
         raise AgentError(f"The script's command {scenario.command[0]!r} was not found.") from None
-    except subprocess.TimeoutExpired:
-        raise AgentError("The script's command did not finish in time; it was stopped.") from None
     if returncode != 0:
         raise AgentError(f"The script's command exited with status {returncode}.")
 
@@ -244,14 +259,17 @@ class ScriptedExecutor:
     name = "scripted agent"
     scripted = True
 
-    def __init__(self, home: str | None = None) -> None:
+    def __init__(self, home: str | None = None, sandbox: Sandbox | None = None) -> None:
         """Make an executor.
 
         Args:
             home: HOME for the script's commands: the agent's private home, as a coding
                 agent's CLI gets it; None for a throwaway one per command.
+            sandbox: Where the script's commands run; the default one (no network) if
+                None.
         """
         self.home = home
+        self.sandbox = Sandbox() if sandbox is None else sandbox
 
     def _phase(
         self,
@@ -269,7 +287,7 @@ class ScriptedExecutor:
             )
         _wait(scenario.delay_seconds, cancelled)
         if scenario.command:
-            _run_command(scenario, workspace, progress, self.home)
+            _run_command(scenario, workspace, progress, self.home, self.sandbox)
         edits = scenario.red if phase == "red" else scenario.green
         _apply(edits, workspace, progress)
         return AgentRun(summary=f"applied {len(edits)} scripted edit(s)", turns=1)

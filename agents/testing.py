@@ -14,6 +14,7 @@ from pathlib import Path
 from agents.env import CarriedEnvironment, child_environment
 from agents.processes import group_process, kill_group
 from agents.runner import private_home
+from agents.sandbox import Sandbox
 from agents.test_counts import parse_counts
 from agents.workspace import git, is_test_path
 
@@ -115,12 +116,14 @@ def run_tests(
     *,
     home: str | None = None,
     carried: CarriedEnvironment | None = None,
+    sandbox: Sandbox | None = None,
 ) -> TestRun:
     """Run `command` in `cwd` with a clean environment and a hard timeout.
 
     The command comes from configuration (trusted), so it runs through the shell; it
     never contains anything a Slack user typed. The tests it runs are the agent's,
-    though: they get no bot secret, and `home` (see `command_environment`) as HOME.
+    though: they get no bot secret, `home` (see `command_environment`) as HOME, and run
+    in `sandbox` (see `agents.sandbox`): by default one with no network at all.
 
     Args:
         command: The repository's configured test command.
@@ -128,17 +131,29 @@ def run_tests(
         timeout: Seconds before the command's whole process group is killed.
         home: The agent's private home; None for a throwaway one.
         carried: What the configuration lets the command carry from the worker.
+        sandbox: Where the command runs; the default sandbox, without network, if None.
+
+    Raises:
+        SandboxError: When the sandbox could not start (the command never ran).
     """
     started = time.monotonic()
     timed_out = False
+    sandbox = Sandbox() if sandbox is None else sandbox
     with (
         command_home(home) as run_home,
-        group_process(
+        sandbox.launch(
             ["/bin/sh", "-c", command],
-            cwd=cwd,
+            workspace=cwd,
+            home=run_home,
             env=command_environment(
                 run_home, {"PYTHONDONTWRITEBYTECODE": "1", "CI": "true"}, carried
             ),
+        ) as launch,
+        group_process(
+            launch.argv,
+            cwd=cwd,
+            env=launch.env,
+            pass_fds=launch.pass_fds,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -152,6 +167,7 @@ def run_tests(
             timed_out = True
             kill_group(process.pid)
             output, _ = process.communicate()
+        launch.verify(output)
     passed, failed, errors = parse_counts(output)
     return TestRun(
         command=command,

@@ -29,6 +29,7 @@ EXPECTED = [
     ("memory of serve and worker", "memory"),
     ("AWS scan, parallel vs sequential", "aws_scan"),
     ("Cost Explorer calls per digest", "cost*"),
+    ("sandbox overhead per run", "sandbox_overhead"),
 ]
 
 

@@ -184,11 +184,16 @@ def title(task: Task) -> str:
     return f"{task.key} · {first}"
 
 
-def agent_label(scripted: bool, name: str) -> str:
-    """Who did the work, stated plainly: a scripted agent is never presented as AI."""
+def agent_label(scripted: bool, name: str, sandboxed: bool = True) -> str:
+    """Who did the work, stated plainly: a scripted agent is never presented as AI.
+
+    Work done outside the sandbox (`[agent] sandbox = "off"`) says so on every card.
+    """
     if scripted:
-        return ":robot_face: Planned and executed by the *scripted agent* (deterministic, not AI)"
-    return f":sparkles: Planned and executed by *{escape(name)}*"
+        label = ":robot_face: Planned and executed by the *scripted agent* (deterministic, not AI)"
+    else:
+        label = f":sparkles: Planned and executed by *{escape(name)}*"
+    return label if sandboxed else f"{label} · :warning: *unsandboxed*"
 
 
 def approvers_of(approvals: Sequence[Approval]) -> list[str]:
@@ -202,6 +207,7 @@ def render_status_card(
     *,
     agent: str = "scripted agent",
     scripted: bool = True,
+    sandboxed: bool = True,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """The one card per task, edited in place as the task moves."""
@@ -239,7 +245,8 @@ def render_status_card(
         actions.append(button("Retry", RETRY, str(task.id), style="primary"))
     if actions:
         blocks.append(ActionsBlock(block_id=f"task-{task.id}-actions", elements=actions))
-    blocks.append(context(f"{agent_label(scripted, agent)} · {task.key} · updated {_clock(now)}"))
+    label = agent_label(scripted, agent, sandboxed)
+    blocks.append(context(f"{label} · {task.key} · updated {_clock(now)}"))
     return finish(blocks)
 
 
@@ -254,6 +261,7 @@ def render_plan(
     required: int = 1,
     agent: str = "scripted agent",
     scripted: bool = True,
+    sandboxed: bool = True,
 ) -> list[dict[str, Any]]:
     """The plan in the task's thread, with Approve / Reject while it awaits a decision."""
     plan = task.plan or {}
@@ -293,7 +301,7 @@ def render_plan(
             )
         )
     planning = [r for r in result.get("agent_runs", []) if r.get("phase") == "plan"]
-    blocks.append(context(agent_label(scripted, agent) + _runs_note(planning[-1:])))
+    blocks.append(context(agent_label(scripted, agent, sandboxed) + _runs_note(planning[-1:])))
     blocks.append(DividerBlock())
     blocks.extend(_decision_blocks(task, approvals, required))
     return finish(blocks, keep_last=len(blocks) - body)
@@ -334,7 +342,7 @@ def _decision_blocks(task: Task, approvals: Sequence[Approval], required: int) -
 
 
 def render_outcome(
-    task: Task, *, agent: str = "scripted agent", scripted: bool = True
+    task: Task, *, agent: str = "scripted agent", scripted: bool = True, sandboxed: bool = True
 ) -> list[dict[str, Any]]:
     """The closing message in the thread: completion card, or what went wrong."""
     state = task.task_state
@@ -389,7 +397,7 @@ def render_outcome(
         blocks.append(section("The plan was rejected; nothing was changed."))
     elif state == TaskState.CANCELLED:
         blocks.append(section("The task was cancelled; its agent was stopped."))
-    blocks.append(context(agent_label(scripted, agent)))
+    blocks.append(context(agent_label(scripted, agent, sandboxed)))
     return finish(blocks)
 
 

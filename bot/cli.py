@@ -102,6 +102,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _setup_logging(settings)
     services = build_services(settings, config)
     _reach_redis(services.redis)
+    if not config.agent.sandboxed:
+        logging.getLogger("agentbot.worker").warning(
+            'The agent sandbox is off ([agent] sandbox = "off"): coding agents and test '
+            "commands run unsandboxed, with this worker's files and network around them."
+        )
     install(job_context(services))
     worker = AgentbotWorker(
         [services.queues.queue(name) for name in queues],

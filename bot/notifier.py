@@ -75,6 +75,11 @@ class SlackNotifier:
         return self.slack.update(**message)
 
     @property
+    def sandboxed(self) -> bool:
+        """Whether the agent and the tests run in the sandbox (cards say when not)."""
+        return self.config.agent.sandboxed
+
+    @property
     def agent(self) -> str:
         """The agent's name as users read it."""
         return AGENT_NAMES[self.config.agent.kind]
@@ -104,7 +109,9 @@ class SlackNotifier:
         card = (
             blocks_cost.render_action_card(task, decided)
             if action
-            else blocks.render_status_card(task, decided, agent=self.agent, scripted=self.scripted)
+            else blocks.render_status_card(
+                task, decided, agent=self.agent, scripted=self.scripted, sandboxed=self.sandboxed
+            )
         )
         text = f"{task.key} · {task.task_state.label}"
         updates: dict[str, object] = {}
@@ -125,7 +132,12 @@ class SlackNotifier:
                 blocks_cost.render_action_plan(task, decided, required=required)
                 if action
                 else blocks.render_plan(
-                    task, decided, required=required, agent=self.agent, scripted=self.scripted
+                    task,
+                    decided,
+                    required=required,
+                    agent=self.agent,
+                    scripted=self.scripted,
+                    sandboxed=self.sandboxed,
                 )
             )
             plan_text = f"Plan for {task.key}"
@@ -141,7 +153,9 @@ class SlackNotifier:
             outcome = (
                 blocks_cost.render_action_outcome(task)
                 if action
-                else blocks.render_outcome(task, agent=self.agent, scripted=self.scripted)
+                else blocks.render_outcome(
+                    task, agent=self.agent, scripted=self.scripted, sandboxed=self.sandboxed
+                )
             )
             response = self._post(
                 channel=task.channel,

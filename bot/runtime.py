@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from agents.base import AgentPair
 from agents.claude_code import ClaudeCodeRunner
@@ -10,6 +13,7 @@ from agents.codex import CodexRunner
 from agents.git_credentials import credential_env, github_hosts
 from agents.github import GitHub
 from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner, RolePermissions
+from agents.sandbox import Sandbox, parse_endpoint
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
 from bot.aws_status import SlackAwsReporter
@@ -32,8 +36,46 @@ def _permissions(role: AgentRoleConfig) -> RolePermissions:
     )
 
 
-def cli_options(config: AgentConfig) -> CliOptions:
+def bot_files(settings: Settings) -> list[str]:
+    """The bot's own files, which no sandboxed run may see even where a bound path holds them.
+
+    Its configuration file, the `.env` beside it and in its working directory, and a
+    SQLite database file with its journals.
+    """
+    files = [str(Path(".env").absolute())]
+    if settings.config_path is not None:
+        config = Path(settings.config_path).absolute()
+        files += [str(config), str(config.parent / ".env")]
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        database = Path(str(url.database)).absolute()
+        files += [
+            str(database),
+            *(f"{database}{suffix}" for suffix in ("-wal", "-shm", "-journal")),
+        ]
+    return files
+
+
+def base_sandbox(config: AgentConfig, hidden: Sequence[str] = ()) -> Sandbox:
+    """The sandbox every agent run and test run starts from, as configured.
+
+    Args:
+        config: The `[agent]` table: whether to sandbox, extra read-only and writable
+            paths, and the egress every agent run may use.
+        hidden: The bot's own files (`bot_files`).
+    """
+    return Sandbox(
+        enabled=config.sandboxed,
+        read_only=config.sandbox_read_only,
+        writable=config.sandbox_writable,
+        hidden=tuple(hidden),
+    )
+
+
+def cli_options(config: AgentConfig, sandbox: Sandbox | None = None) -> CliOptions:
     """How to run the configured agent CLI."""
+    if sandbox is None:
+        sandbox = base_sandbox(config)
     return CliOptions(
         command=config.command or DEFAULT_COMMANDS[config.kind],
         model=config.model,
@@ -45,6 +87,7 @@ def cli_options(config: AgentConfig) -> CliOptions:
         home=config.home,
         planner=_permissions(config.planner),
         executor=_permissions(config.executor),
+        sandbox=sandbox.allowing(parse_endpoint(entry) for entry in config.egress),
     )
 
 
@@ -58,11 +101,26 @@ def with_environment(config: AgentConfig, environment: EnvironmentConfig) -> Age
     )
 
 
-def agent_factory(config: AgentConfig) -> AgentPair:
-    """The planner and executor the configuration asks for."""
+def agent_factory(
+    config: AgentConfig, sandbox: Sandbox | None = None, repo: RepoConfig | None = None
+) -> AgentPair:
+    """The planner and executor the configuration asks for, for work on `repo`.
+
+    Args:
+        config: The `[agent]` table.
+        sandbox: Where the agent runs (`base_sandbox`); the configured one if None.
+        repo: The repository worked on, whose `agent_egress` the agent may also reach.
+    """
+    sandbox = base_sandbox(config) if sandbox is None else sandbox
+    if repo is not None:
+        sandbox = sandbox.allowing(repo.agent_endpoints)
     if config.kind == "scripted":
-        return AgentPair(planner=ScriptedPlanner(), executor=ScriptedExecutor(home=config.home))
-    options = cli_options(config)
+        executor = ScriptedExecutor(
+            home=config.home,
+            sandbox=sandbox.allowing(parse_endpoint(entry) for entry in config.egress),
+        )
+        return AgentPair(planner=ScriptedPlanner(), executor=executor)
+    options = cli_options(config, sandbox)
     runner: CodingAgentRunner = (
         ClaudeCodeRunner(options) if config.kind == "claude-code" else CodexRunner(options)
     )
@@ -78,13 +136,17 @@ def github_client(settings: Settings) -> GitHub | None:
 def job_context(services: Services) -> JobContext:
     """Everything job functions need, wired for this process."""
     agent_config = services.config.agent
+    sandbox = base_sandbox(agent_config, bot_files(services.settings))
     pairs: dict[str, AgentPair] = {}
 
     def agents(repo: RepoConfig) -> AgentPair:
-        # Each repo's agent carries that repo's environment (CA bundles, toolchain homes).
+        # Each repo's agent carries that repo's environment (CA bundles, toolchain homes)
+        # and may reach that repo's egress allowlist.
         if repo.name not in pairs:
             pairs[repo.name] = agent_factory(
-                with_environment(agent_config, services.config.environment_for(repo))
+                with_environment(agent_config, services.config.environment_for(repo)),
+                sandbox,
+                repo,
             )
         return pairs[repo.name]
 
@@ -110,4 +172,5 @@ def job_context(services: Services) -> JobContext:
         github=github_client(services.settings),
         aws_session=services.settings.aws_session,
         aws_reporter=SlackAwsReporter(services.slack, redactor=redactor),
+        sandbox=sandbox,
     )

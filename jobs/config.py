@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from agents.aws.config import AwsConfig
 from agents.aws.cost_config import CostConfig
 from agents.env import CarriedEnvironment, is_denied
+from agents.sandbox import Endpoint, parse_endpoint
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # https://github.com/o/n(.git), git@github.com:o/n(.git), ssh://git@github.com/o/n(.git)
@@ -131,6 +132,29 @@ class RepoConfig(_Strict):
         default_factory=EnvironmentConfig,
         description="more for this repo's test command and agent, on top of [environment]",
     )
+    agent_egress: tuple[str, ...] = Field(
+        (), description="host:port pairs the agent may reach for this repo (package registries)"
+    )
+    test_egress: tuple[str, ...] = Field(
+        (), description="host:port pairs the test command may reach; none means no network"
+    )
+
+    @field_validator("agent_egress", "test_egress")
+    @classmethod
+    def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            parse_endpoint(entry)
+        return value
+
+    @property
+    def agent_endpoints(self) -> frozenset[Endpoint]:
+        """Where the agent may connect while it works on this repo, besides its model."""
+        return frozenset(parse_endpoint(entry) for entry in self.agent_egress)
+
+    @property
+    def test_endpoints(self) -> frozenset[Endpoint]:
+        """Where this repo's test command may connect."""
+        return frozenset(parse_endpoint(entry) for entry in self.test_egress)
 
     @field_validator("name")
     @classmethod
@@ -226,6 +250,32 @@ class AgentConfig(_Strict):
     )
     planner: AgentRoleConfig = PLANNER_ROLE
     executor: AgentRoleConfig = EXECUTOR_ROLE
+    sandbox: Literal["bubblewrap", "off"] = Field(
+        "bubblewrap",
+        description='where agents and test commands run; "off" runs them unsandboxed, '
+        "and every card of their tasks says so",
+    )
+    egress: tuple[str, ...] = Field(
+        (), description="host:port pairs every agent run may reach besides its model's endpoint"
+    )
+    sandbox_read_only: tuple[str, ...] = Field(
+        (), description="toolchain directories the sandbox shows read-only, besides the system's"
+    )
+    sandbox_writable: tuple[str, ...] = Field(
+        (), description="directories sandboxed runs may write besides the worktree and HOME"
+    )
+
+    @field_validator("egress")
+    @classmethod
+    def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            parse_endpoint(entry)
+        return value
+
+    @property
+    def sandboxed(self) -> bool:
+        """Whether agents and test commands run in the sandbox."""
+        return self.sandbox != "off"
 
     @model_validator(mode="before")
     @classmethod

@@ -9,13 +9,14 @@ functions fetch it with `current()`. Nothing else in the code reaches for it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redis import Redis
 
 from agents.base import AgentPair
 from agents.github import GitHub
+from agents.sandbox import Sandbox
 from agents.workspace import Workspaces
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
@@ -44,6 +45,9 @@ class JobContext:
     # The bot's own AWS session (a fresh one per call) and where AWS reports are shown.
     aws_session: Callable[[], boto3.Session] | None = None
     aws_reporter: AwsStatusReporter | None = None
+    # Where test commands run (each repo adds its `test_egress`); agents get theirs
+    # through `agents`.
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
 
 _installed: list[JobContext] = []

@@ -588,13 +588,17 @@ def execute_task(task_id: int) -> None:
         workspace = ctx.workspaces.prepare(brief.repo, task.key)
         # The bot runs the repo's configured test command, never one an agent wrote.
         command = repo.test_command
-        # The tests are the agent's code: they run with the agent's home, not the bot's.
+        # The tests are the agent's code: they run with the agent's home, not the bot's,
+        # in the sandbox, with no network but what the repo allows.
         home = ctx.config.agent.home
         carried = ctx.config.environment_for(repo).carried()
+        sandbox = ctx.sandbox.allowing(repo.test_endpoints)
 
         watch.progress(f"Running `{command}` before any change")
         baseline_from = snapshot(workspace)
-        before = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
+        before = run_tests(
+            command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried, sandbox=sandbox
+        )
         check_baseline_ran(before)
 
         red_from = snapshot(workspace)
@@ -612,7 +616,9 @@ def execute_task(task_id: int) -> None:
         red_changes = changes_between(workspace, red_from, red_to)
         check_red_changes(red_changes)
         watch.progress(f"Running `{command}` to see the new test fail")
-        red = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried)
+        red = run_tests(
+            command, workspace, TEST_TIMEOUT_SECONDS, home=home, carried=carried, sandbox=sandbox
+        )
         watch.flush()
         evidence = red.output_tail[-EVIDENCE_LIMIT:]
         newly_failing = (red.failed + red.errors) > (before.failed + before.errors)
@@ -654,7 +660,9 @@ def execute_task(task_id: int) -> None:
         # change the outcome, so nothing untracked stays and HOME is a new, empty one.
         left_out = clean_worktree(workspace, keep=())
         watch.progress(f"Running `{command}` on the commit")
-        green = run_tests(command, workspace, TEST_TIMEOUT_SECONDS, home=None, carried=carried)
+        green = run_tests(
+            command, workspace, TEST_TIMEOUT_SECONDS, home=None, carried=carried, sandbox=sandbox
+        )
         watch.flush()
         evidence = green.output_tail[-EVIDENCE_LIMIT:]
         if not green.green:

@@ -32,3 +32,26 @@ def live_members(pgid: int) -> list[int]:
     return [
         member for member, fields in proc_stats() if int(fields[2]) == pgid and fields[0] != "Z"
     ]
+
+
+def sandboxed(ns_pid: int, cwd: Path) -> list[int]:
+    """Host pids of live processes known as `ns_pid` inside a PID namespace, working in `cwd`.
+
+    A sandboxed command sees only its own namespace's pids (`echo $$` writes those), so
+    a test finds the process behind such a pid by its innermost pid and its directory.
+    """
+    found = []
+    for pid, fields in proc_stats():
+        if fields[0] == "Z":
+            continue
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            here = Path(f"/proc/{pid}/cwd").resolve()
+        except OSError:
+            continue
+        nspids = next(
+            (line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), []
+        )
+        if len(nspids) > 1 and int(nspids[-1]) == ns_pid and here == cwd.resolve():
+            found.append(pid)
+    return found

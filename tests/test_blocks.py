@@ -199,3 +199,22 @@ def test_clip_of_escaped_user_text_stays_within_the_section_limit() -> None:
     text = rendered["text"]["text"]
     assert len(text) <= blocks.SECTION_LIMIT and text.endswith(blocks.TRUNCATED)
     assert WHOLE_ENTITIES.fullmatch(text.removesuffix(blocks.TRUNCATED))
+
+
+def test_every_card_of_an_unsandboxed_task_says_so() -> None:
+    """With `[agent] sandbox = "off"` the status card, the plan and the outcome all say it."""
+    task = make_task(state="succeeded", result={"pr_url": "https://github.example/pull/1"})
+    unsandboxed = [
+        blocks.render_status_card(task, sandboxed=False, now=NOW),
+        blocks.render_plan(make_task(), sandboxed=False),
+        blocks.render_outcome(task, sandboxed=False),
+    ]
+    for card in unsandboxed:
+        assert "*unsandboxed*" in str(card)
+        assert not block_errors(card)
+    sandboxed = [
+        blocks.render_status_card(task, now=NOW),
+        blocks.render_plan(make_task()),
+        blocks.render_outcome(task),
+    ]
+    assert all("unsandboxed" not in str(card) for card in sandboxed)

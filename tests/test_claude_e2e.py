@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -41,6 +42,7 @@ from tests.fakes.anthropic_server import (
 )
 from tests.fakes.claude_cli import ensure_claude_cli
 from tests.fakes.github_server import FakeGitHub
+from tests.procs import sandboxed
 from tests.slackclient import SlackUser, texts
 
 MODEL = "claude-sonnet-4-5"
@@ -154,7 +156,6 @@ def config(
                 "ANTHROPIC_BASE_URL": model.base_url,
                 "ANTHROPIC_API_KEY": "sk-ant-e2e-fake-key",
                 "CLAUDE_CODE_MAX_RETRIES": "1",
-                "NO_PROXY": "127.0.0.1,localhost",
             },
         ),
         jobs=JobConfig(max_retries=0),
@@ -261,11 +262,14 @@ def test_run_to_a_verified_ready_pull_request(
 ) -> None:
     """Claude Code plans, writes the failing test, fixes the bug; the bot verifies; PR ready."""
     wt = worktree(config)
-    brain.scripts = {
-        "plan": plan_script(wt),
-        "red": red_script(wt, dump_env=True),
-        "green": green_script(wt),
-    }
+    port = urlsplit(model.base_url).port
+    direct = (
+        f"python -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2)\" "
+        "2>/dev/null && echo model-reached-directly || echo model-not-reachable-directly"
+    )
+    red = red_script(wt, dump_env=True)
+    red.insert(-1, Reply.tool("Bash", {"command": direct}, tool_id="toolu_direct"))
+    brain.scripts = {"plan": plan_script(wt), "red": red, "green": green_script(wt)}
     user.command("run the 10% discount gives 190 instead of 180 --repo acme/calc")
     user.work("default", "plan")
 
@@ -332,6 +336,9 @@ def test_run_to_a_verified_ready_pull_request(
     for value in SECRETS.values():
         assert value not in env_dump
     assert "xoxb-" not in env_dump and "ghp_" not in env_dump
+    # It ran in the sandbox: the model only through the worker's proxy, never directly.
+    assert "HTTPS_PROXY=http://127.0.0.1:3128" in env_dump
+    assert "model-not-reachable-directly" in model_tool_result(model, "toolu_direct")
 
 
 def model_tool_result(model: FakeAnthropicServer, tool_id: str) -> str:
@@ -445,7 +452,8 @@ def test_timeout_kills_the_agent_and_fails_the_task(
     assert "Claude Code did not finish within 6 s, so it was stopped" in (task.error or "")
     wait_until_none_in(wt)
     shell = int((wt / "agent.pid").read_text())
-    assert not Path(f"/proc/{shell}").exists() or _zombie(shell)
+    # `$$` inside the sandbox is a pid of its own PID namespace.
+    assert not sandboxed(shell, wt)
 
 
 def wait_until_none_in(directory: Path, timeout: float = 10) -> None:
@@ -455,11 +463,6 @@ def wait_until_none_in(directory: Path, timeout: float = 10) -> None:
         time.sleep(0.1)
     left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in processes_in(directory)}
     assert left == {}, f"still running in {directory}: {left}"
-
-
-def _zombie(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def test_cancel_mid_run_kills_the_agent_process_group(
@@ -488,7 +491,8 @@ def test_cancel_mid_run_kills_the_agent_process_group(
     assert worker.exitcode == 0
     wait_until_none_in(wt)
     shell = int(pid_file.read_text())
-    assert not Path(f"/proc/{shell}").exists() or _zombie(shell)
+    # `$$` inside the sandbox is a pid of its own PID namespace.
+    assert not sandboxed(shell, wt)
     user.work("default")
     assert task_row(user).state == "cancelled"
     assert "cancelled" in texts(user.card())

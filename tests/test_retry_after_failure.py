@@ -57,6 +57,8 @@ def config(config: AgentbotConfig, fake_agent: FakeCli) -> AgentbotConfig:
         timeout_seconds=60,
         workspace_dir=config.agent.workspace_dir,
         env={"FAKE_CLI_SCRIPT": str(fake_agent.directory / "script.json")},
+        # It runs sandboxed as any agent does; it may also write its calls file.
+        sandbox_writable=(str(fake_agent.directory),),
     )
     return config.model_copy(update={"agent": agent})
 

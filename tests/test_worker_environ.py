@@ -111,3 +111,19 @@ def _unprivileged() -> None:
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
+
+
+def test_a_worker_with_the_sandbox_off_says_so_at_start(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    """`[agent] sandbox = "off"` is logged when the worker starts; the default is not."""
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()
+    off = run_burst_worker(tmp_path / "off", redis_url, database_url, agent={"sandbox": "off"})
+    on = run_burst_worker(tmp_path / "on", redis_url, database_url)
+    redis.close()
+    assert off.returncode == 0 and on.returncode == 0, off.stderr + on.stderr
+    warning = "The agent sandbox is off"
+    line = next(line for line in off.stderr.splitlines() if warning in line)
+    assert '"level": "warning"' in line and "run unsandboxed" in line
+    assert warning not in on.stdout + on.stderr

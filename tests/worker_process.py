@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from sandbox.dev import dev_config, to_toml
 from sandbox.sample import make_sample_repo
@@ -14,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_burst_worker(
-    tmp_path: Path, redis_url: str, database_url: str, extra_env: dict[str, str] | None = None
+    tmp_path: Path,
+    redis_url: str,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    agent: dict[str, Any] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run `agentbot worker default --burst` on the sample repo until its queue is empty.
 
@@ -23,13 +28,16 @@ def run_burst_worker(
         redis_url: The Redis holding the queue.
         database_url: The database the worker records tasks in.
         extra_env: Further variables for the worker's environment.
+        agent: Keys of the configuration's `[agent]` table to set.
 
     Returns:
         The finished process, with its output captured as text.
     """
     config = tmp_path / "agentbot.toml"
     remote = make_sample_repo(tmp_path / "remote")
-    config.write_text(to_toml(dev_config(remote, tmp_path / "ws", "scripted")))
+    data = dev_config(remote, tmp_path / "ws", "scripted")
+    data["agent"] = {**data.get("agent", {}), **(agent or {})}
+    config.write_text(to_toml(data))
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),

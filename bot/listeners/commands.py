@@ -76,7 +76,13 @@ def _status(services: Services, ack: Ack, cmd: Command, user: str, channel: str)
     card = (
         blocks_cost.render_action_card(task, approvals)
         if task.source == AWS_ACTION_SOURCE
-        else blocks.render_status_card(task, approvals, scripted=kind == "scripted", agent=kind)
+        else blocks.render_status_card(
+            task,
+            approvals,
+            scripted=kind == "scripted",
+            agent=kind,
+            sandboxed=services.config.agent.sandboxed,
+        )
     )
     ack(blocks=card, text=f"{task.key} · {task.task_state.label}", response_type="ephemeral")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.runner import CliOptions
+from agents.sandbox import Sandbox
 
 PROGRAM = """\
 import json, os, subprocess, sys, time
@@ -71,7 +72,12 @@ class FakeCli:
         """CLI options that run this fake (its script travels in `env`)."""
         env = {"FAKE_CLI_SCRIPT": str(self.directory / "script.json")}
         env.update(overrides.pop("env", {}))
-        values: dict[str, Any] = {"command": str(self.executable), "timeout_seconds": 30}
+        values: dict[str, Any] = {
+            "command": str(self.executable),
+            "timeout_seconds": 30,
+            # The fake runs sandboxed like any agent; it may only also write its calls file.
+            "sandbox": Sandbox(writable=(str(self.directory),)),
+        }
         values.update(overrides)
         return CliOptions(env=env, **values)
 

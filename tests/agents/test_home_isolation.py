@@ -52,6 +52,7 @@ def test_the_agent_runs_in_a_private_home_under_the_workspace_dir(
         command=str(fake.executable),
         workspace_dir="workspaces",
         env={"FAKE_CLI_SCRIPT": str(fake.directory / "script.json")},
+        sandbox_writable=(str(fake.directory),),
     )
     workspace = tmp_path / "repo"
     workspace.mkdir()

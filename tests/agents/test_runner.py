@@ -16,6 +16,7 @@ from agents.claude_code import ClaudeCodeRunner, claude_environment
 from agents.runner import CliOptions, CliPlanner
 from sandbox.sample import PLAN
 from tests.agents.fake_cli import FakeCli, init, result, tool
+from tests.procs import sandboxed
 
 SECRETS = {
     "SLACK_BOT_TOKEN": "xoxb-secret-slack",
@@ -59,16 +60,6 @@ def run(
         progress=(seen if seen is not None else []).append,
         cancelled=cancelled or (lambda: False),  # type: ignore[arg-type]
     )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes; only its parent has not reaped it yet.
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
 def wait_for_file(path: Path, timeout: float = 10) -> str:
@@ -148,7 +139,7 @@ def test_timeout_kills_the_cli_and_what_it_started(fake: FakeCli, workspace: Pat
         run(fake.options(timeout_seconds=1), workspace)
     assert time.monotonic() - started < 10
     grandchild = int(wait_for_file(marker))
-    assert not alive(grandchild)
+    assert not sandboxed(grandchild, workspace)
 
 
 def test_cancel_stops_the_run(fake: FakeCli, workspace: Path) -> None:
@@ -158,7 +149,7 @@ def test_cancel_stops_the_run(fake: FakeCli, workspace: Path) -> None:
     deadline = time.monotonic() + 1.0
     with pytest.raises(AgentError, match=r"^Cancelled\.$"):
         run(fake.options(), workspace, cancelled=lambda: time.monotonic() > deadline)
-    assert not alive(int(wait_for_file(marker)))
+    assert not sandboxed(int(wait_for_file(marker)), workspace)
 
 
 def quiet_lingerer(tmp_path: Path) -> Path:

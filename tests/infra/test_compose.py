@@ -22,7 +22,13 @@ ENV_EXAMPLE = ROOT / ".env.example"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
 # Variables compose or the agent CLI read that are not Agentbot settings.
-NOT_SETTINGS = {"POSTGRES_PASSWORD", "ANTHROPIC_API_KEY", "AWS_REGION", "AWS_PROFILE"}
+NOT_SETTINGS = {
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "ANTHROPIC_API_KEY",
+    "AWS_REGION",
+    "AWS_PROFILE",
+}
 NOT_SETTINGS |= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
@@ -92,9 +98,23 @@ def test_services_are_the_ones_we_run(compose: dict[str, Any]):
     assert any(v.endswith(":/data") for v in redis["volumes"])
     assert any("/var/lib/postgresql/data" in v for v in services["postgres"]["volumes"])
     env = services["bot"]["environment"]
-    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    # Redis and PostgreSQL both require credentials.
+    assert env["REDIS_URL"] == "redis://:${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}@redis:6379/0"
+    password = redis["command"][redis["command"].index("--requirepass") + 1]
+    assert password == "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+    assert redis["environment"]["REDISCLI_AUTH"] == password, "the health check authenticates"
     assert env["DATABASE_URL"].startswith("postgresql://agentbot:")
     assert env["DATABASE_URL"].endswith("@postgres:5432/agentbot")
+
+
+def test_the_worker_may_start_the_agent_sandbox(compose: dict[str, Any]):
+    """The worker's container lets bubblewrap make its namespaces and mount a fresh /proc."""
+    options = compose["services"]["worker"]["security_opt"]
+    for needed in ("seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"):
+        assert needed in options, needed
+    assert "no-new-privileges:true" in options
+    for name in ("bot", "cron"):
+        assert "seccomp=unconfined" not in compose["services"][name]["security_opt"], name
 
 
 def test_every_variable_is_documented_or_defaulted():

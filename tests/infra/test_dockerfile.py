@@ -168,3 +168,11 @@ def test_build_stage_commands_produce_a_working_agentbot(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_image_carries_the_sandbox(dockerfile: Dockerfile):
+    """bubblewrap and socat are installed: without them every agent and test run fails."""
+    installs = " ".join(i.value for i in dockerfile.stage("runtime").all("RUN"))
+    assert "apt-get install" in installs
+    for package in ("bubblewrap", "socat"):
+        assert package in installs.split(), package

@@ -211,3 +211,27 @@ def test_configuration_in_the_config_map_loads(objects: list[Object], tmp_path: 
     worker = named(objects, "Deployment", "agentbot-worker")["spec"]["template"]["spec"]
     mounts = {m["mountPath"] for m in worker["containers"][0]["volumeMounts"]}
     assert "/var/lib/agentbot" in mounts
+
+
+def test_redis_and_postgres_require_credentials_and_the_worker_may_sandbox(
+    objects: list[Object],
+):
+    """Redis needs the secret's password everywhere; only the worker may make namespaces."""
+    redis = named(objects, "StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
+    assert redis["args"][redis["args"].index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert "REDIS_PASSWORD" in of_kind(objects, "Secret")[0]["stringData"]
+    for _workload, template in pod_templates(objects):
+        for container in containers(template):
+            env = {v["name"]: v.get("value", "") for v in container.get("env", [])}
+            if "REDIS_URL" in env:
+                assert env["REDIS_URL"].startswith("redis://:$(REDIS_PASSWORD)@"), container
+            if "DATABASE_URL" in env:
+                assert ":$(POSTGRES_PASSWORD)@" in env["DATABASE_URL"], container
+    auth = named(objects, "TriggerAuthentication", "agentbot-redis")["spec"]
+    assert auth["secretTargetRef"][0]["key"] == "REDIS_PASSWORD"
+    worker = named(objects, "Deployment", "agentbot-worker")["spec"]["template"]["spec"]
+    assert worker["hostUsers"] is False
+    assert worker["securityContext"]["seccompProfile"]["type"] == "Unconfined"
+    assert worker["containers"][0]["securityContext"]["procMount"] == "Unmasked"
+    bot = named(objects, "Deployment", "agentbot-bot")["spec"]["template"]["spec"]
+    assert bot["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
