@@ -19,6 +19,7 @@ from agents.github import GitHub
 from agents.workspace import Workspaces
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
+from jobs.fence import Fence
 from jobs.notify import AwsStatusReporter, Notifier
 from jobs.queues import Queues
 
@@ -44,6 +45,8 @@ class JobContext:
     # The bot's own AWS session (a fresh one per call) and where AWS reports are shown.
     aws_session: Callable[[], boto3.Session] | None = None
     aws_reporter: AwsStatusReporter | None = None
+    # Set while a job works on a task: what it does is done only while the task is its.
+    fence: Fence | None = None
 
 
 _installed: list[JobContext] = []
