@@ -22,7 +22,8 @@ from jobs.access import AccessPolicy
 from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
-from jobs.exceptions import BadRequest, Conflict, NotAllowed, Unavailable
+from jobs.exceptions import BadRequest, Conflict, LimitReached, NotAllowed, Unavailable
+from jobs.limits import check_limits, count_refusal
 from jobs.models import Approval, Task, utcnow
 from jobs.queues import Queues
 from jobs.states import CANCELLABLE, TaskState
@@ -111,6 +112,7 @@ class Lifecycle:
         Raises:
             NotAllowed: The requester is not allowed to start tasks.
             BadRequest: Empty or oversized description, unknown repo.
+            LimitReached: A limit of `[limits]` refuses more tasks for now.
         """
         if check_access and not self.access.may_request(requester):
             raise NotAllowed("You are not on the list of people who can start tasks.")
@@ -120,20 +122,32 @@ class Lifecycle:
         if len(description) > MAX_DESCRIPTION:
             raise BadRequest(f"That description is too long (over {MAX_DESCRIPTION} characters).")
         repo = self.resolve_repo(repo_name, channel)
-        with self._session() as session:
-            if guard is not None:
-                guard(session)
-            task = create_task(
-                session,
-                description=description,
-                repo=repo.name,
-                requester=requester,
-                channel=channel,
-                source=source,
-                source_ref=source_ref,
-                source_data=dict(source_data) if source_data else None,
-            )
-            task.job_id = self.queues.new_job_id(task.id, plan=True)
+        try:
+            with self._session() as session:
+                if guard is not None:
+                    guard(session)
+                check_limits(
+                    session,
+                    self.config.limits,
+                    requester=requester,
+                    source=source,
+                    locking=self.db.is_postgres,
+                )
+                task = create_task(
+                    session,
+                    description=description,
+                    repo=repo.name,
+                    requester=requester,
+                    channel=channel,
+                    source=source,
+                    source_ref=source_ref,
+                    source_data=dict(source_data) if source_data else None,
+                )
+                task.job_id = self.queues.new_job_id(task.id, plan=True)
+        except LimitReached as refused:
+            log.info("refused a task by %s", refused.limit)
+            count_refusal(self.queues.redis, refused.limit)
+            raise
         self._enqueue(task.id, task.job_id, plan=True)
         return task
 

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.settings import PLACEHOLDER_SECRETS
 from jobs.deliveries import KEEP
-from jobs.exceptions import Unavailable
+from jobs.exceptions import LimitReached, Unavailable
 from jobs.models import Task, utcnow
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
     413: "Content Too Large",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -298,6 +299,8 @@ def respond(source: Source, environ: Environ) -> Outcome:
     except Refused as exc:
         log.info("%s webhook refused (%s): %s", source.name, exc.status, exc.message)
         return Outcome(exc.status, {"error": exc.message})
+    except LimitReached as exc:
+        return Outcome(429, {"error": str(exc), "limit": exc.limit})
     except (Unavailable, OperationalError, RedisError) as exc:
         log.warning("%s webhook: backing service unavailable: %s", source.name, exc)
         return Outcome(503, {"error": "the database or queue is unavailable; deliver again"})
