@@ -13,7 +13,7 @@ from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 
 from bot import metrics
-from bot.frames import frame_problem
+from bot.frames import content_problem, frame_problem
 from bot.services import Services
 from bot.signing import signature_refusal
 
@@ -96,7 +96,9 @@ class WebApp:
         try:
             body = raw.decode("utf-8")
             bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
-            problem = frame_problem(bolt_request.body)
+            problem = frame_problem(bolt_request.body) or content_problem(
+                bolt_request.content_type, bolt_request.body
+            )
         # Parsing a body does no I/O: whatever it raises means the body is unreadable.
         except Exception as exc:
             problem = f"unreadable body ({type(exc).__name__})"

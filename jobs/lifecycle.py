@@ -32,8 +32,35 @@ from jobs.tasks import create_task, get_task, transition
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 8000
+# What Slack's modals accept for a reason or a comment.
+MAX_COMMENT = 2000
 # What `/agent reject T-12` without a reason records, so the audit trail has no blank.
 NO_REASON = "no reason given"
+
+
+def checked_text(value: str, what: str, limit: int) -> str:
+    """Text a person typed, if the database can store it as it is.
+
+    Raises:
+        BadRequest: A NUL or a lone surrogate (which PostgreSQL refuses), or more than
+            `limit` characters.
+    """
+    if "\x00" in value or _unencodable(value):
+        raise BadRequest(
+            f"The {what} holds a character Agentbot cannot store (a NUL or a lone "
+            "surrogate); remove it and try again."
+        )
+    if len(value) > limit:
+        raise BadRequest(f"The {what} is too long (over {limit} characters).")
+    return value
+
+
+def _unencodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def plan_problem(data: Mapping[str, Any] | None) -> str | None:
@@ -116,11 +143,9 @@ class Lifecycle:
         """
         if check_access and not self.access.may_request(requester):
             raise NotAllowed("You are not on the list of people who can start tasks.")
-        description = description.strip()
+        description = checked_text(description.strip(), "description", MAX_DESCRIPTION)
         if not description:
             raise BadRequest("Describe the work: `/agent run <description> [--repo owner/name]`.")
-        if len(description) > MAX_DESCRIPTION:
-            raise BadRequest(f"That description is too long (over {MAX_DESCRIPTION} characters).")
         repo = self.resolve_repo(repo_name, channel)
         try:
             with self._session() as session:
@@ -160,6 +185,8 @@ class Lifecycle:
             NotAllowed: The user may not approve this task.
             Conflict: The task is not awaiting approval (already decided, cancelled…).
         """
+        if comment is not None:
+            comment = checked_text(comment, "comment", MAX_COMMENT)
         required = self.config.access.approvals_required
         self._require_decider(task_id, user)
         with self._session() as session:
@@ -218,7 +245,7 @@ class Lifecycle:
             Conflict: The task is not awaiting approval.
             BadRequest: A blank reason.
         """
-        reason = reason.strip()
+        reason = checked_text(reason.strip(), "reason", MAX_COMMENT)
         if not reason:
             raise BadRequest("Say why you reject it: `/agent reject T-12 <reason>`.")
         self._require_decider(task_id, user)

@@ -14,7 +14,8 @@ from jobs.exceptions import BadRequest, TaskNotFound
 from jobs.models import Approval, Task, TaskEvent, utcnow
 from jobs.states import TaskState, can_move
 
-TASK_KEY = re.compile(r"^\s*(?:T-?)?(\d{1,9})\s*$", re.IGNORECASE)
+# ASCII digits only: `\d` would read other scripts' digits (`T-٣`) as a task id.
+TASK_KEY = re.compile(r"^\s*(?:T-?)?([0-9]{1,9})\s*$", re.IGNORECASE)
 SYSTEM_ACTOR = "agentbot"
 
 

@@ -27,7 +27,7 @@ from bot.webhooks.intake import Intake, Trigger
 from bot.webhooks.payload import dig, ident, items, obj, text, words
 
 SOURCE = "jira"
-ISSUE_KEY = re.compile(r"^(?P<project>[A-Za-z][A-Za-z0-9_]*)-\d+$")
+ISSUE_KEY = re.compile(r"^(?P<project>[A-Za-z][A-Za-z0-9_]*)-[0-9]+$")
 EVENTS = ("jira:issue_created", "jira:issue_updated")
 ADF_DEPTH = 20
 
