@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -127,6 +128,17 @@ class WebApp:
             return b""
         return bytes(stream.read(length))
 
+    def _may_scrape(self, environ: Environ) -> bool:
+        """Whether /metrics may answer: always without METRICS_TOKEN, else to its bearer."""
+        token = self.services.settings.metrics_token.get_secret_value()
+        if not token:
+            return True
+        sent = str(environ.get("HTTP_AUTHORIZATION") or "")
+        scheme, _, credentials = sent.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode("utf-8", "replace"), token.encode()
+        )
+
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         # Each request starts from a clean logging context: what one request bound (its
         # task and job) must not name the next one served on the same thread.
@@ -145,6 +157,15 @@ class WebApp:
             status = "200 OK" if ready else "503 Service Unavailable"
             return _json(start_response, status, {"ready": ready, **checks})
         if path == "/metrics":
+            if not self._may_scrape(environ):
+                start_response(
+                    "401 Unauthorized",
+                    [
+                        ("Content-Type", "application/json"),
+                        ("WWW-Authenticate", 'Bearer realm="metrics"'),
+                    ],
+                )
+                return [json.dumps({"error": "a bearer token is required"}).encode()]
             body = metrics.render(self.services)
             return _reply(start_response, "200 OK", body, metrics.CONTENT_TYPE)
         if path.startswith("/webhooks/"):
