@@ -75,6 +75,11 @@ workspace_dir = "{workspaces}"
 
 [jobs]
 max_retries = 0
+
+# One requester sends every measured request: the load is the point, not a flood.
+[limits]
+open_tasks_per_requester = 1000000
+open_tasks_total = 1000000
 """
 
 

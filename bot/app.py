@@ -27,7 +27,10 @@ def build_app(services: Services) -> App:
         logger=logging.getLogger("agentbot.slack"),
         listener_executor=ContextCopyingExecutor(max_workers=10),
     )
-    # First, so every line about a request (dedupe, errors, listeners) names its user.
+    # First: whatever runs after it passed Bolt's verification, which the error
+    # handler asks before it acts on anything in the body.
+    app.use(errors.mark_verified)
+    # Next, so every line about a request (dedupe, errors, listeners) names its user.
     app.use(slack_log_context)
     dedupe.register(app, services)
     errors.register(app, services)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_bolt.context.respond import Respond
 from sqlalchemy.exc import OperationalError
 
@@ -20,6 +21,16 @@ from jobs.exceptions import UNAVAILABLE, AgentbotError
 log = logging.getLogger(__name__)
 
 GENERIC = "Something went wrong on Agentbot's side; it has been logged. Please try again."
+# Set on a request's context once Bolt's own checks (the signature over HTTP; the
+# app-level token in Socket Mode) have passed: the first middleware of ours runs only
+# after them.
+VERIFIED = "agentbot_verified"
+
+
+def mark_verified(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+    """Record that this request passed verification (the first middleware of the app)."""
+    context[VERIFIED] = True
+    return next()
 
 
 def user_message(error: Exception) -> str:
@@ -38,9 +49,15 @@ def register(app: App, services: Services) -> None:
     def handle_error(
         error: Exception,
         body: dict[str, Any],
+        context: BoltContext,
         response: BoltResponse | None,
         respond: Respond | None,
     ) -> BoltResponse | None:
+        if not context.get(VERIFIED):
+            # Failed before verification passed (a header the verifier chokes on): the
+            # body is anyone's, so nothing it names is answered, released or called.
+            log.warning("refused an unverified Slack request: %s", type(error).__name__)
+            return BoltResponse(status=401, body={"error": "invalid request"})
         if not isinstance(error, AgentbotError):
             # The web app refuses misshapen bodies before Bolt sees them; Socket Mode
             # does not, so they can still arrive here.

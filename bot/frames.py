@@ -7,6 +7,7 @@ it is refused with a short answer rather than failing somewhere inside Bolt.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 # Fields Bolt reads as objects as soon as they are present (a view, an event).
@@ -17,6 +18,14 @@ OBJECTS = ("user", "channel", "container", "view", "message", "event", "state")
 OBJECTS_OR_IDS = ("team", "enterprise")
 # Fields that are lists of objects.
 LISTS_OF_OBJECTS = ("actions", "authorizations")
+# Slack's ids are short ASCII words (`U0123ABC`, `C0456DEF`, `1334.7384.80889…`), and
+# the tables that keep them have room for no more.
+SLACK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+ID_LIMITS = {"user_id": 64, "channel_id": 64, "team_id": 64, "trigger_id": 128, "event_id": 128}
+NESTED_ID_LIMITS = (("user", "id", 64), ("channel", "id", 64), ("event", "user", 64))
+# The only payloads Slack posts as JSON (the Events API); commands and interactivity
+# come as forms.
+JSON_TYPES = frozenset({"event_callback", "url_verification", "app_rate_limited"})
 # Fields that are text whenever Slack sends them.
 TEXTS = ("type", "trigger_id", "response_url", "event_id", "command", "text", "token")
 
@@ -62,4 +71,33 @@ def frame_problem(body: Any) -> str | None:
     event = body.get("event") or {}
     if event and not isinstance(event.get("type"), str):
         return "`event.type` is not text"
+    return _id_problem(body)
+
+
+def _id_problem(body: dict[str, Any]) -> str | None:
+    """What is wrong with the ids of a well-framed body, or None."""
+    found = [(name, body.get(name), limit) for name, limit in ID_LIMITS.items()]
+    found += [
+        (f"{outer}.{inner}", (body.get(outer) or {}).get(inner), limit)
+        for outer, inner, limit in NESTED_ID_LIMITS
+        if isinstance(body.get(outer), dict)
+    ]
+    for name, value, limit in found:
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > limit or not SLACK_ID.fullmatch(value):
+            return f"`{name}` is not a Slack id"
+    return None
+
+
+def content_problem(content_type: str | None, body: Any) -> str | None:
+    """What is wrong with a body for the way it was posted, or None.
+
+    Args:
+        content_type: The request's Content-Type.
+        body: The body as Bolt parsed it.
+    """
+    posted_as_json = (content_type or "").startswith("application/json")
+    if posted_as_json and isinstance(body, dict) and body.get("type") not in JSON_TYPES:
+        return "a JSON body that is not an Events API payload"
     return None

@@ -10,7 +10,8 @@ what can be read from shared state is read from it when Prometheus asks:
   `agentbot:metrics:slack_api_errors` (a hash of ``"<method>|<error>"`` -> count,
   written by the Slack client, see `bot.services.SlackErrorCounter`) and
   `agentbot:metrics:ce_calls` (an integer: whoever calls AWS Cost Explorer runs
-  ``INCR agentbot:metrics:ce_calls`` once per billed API call).
+  ``INCR agentbot:metrics:ce_calls`` once per billed API call), and
+  `agentbot:metrics:limit_refusals` (a hash of limit name -> count, see `jobs.limits`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from sqlalchemy import ColumnElement, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.services import SLACK_ERRORS_KEY, Services
+from jobs.limits import REFUSALS_KEY
 from jobs.models import Task, TaskEvent
 from jobs.queues import ALL_QUEUES
 from jobs.states import TaskState
@@ -218,6 +220,16 @@ class SharedStateCollector(Collector):
             method, _, error = field.decode().partition("|")
             slack.add_metric([method, error], int(value))
         yield slack
+
+        refusals = CounterMetricFamily(
+            "agentbot_limit_refusals",
+            "Requests for tasks refused by a limit of [limits]",
+            labels=["limit"],
+        )
+        counted: dict[bytes, bytes] = redis.hgetall(REFUSALS_KEY)  # type: ignore[assignment]
+        for limit, value in sorted(counted.items()):
+            refusals.add_metric([limit.decode()], int(value))
+        yield refusals
 
         ce_calls = redis.get(CE_CALLS_KEY)
         yield CounterMetricFamily(

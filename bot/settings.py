@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     )
     sentry_client_secret: SecretStr = Field(SecretStr(""), validation_alias="SENTRY_CLIENT_SECRET")
     jira_webhook_secret: SecretStr = Field(SecretStr(""), validation_alias="JIRA_WEBHOOK_SECRET")
+    # When set, GET /metrics wants `Authorization: Bearer <token>`, as Prometheus sends
+    # with `authorization: {credentials: …}` in its scrape config.
+    metrics_token: SecretStr = Field(SecretStr(""), validation_alias="METRICS_TOKEN")
     port: int = Field(3000, validation_alias="PORT", ge=1, le=65535)
     config_path: Path | None = Field(None, validation_alias="AGENTBOT_CONFIG")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -11,11 +12,11 @@ import structlog
 from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
-from slack_sdk.signature import SignatureVerifier
 
 from bot import metrics
-from bot.frames import frame_problem
+from bot.frames import content_problem, frame_problem
 from bot.services import Services
+from bot.signing import signature_refusal
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,7 @@ class WebApp:
     def __init__(self, services: Services, app: App) -> None:
         self.services = services
         self.app = app
-        secret = services.settings.slack_signing_secret.get_secret_value()
-        self.verifier = SignatureVerifier(secret) if secret else None
+        self.signing_secret = services.settings.slack_signing_secret.get_secret_value()
         self.webhooks: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {}
 
     def readiness(self) -> dict[str, str]:
@@ -68,12 +68,14 @@ class WebApp:
         return checks
 
     def slack(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        """Hand a Slack request to Bolt; a body Bolt cannot read gets a plain 400.
+        """Hand a verified Slack request to Bolt; anything else is refused first.
 
-        Bolt parses the body before it checks the signature, and a parse error (a
-        payload that is not JSON, or `user` that is not an object) would escape it as
-        a 500. Such a body is answered 401 when unsigned, as Bolt answers forgeries,
-        and 400 when signed: Slack never sends one, so there is nothing to retry.
+        The signature is checked on the raw bytes before anything is parsed: a request
+        that is not signed by Slack within the last five minutes is answered 401 and
+        goes no further, so no table, queue or outbound call ever sees it. A signed
+        body Bolt cannot read (a payload that is not JSON, or `user` that is not an
+        object) would escape Bolt as a 500; it is answered 400, as Slack never sends
+        one and there is nothing to retry.
         """
         length = self._length(environ)
         if length > MAX_SLACK_BODY:
@@ -81,17 +83,27 @@ class WebApp:
         request = WsgiHttpRequest(environ)
         raw = self._body(environ, length)
         headers = request.get_headers()
+        if self.signing_secret:
+            refusal = signature_refusal(
+                self.signing_secret,
+                raw,
+                timestamp=headers.get("x-slack-request-timestamp"),
+                signature=headers.get("x-slack-signature"),
+            )
+            if refusal is not None:
+                log.warning("refused an unverified Slack request: %s", refusal)
+                return _json(start_response, "401 Unauthorized", {"error": "invalid request"})
         problem: str | None
         try:
             body = raw.decode("utf-8")
             bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
-            problem = frame_problem(bolt_request.body)
+            problem = frame_problem(bolt_request.body) or content_problem(
+                bolt_request.content_type, bolt_request.body
+            )
         # Parsing a body does no I/O: whatever it raises means the body is unreadable.
         except Exception as exc:
             problem = f"unreadable body ({type(exc).__name__})"
         if problem is not None:
-            if not self._signed(raw, headers):
-                return _json(start_response, "401 Unauthorized", {"error": "invalid request"})
             log.warning("refused a signed Slack request: %s", problem)
             return _reply(start_response, "400 Bad Request", UNREADABLE, "text/plain")
         response = self.app.dispatch(bolt_request)
@@ -116,22 +128,16 @@ class WebApp:
             return b""
         return bytes(stream.read(length))
 
-    def _signed(self, raw: bytes, headers: dict[str, Any]) -> bool:
-        """Whether Slack signed this body (always, when verification is off)."""
-        if self.verifier is None:
+    def _may_scrape(self, environ: Environ) -> bool:
+        """Whether /metrics may answer: always without METRICS_TOKEN, else to its bearer."""
+        token = self.services.settings.metrics_token.get_secret_value()
+        if not token:
             return True
-        timestamp = headers.get("x-slack-request-timestamp")
-        signature = headers.get("x-slack-signature")
-        # The verifier raises, rather than answers False, on these.
-        if not isinstance(timestamp, str) or not timestamp.isdigit():
-            return False
-        if not isinstance(signature, str) or not signature.isascii():
-            return False
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        return self.verifier.is_valid(body=text, timestamp=timestamp, signature=signature)
+        sent = str(environ.get("HTTP_AUTHORIZATION") or "")
+        scheme, _, credentials = sent.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip().encode("utf-8", "replace"), token.encode()
+        )
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         # Each request starts from a clean logging context: what one request bound (its
@@ -151,6 +157,15 @@ class WebApp:
             status = "200 OK" if ready else "503 Service Unavailable"
             return _json(start_response, status, {"ready": ready, **checks})
         if path == "/metrics":
+            if not self._may_scrape(environ):
+                start_response(
+                    "401 Unauthorized",
+                    [
+                        ("Content-Type", "application/json"),
+                        ("WWW-Authenticate", 'Bearer realm="metrics"'),
+                    ],
+                )
+                return [json.dumps({"error": "a bearer token is required"}).encode()]
             body = metrics.render(self.services)
             return _reply(start_response, "200 OK", body, metrics.CONTENT_TYPE)
         if path.startswith("/webhooks/"):

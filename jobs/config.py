@@ -374,6 +374,22 @@ class WebhooksConfig(_Strict):
         return None
 
 
+class LimitsConfig(_Strict):
+    """`[limits]`: how much work one person, everyone, and each webhook may start.
+
+    The defaults protect a fresh install: each task is a paid agent run and a card in
+    a channel, so a flood of requests is refused before it costs anything.
+    """
+
+    open_tasks_per_requester: int = Field(
+        5, ge=1, description="unfinished tasks one requester may have at once"
+    )
+    open_tasks_total: int = Field(50, ge=1, description="unfinished tasks in all, at once")
+    webhook_tasks_per_hour: int = Field(
+        20, ge=1, description="tasks each webhook source (GitHub, Sentry, Jira) starts per hour"
+    )
+
+
 class AgentbotConfig(_Strict):
     """The whole configuration file."""
 
@@ -390,6 +406,7 @@ class AgentbotConfig(_Strict):
         default_factory=EnvironmentConfig,
         description="what every repo's test command and agent may carry",
     )
+    limits: LimitsConfig = LimitsConfig()
 
     @model_validator(mode="after")
     def _unique_repo_names(self) -> AgentbotConfig:

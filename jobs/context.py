@@ -20,6 +20,7 @@ from agents.sandbox import Sandbox
 from agents.workspace import Workspaces
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
+from jobs.fence import Fence
 from jobs.notify import AwsStatusReporter, Notifier
 from jobs.queues import Queues
 
@@ -48,6 +49,8 @@ class JobContext:
     # Where test commands run (each repo adds its `test_egress`); agents get theirs
     # through `agents`.
     sandbox: Sandbox = field(default_factory=Sandbox)
+    # Set while a job works on a task: what it does is done only while the task is its.
+    fence: Fence | None = None
 
 
 _installed: list[JobContext] = []

@@ -34,3 +34,11 @@ class Unavailable(AgentbotError):
 
     def __init__(self, message: str = UNAVAILABLE) -> None:
         super().__init__(message)
+
+
+class LimitReached(AgentbotError):
+    """A configured limit (`[limits]`) refuses more work for now; nothing was changed."""
+
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit

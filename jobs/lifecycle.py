@@ -22,7 +22,8 @@ from jobs.access import AccessPolicy
 from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
-from jobs.exceptions import BadRequest, Conflict, NotAllowed, Unavailable
+from jobs.exceptions import BadRequest, Conflict, LimitReached, NotAllowed, Unavailable
+from jobs.limits import check_limits, count_refusal
 from jobs.models import Approval, Task, utcnow
 from jobs.queues import Queues
 from jobs.states import CANCELLABLE, TaskState
@@ -31,8 +32,35 @@ from jobs.tasks import create_task, get_task, transition
 log = logging.getLogger(__name__)
 
 MAX_DESCRIPTION = 8000
+# What Slack's modals accept for a reason or a comment.
+MAX_COMMENT = 2000
 # What `/agent reject T-12` without a reason records, so the audit trail has no blank.
 NO_REASON = "no reason given"
+
+
+def checked_text(value: str, what: str, limit: int) -> str:
+    """Text a person typed, if the database can store it as it is.
+
+    Raises:
+        BadRequest: A NUL or a lone surrogate (which PostgreSQL refuses), or more than
+            `limit` characters.
+    """
+    if "\x00" in value or _unencodable(value):
+        raise BadRequest(
+            f"The {what} holds a character Agentbot cannot store (a NUL or a lone "
+            "surrogate); remove it and try again."
+        )
+    if len(value) > limit:
+        raise BadRequest(f"The {what} is too long (over {limit} characters).")
+    return value
+
+
+def _unencodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def plan_problem(data: Mapping[str, Any] | None) -> str | None:
@@ -111,29 +139,40 @@ class Lifecycle:
         Raises:
             NotAllowed: The requester is not allowed to start tasks.
             BadRequest: Empty or oversized description, unknown repo.
+            LimitReached: A limit of `[limits]` refuses more tasks for now.
         """
         if check_access and not self.access.may_request(requester):
             raise NotAllowed("You are not on the list of people who can start tasks.")
-        description = description.strip()
+        description = checked_text(description.strip(), "description", MAX_DESCRIPTION)
         if not description:
             raise BadRequest("Describe the work: `/agent run <description> [--repo owner/name]`.")
-        if len(description) > MAX_DESCRIPTION:
-            raise BadRequest(f"That description is too long (over {MAX_DESCRIPTION} characters).")
         repo = self.resolve_repo(repo_name, channel)
-        with self._session() as session:
-            if guard is not None:
-                guard(session)
-            task = create_task(
-                session,
-                description=description,
-                repo=repo.name,
-                requester=requester,
-                channel=channel,
-                source=source,
-                source_ref=source_ref,
-                source_data=dict(source_data) if source_data else None,
-            )
-            task.job_id = self.queues.new_job_id(task.id, plan=True)
+        try:
+            with self._session() as session:
+                if guard is not None:
+                    guard(session)
+                check_limits(
+                    session,
+                    self.config.limits,
+                    requester=requester,
+                    source=source,
+                    locking=self.db.is_postgres,
+                )
+                task = create_task(
+                    session,
+                    description=description,
+                    repo=repo.name,
+                    requester=requester,
+                    channel=channel,
+                    source=source,
+                    source_ref=source_ref,
+                    source_data=dict(source_data) if source_data else None,
+                )
+                task.job_id = self.queues.new_job_id(task.id, plan=True)
+        except LimitReached as refused:
+            log.info("refused a task by %s", refused.limit)
+            count_refusal(self.queues.redis, refused.limit)
+            raise
         self._enqueue(task.id, task.job_id, plan=True)
         return task
 
@@ -146,6 +185,8 @@ class Lifecycle:
             NotAllowed: The user may not approve this task.
             Conflict: The task is not awaiting approval (already decided, cancelled…).
         """
+        if comment is not None:
+            comment = checked_text(comment, "comment", MAX_COMMENT)
         required = self.config.access.approvals_required
         self._require_decider(task_id, user)
         with self._session() as session:
@@ -204,7 +245,7 @@ class Lifecycle:
             Conflict: The task is not awaiting approval.
             BadRequest: A blank reason.
         """
-        reason = reason.strip()
+        reason = checked_text(reason.strip(), "reason", MAX_COMMENT)
         if not reason:
             raise BadRequest("Say why you reject it: `/agent reject T-12 <reason>`.")
         self._require_decider(task_id, user)

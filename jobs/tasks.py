@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from jobs.exceptions import BadRequest, TaskNotFound
 from jobs.models import Approval, Task, TaskEvent, utcnow
 from jobs.states import TaskState, can_move
 
-TASK_KEY = re.compile(r"^\s*(?:T-?)?(\d{1,9})\s*$", re.IGNORECASE)
+# ASCII digits only: `\d` would read other scripts' digits (`T-٣`) as a task id.
+TASK_KEY = re.compile(r"^\s*(?:T-?)?([0-9]{1,9})\s*$", re.IGNORECASE)
 SYSTEM_ACTOR = "agentbot"
 
 
@@ -131,19 +133,38 @@ def touch(session: Session, task_id: int, **values: Any) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Viewer:
+    """Who asks to see tasks, and where: a task is shown in its own channel, to its
+    requester, and to approvers; anywhere else it is not shown at all."""
+
+    user: str
+    channel: str
+    approver: bool = False
+
+    def may_see(self, task: Task) -> bool:
+        """Whether this viewer may read the task's card."""
+        return self.approver or task.channel == self.channel or task.requester == self.user
+
+
 def list_tasks(
     session: Session,
     *,
     state: TaskState | None = None,
     requester: str | None = None,
+    viewer: Viewer | None = None,
     limit: int = 15,
 ) -> Sequence[Task]:
-    """Most recent tasks first, optionally filtered."""
+    """Most recent tasks first, optionally filtered (to what `viewer` may see, say)."""
     statement = select(Task).order_by(Task.id.desc()).limit(limit)
     if state is not None:
         statement = statement.where(Task.state == state.value)
     if requester is not None:
         statement = statement.where(Task.requester == requester)
+    if viewer is not None and not viewer.approver:
+        statement = statement.where(
+            or_(Task.channel == viewer.channel, Task.requester == viewer.user)
+        )
     return session.execute(statement).scalars().all()
 
 

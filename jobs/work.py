@@ -8,6 +8,7 @@ propagates so RQ retries it, and the final failure fails the task (`on_job_failu
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import functools
 import logging
@@ -39,6 +40,14 @@ from jobs import aws_actions, origin
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
 from jobs.exceptions import AgentbotError, TaskNotFound
+from jobs.fence import (
+    GITHUB_EFFECTS,
+    NOTIFIER_EFFECTS,
+    WORKSPACE_EFFECTS,
+    Fence,
+    TaskLost,
+    stops_when_lost,
+)
 from jobs.lifecycle import plan_problem
 from jobs.models import Task, utcnow
 from jobs.states import TaskState
@@ -112,6 +121,24 @@ def _claim(ctx: JobContext, task_id: int, waiting: TaskState, running: TaskState
         return task
 
 
+def _behind_fence(ctx: JobContext, task_id: int, running: TaskState) -> JobContext:
+    """The context a job works on its claimed task with: every effect behind its fence."""
+    fence = Fence(ctx.db, task_id, _job_id(), running)
+    return dataclasses.replace(
+        ctx,
+        fence=fence,
+        notifier=fence.guard(ctx.notifier, NOTIFIER_EFFECTS),
+        workspaces=fence.guard(ctx.workspaces, WORKSPACE_EFFECTS),
+        github=None if ctx.github is None else fence.guard(ctx.github, GITHUB_EFFECTS),
+    )
+
+
+def _moved(ctx: JobContext, state: TaskState) -> None:
+    """This job moved its task to `state`; its fence follows."""
+    if ctx.fence is not None:
+        ctx.fence.follow(state)
+
+
 def _repo(ctx: JobContext, task: Task) -> RepoConfig:
     repo = ctx.config.repo(task.repo)
     if repo is None:
@@ -172,6 +199,8 @@ class _Watch:
         self._last_sent = self._clock()
         try:
             self.ctx.notifier.progress(self.task_id, line)
+        except TaskLost:
+            self._cancelled = True  # the agent stops as when cancelled; nothing more is shown
         except Exception:  # progress is best-effort; the work goes on
             log.warning("progress update for T-%s failed", self.task_id, exc_info=True)
 
@@ -183,8 +212,11 @@ class _Watch:
         ):
             self._last_poll = now
             with self.ctx.db.session() as session:
-                state = get_task(session, self.task_id).task_state
-            self._cancelled = state == TaskState.CANCELLED
+                task = get_task(session, self.task_id)
+                fence = self.ctx.fence
+                # A task cancelled, or lost to the reconciler or a newer job: stop.
+                lost = fence is not None and not fence.owns(task)
+                self._cancelled = lost or task.task_state == TaskState.CANCELLED
         return self._cancelled
 
 
@@ -213,6 +245,7 @@ def _fail(
             columns["agent_cost_usd"] = task.agent_cost_usd + cost
         moved = transition(session, task_id, source, TaskState.FAILED, reason=reason, **columns)
     if moved:
+        _moved(ctx, TaskState.FAILED)
         ctx.notifier.sync(task_id)
     return moved
 
@@ -234,12 +267,6 @@ def _own(session: Session, task_id: int) -> Task | None:
         log.info("T-%s now belongs to job %s, not %s; standing down", task_id, task.job_id, job_id)
         return None
     return task
-
-
-def _still_own(ctx: JobContext, task_id: int) -> bool:
-    """Whether this job still owns the task (a cheap check before visible work)."""
-    with ctx.db.session() as session:
-        return _own(session, task_id) is not None
 
 
 def _run_record(phase: str, run: AgentRun) -> dict[str, Any]:
@@ -264,12 +291,13 @@ def _test_run_dict(run: TestRun) -> dict[str, Any]:
 
 
 @_log_context
+@stops_when_lost
 def plan_task(task_id: int) -> None:
     """Plan a queued task and put the plan up for approval."""
-    ctx = current()
-    task = _claim(ctx, task_id, TaskState.QUEUED, TaskState.PLANNING)
+    task = _claim(current(), task_id, TaskState.QUEUED, TaskState.PLANNING)
     if task is None:
         return
+    ctx = _behind_fence(current(), task_id, TaskState.PLANNING)
     ctx.notifier.sync(task_id)
     watch = _Watch(ctx, task_id)
     try:
@@ -282,8 +310,7 @@ def plan_task(task_id: int) -> None:
         watch.flush()
         if watch.cancelled():
             return
-        if not _still_own(ctx, task_id):
-            return  # a newer job plans the task; its PLAN.md and pull request win
+        # Commit and push are fenced: a newer job's PLAN.md and pull request win.
         _record_plan(ctx, task, workspace, outcome.plan)
     except AgentError as exc:
         watch.flush()
@@ -307,6 +334,7 @@ def plan_task(task_id: int) -> None:
             agent_cost_usd=task.agent_cost_usd + outcome.run.cost_usd,
         )
     if moved:
+        _moved(ctx, TaskState.AWAITING_APPROVAL)
         ctx.notifier.sync(task_id)
 
 
@@ -562,12 +590,13 @@ def render_plan_markdown(key: str, description: str, plan: Plan) -> str:
 
 
 @_log_context
+@stops_when_lost
 def execute_task(task_id: int) -> None:
     """Carry out an approved plan test-first, verifying RED and GREEN ourselves."""
-    ctx = current()
-    task = _claim(ctx, task_id, TaskState.APPROVED, TaskState.EXECUTING)
+    task = _claim(current(), task_id, TaskState.APPROVED, TaskState.EXECUTING)
     if task is None:
         return
+    ctx = _behind_fence(current(), task_id, TaskState.EXECUTING)
     ctx.notifier.sync(task_id)
     if task.source == aws_actions.AWS_ACTION_SOURCE:
         # An approved change to AWS, not code: dry run, then the real call.
@@ -674,8 +703,7 @@ def execute_task(task_id: int) -> None:
         check_green_kept_tests(before, red, green)
         ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
 
-        if not _still_own(ctx, task_id):
-            return  # a newer job has the task; it pushes and reports, not this one
+        # Fenced: a job that lost the task to a newer one pushes nothing.
         ctx.workspaces.push(workspace, task.key)
         diff = ctx.workspaces.diff_stat(workspace, base)
     except AgentError as exc:
@@ -732,6 +760,7 @@ def execute_task(task_id: int) -> None:
             agent_cost_usd=task.agent_cost_usd + cost,
         )
     if moved:
+        _moved(ctx, TaskState.SUCCEEDED)
         ctx.notifier.sync(task_id)
         # Where the task came from (a GitHub issue) hears that it is ready.
         origin.report_success(ctx, task_id)

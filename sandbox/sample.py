@@ -76,6 +76,20 @@ SCRIPT = {
             "delay_seconds": 120,
         },
         {
+            # Slow enough to be caught between steps, then a real fix.
+            "match": ["lingering"],
+            "plan": PLAN,
+            "red": [{"write": "tests/test_discount.py", "content": TEST_DISCOUNT}],
+            "green": [
+                {
+                    "replace": "pricing.py",
+                    "old": "return round(price - percent, 2)",
+                    "new": "return round(price * (1 - percent / 100), 2)",
+                }
+            ],
+            "delay_seconds": 4,
+        },
+        {
             "match": ["half-fix"],
             "plan": PLAN,
             "red": [{"write": "tests/test_discount.py", "content": TEST_DISCOUNT}],

@@ -20,7 +20,7 @@ from bot.app import build_app
 from bot.runtime import job_context
 from bot.services import Services, build_services
 from bot.settings import Settings
-from jobs.config import AccessConfig, AgentbotConfig
+from jobs.config import AccessConfig, AgentbotConfig, LimitsConfig
 from jobs.context import install
 from jobs.db import migrate
 from jobs.exceptions import UNAVAILABLE
@@ -58,7 +58,9 @@ def fragile_user(
         DATABASE_URL=private_postgres.url,
         REDIS_URL=redis_url,
     )
-    services = build_services(settings, config)
+    # One requester sends the whole burst: its size is the point, so no limit stops it.
+    roomy = LimitsConfig(open_tasks_per_requester=100_000, open_tasks_total=100_000)
+    services = build_services(settings, config.model_copy(update={"limits": roomy}))
     install(job_context(services))
     yield SlackUser(build_app(services), SIGNING_SECRET, slack, services)
     services.db.dispose()

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import signal
 from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,8 @@ from jobs.schedule import LOST_WORKER_NOTICED_WITHIN
 from jobs.states import TaskState
 from jobs.tasks import get_task, transition
 from sandbox.fakeslack import FakeSlack
-from tests.conftest import APPROVER, CHANNEL, REQUESTER
-from tests.procs import children_of
+from tests.conftest import APPROVER, CHANNEL, REQUESTER, git
+from tests.procs import children_of, proc_stats
 from tests.slackclient import SlackUser, texts
 
 
@@ -38,9 +39,11 @@ def kill_worker_and_horse(worker_pid: int) -> list[int]:
     return victims
 
 
-def start_executing(user: SlackUser, slack: FakeSlack) -> multiprocessing.Process:
+def start_executing(
+    user: SlackUser, slack: FakeSlack, description: str = "slow discount work"
+) -> multiprocessing.Process:
     """A slow task planned, approved, and running in a forked worker of its own."""
-    user.command("run slow discount work")
+    user.command(f"run {description}")
     user.work("default", "plan")
     user.command("approve T-1", user=APPROVER)
     worker = multiprocessing.get_context("fork").Process(target=user.work, args=("execute",))
@@ -112,6 +115,37 @@ def test_killed_worker_fails_the_task_with_a_message_in_the_thread(
     # Retry from the outcome message runs the approved plan again, to success.
     user.click(outcome, blocks.RETRY, APPROVER)
     assert task_row(user).state == "approved"
+
+
+def alive(pid: int) -> bool:
+    """Whether a process still runs (a zombie has finished)."""
+    return any(found == pid and fields[0] != "Z" for found, fields in proc_stats())
+
+
+def test_a_work_horse_that_outlives_its_worker_goes_quiet_once_the_task_is_failed(
+    user: SlackUser, slack: FakeSlack, sample_repo: Path
+):
+    """Only the worker's pid killed: after the reconciler fails the task, its still
+    running horse posts, edits, commits and pushes nothing more."""
+    worker = start_executing(user, slack, "lingering discount work")
+    (horse,) = children_of(worker.pid or 0)
+    os.kill(worker.pid or 0, signal.SIGKILL)
+    worker.join(timeout=10)
+    pushed = git("rev-parse", "agent/T-1", cwd=sample_repo)
+
+    report = reconcile(
+        user.services.db, user.services.queues, now=utcnow() + STALE_AFTER + timedelta(seconds=1)
+    )
+    assert report.failed == [1]
+    user.work("default")
+    assert LOST_WORKER in texts(user.thread()[-1])
+    seen = len(slack.calls)
+
+    slack.wait_for(lambda: not alive(horse), timeout=60)
+    assert [call.method for call in slack.calls[seen:]] == []
+    assert "GREEN" not in thread_text(slack, user, 1)
+    assert git("rev-parse", "agent/T-1", cwd=sample_repo) == pushed
+    assert task_row(user).state == "failed"
 
 
 def thread_text(slack: FakeSlack, user: SlackUser, task_id: int) -> str:

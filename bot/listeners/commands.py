@@ -13,7 +13,7 @@ from bot.services import Services
 from jobs.aws_actions import AWS_ACTION_SOURCE
 from jobs.exceptions import BadRequest, NotAllowed
 from jobs.lifecycle import NO_REASON
-from jobs.tasks import approvals_of, get_task, list_tasks
+from jobs.tasks import Viewer, approvals_of, get_task, list_tasks
 
 AWS_NOT_CONFIGURED = (
     "AWS is not configured for this Agentbot yet: add accounts and regions to the config file."
@@ -67,10 +67,19 @@ def _run(services: Services, ack: Ack, cmd: Command, user: str, channel: str) ->
     )
 
 
+def _viewer(services: Services, user: str, channel: str) -> Viewer:
+    return Viewer(user=user, channel=channel, approver=services.access.is_approver(user))
+
+
 def _status(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
     assert cmd.task_id is not None
     with services.db.session() as session:
         task = get_task(session, cmd.task_id)
+        if not _viewer(services, user, channel).may_see(task):
+            # Said without the description: that is what stays in its channel.
+            raise NotAllowed(
+                f"{task.key} belongs to another channel; ask there, or ask its requester."
+            )
         approvals = list(approvals_of(session, task.id))
     kind = services.config.agent.kind
     card = (
@@ -89,7 +98,12 @@ def _status(services: Services, ack: Ack, cmd: Command, user: str, channel: str)
 
 def _list(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
     with services.db.session() as session:
-        tasks = list_tasks(session, state=cmd.state, requester=user if cmd.mine else None)
+        tasks = list_tasks(
+            session,
+            state=cmd.state,
+            requester=user if cmd.mine else None,
+            viewer=_viewer(services, user, channel),
+        )
     heading = "Your recent tasks" if cmd.mine else "Recent tasks"
     if cmd.state is not None:
         heading += f" ({cmd.state.label})"

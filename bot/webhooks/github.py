@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -27,12 +28,15 @@ from bot.webhooks.http import (
     Outcome,
     bad_request,
     check_signature,
+    check_window,
     effective_secret,
+    sent_at,
 )
 from bot.webhooks.intake import Intake, Trigger
 from bot.webhooks.payload import dig, items, number, obj, text
 from jobs.config import RepoConfig
 from jobs.lifecycle import NO_REASON
+from jobs.models import Task
 from jobs.origin import enqueue_announce, enqueue_reply
 
 log = logging.getLogger(__name__)
@@ -88,14 +92,13 @@ class GitHubSource:
     def handle(self, delivery: Delivery, payload: dict[str, Any]) -> Outcome:
         """Dispatch on `X-GitHub-Event`."""
         event = delivery.header("x-github-event")
-        key = delivery.header("x-github-delivery")
-        delivery_key = f"github:{key}" if key else None
+        keys = [*delivery.header_key(SOURCE, "x-github-delivery"), delivery.body_key(SOURCE)]
         if event == "ping":
             return Outcome(200, {"status": "pong"})
         if event == "issues":
-            return self._issue(payload, delivery_key)
+            return self._issue(payload, keys)
         if event == "issue_comment":
-            return self._comment(payload, delivery_key)
+            return self._comment(payload, keys)
         return Outcome.ignored(f"GitHub event {event[:50] or '(none)'} is not used")
 
     # -- shared -------------------------------------------------------------------------
@@ -132,13 +135,15 @@ class GitHubSource:
 
     # -- issues -------------------------------------------------------------------------
 
-    def _issue(self, payload: dict[str, Any], delivery_key: str | None) -> Outcome:
+    def _issue(self, payload: dict[str, Any], keys: list[str]) -> Outcome:
         action = text(payload.get("action"), 50)
         if action not in ("labeled", "opened"):
             return Outcome.ignored(f"issue action {action or '(none)'} does not start tasks")
         full_name, repo = self._repo(payload)
         issue_number = self._issue_number(payload)
         issue = obj(payload.get("issue"))
+        # Labelling an issue updates it: an older body is a replay.
+        check_window(sent_at(issue.get("updated_at")), "issue.updated_at")
         label = self.config.label.casefold()
         if action == "labeled":
             labelled = text(dig(payload, "label", "name"), 100).casefold() == label
@@ -171,7 +176,7 @@ class GitHubSource:
                 "labelled_by": login,
             },
         )
-        outcome = self.intake.start(trigger, delivery_key)
+        outcome = self.intake.start(trigger, keys)
         if outcome.task_id is not None:
             try:
                 enqueue_announce(self.services.queues, outcome.task_id)
@@ -181,6 +186,19 @@ class GitHubSource:
 
     # -- comments -----------------------------------------------------------------------
 
+    def _written_after_plan(self, task: Task, written_at: datetime | None) -> bool:
+        """Whether a comment can be about the task's current plan.
+
+        GitHub gives the moment to the second, so a comment in the plan's own second
+        counts as after it.
+        """
+        posted = self.intake.plan_posted_at(task.id)
+        if posted is None:
+            return True  # no plan yet: the lifecycle refuses the decision itself
+        if written_at is None:
+            return False
+        return written_at + timedelta(seconds=1) > posted
+
     def _reply(self, full_name: str, issue_number: int, message: str) -> None:
         # The decision is already recorded; a lost reply must not undo or repeat it.
         try:
@@ -188,7 +206,7 @@ class GitHubSource:
         except RedisError:
             log.warning("could not queue a reply on %s#%s", full_name, issue_number)
 
-    def _comment(self, payload: dict[str, Any], delivery_key: str | None) -> Outcome:
+    def _comment(self, payload: dict[str, Any], keys: list[str]) -> Outcome:
         if text(payload.get("action"), 50) != "created":
             return Outcome.ignored("only new comments are read")
         if text(dig(payload, "sender", "type"), 50) == "Bot":
@@ -200,7 +218,15 @@ class GitHubSource:
         issue_number = self._issue_number(payload)
         if repo is None:
             return Outcome.ignored(f"{full_name} is not a repo GitHub webhooks may use")
-        if delivery_key is not None and not self.intake.claim(delivery_key):
+        comment_id = number(dig(payload, "comment", "id"))
+        if comment_id is None:
+            raise bad_request("comment.id is missing")
+        written_at = sent_at(dig(payload, "comment", "created_at"))
+        check_window(written_at, "comment.created_at")
+        # A comment acts once, ever: its id is inside the signed body, the delivery's
+        # id is not.
+        keys = [*keys, f"{SOURCE}:comment:{comment_id}"]
+        if not self.intake.claim(keys):
             return Outcome.duplicate()
         login = text(dig(payload, "sender", "login"), 100) or "unknown"
 
@@ -224,11 +250,17 @@ class GitHubSource:
                 "`[webhooks.github_users]`.",
                 task.key,
             )
+        if not self._written_after_plan(task, written_at):
+            return refuse(
+                f"this comment was written before the current plan of {task.key} was "
+                "posted; read that plan, then comment again to decide on it.",
+                task.key,
+            )
         approve = command.verb == "approve"
         # As with the slash command, a reason is welcome but not required.
         comment = command.rest if approve or command.rest else NO_REASON
         verdict = self.intake.decide(
-            task, user, approve=approve, comment=comment, delivery_key=delivery_key
+            task, user, approve=approve, comment=comment, delivery_keys=keys
         )
         if verdict.status == "refused":
             return refuse(verdict.message, task.key)

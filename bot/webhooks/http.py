@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
@@ -23,8 +24,9 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
 from bot.settings import PLACEHOLDER_SECRETS
-from jobs.exceptions import Unavailable
-from jobs.models import Task
+from jobs.deliveries import KEEP
+from jobs.exceptions import LimitReached, Unavailable
+from jobs.models import Task, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
     413: "Content Too Large",
+    429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -74,6 +77,19 @@ class Delivery:
     def header(self, name: str) -> str:
         """A header's value, or "" when it was not sent."""
         return self.headers.get(name.lower(), "")
+
+    def header_key(self, source: str, name: str) -> list[str]:
+        """The sender's own id for this delivery, as a record key (none when not sent).
+
+        Headers are outside the signature, so this alone does not stop a replay.
+        """
+        value = self.header(name)
+        return [f"{source}:{value}"] if value else []
+
+    def body_key(self, source: str) -> str:
+        """A record key for the signed body itself: the same body acts once, whatever
+        the headers that came with it say."""
+        return f"{source}:body:{hashlib.sha256(self.body).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,40 @@ def check_signature(secret: str, body: bytes, sent: str, *, prefix: str, header:
     expected = prefix + hmac_sha256(secret, body)
     if not hmac.compare_digest(expected.encode(), sent.strip().encode()):
         raise unauthorized(f"{header} does not match")
+
+
+def sent_at(value: Any) -> datetime | None:
+    """A moment a sender wrote in its body: ISO 8601, or seconds or milliseconds since
+    the epoch; None when there is none or it cannot be read."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None
+
+
+def check_window(moment: datetime | None, what: str, now: datetime | None = None) -> None:
+    """Refuse a body written longer ago than delivery records are kept.
+
+    Within the window the body's record stops a replay; past it the record may be
+    pruned, so the body's own timestamp has to.
+
+    Raises:
+        Refused: 400 for a body older than the window.
+    """
+    if moment is not None and (now or utcnow()) - moment > KEEP:
+        hours = int(KEEP.total_seconds() // 3600)
+        raise bad_request(f"{what} is older than the {hours}-hour delivery window")
 
 
 def _headers(environ: Environ) -> dict[str, str]:
@@ -249,6 +299,8 @@ def respond(source: Source, environ: Environ) -> Outcome:
     except Refused as exc:
         log.info("%s webhook refused (%s): %s", source.name, exc.status, exc.message)
         return Outcome(exc.status, {"error": exc.message})
+    except LimitReached as exc:
+        return Outcome(429, {"error": str(exc), "limit": exc.limit})
     except (Unavailable, OperationalError, RedisError) as exc:
         log.warning("%s webhook: backing service unavailable: %s", source.name, exc)
         return Outcome(503, {"error": "the database or queue is unavailable; deliver again"})

@@ -11,10 +11,12 @@ processed as if it were the first.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,8 +25,8 @@ from bot.webhooks.http import Outcome, bad_request
 from jobs.config import RepoConfig
 from jobs.exceptions import AgentbotError, BadRequest, Unavailable
 from jobs.lifecycle import MAX_DESCRIPTION
-from jobs.models import SlackDelivery, Task
-from jobs.states import TERMINAL
+from jobs.models import SlackDelivery, Task, TaskEvent
+from jobs.states import TERMINAL, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,11 @@ class Intake:
 
     # -- creating tasks -----------------------------------------------------------------
 
-    def start(self, trigger: Trigger, delivery_key: str | None) -> Outcome:
+    def start(self, trigger: Trigger, delivery_keys: Sequence[str]) -> Outcome:
         """Create the task for a trigger, once per delivery and once per open origin.
+
+        A delivery is known by each of `delivery_keys` (the sender's id, the signed
+        body's digest); any one of them seen before makes it a duplicate.
 
         Raises:
             Refused: 400 when the trigger carries no description at all.
@@ -110,8 +115,8 @@ class Intake:
 
         def guard(session: Session) -> None:
             self._lock(session, trigger)
-            if delivery_key is not None:
-                self._claim(session, delivery_key)
+            for key in delivery_keys:
+                self._claim(session, key)
             open_task = self._open_task(session, trigger)
             if open_task is not None:
                 raise _AlreadyOpen(open_task)
@@ -133,7 +138,7 @@ class Intake:
         except _Duplicate:
             return Outcome.duplicate()
         except _AlreadyOpen as exc:
-            return self._seen_again(exc.task_id, trigger, delivery_key)
+            return self._seen_again(exc.task_id, trigger, delivery_keys)
         except BadRequest as exc:
             raise bad_request(str(exc)) from None
         return Outcome.created(task)
@@ -167,12 +172,12 @@ class Intake:
         ).scalar_one_or_none()
         return None if found is None else int(found)
 
-    def _seen_again(self, task_id: int, trigger: Trigger, delivery_key: str | None) -> Outcome:
+    def _seen_again(self, task_id: int, trigger: Trigger, delivery_keys: Sequence[str]) -> Outcome:
         """Count a repeat of an origin on its open task (an alert firing again)."""
         key = f"T-{task_id}"
         try:
             with self.services.db.session() as session:
-                if delivery_key is not None:
+                for delivery_key in delivery_keys:
                     self._claim(session, delivery_key)
                 task = session.execute(
                     select(Task).where(Task.id == task_id).with_for_update()
@@ -202,29 +207,43 @@ class Intake:
                 .limit(1)
             ).scalar_one_or_none()
 
-    def claim(self, key: str) -> bool:
-        """Record a delivery on its own; False when it was recorded before."""
+    def claim(self, keys: Sequence[str]) -> bool:
+        """Record a delivery by all its keys at once; False when any was recorded before."""
         try:
             with self.services.db.session() as session:
-                self._claim(session, key)
+                for key in keys:
+                    self._claim(session, key)
         except _Duplicate:
             return False
         return True
 
-    def release(self, key: str) -> None:
+    def release(self, keys: Sequence[str]) -> None:
         """Forget a delivery whose processing failed, so its re-delivery is processed."""
         try:
             with self.services.db.session() as session:
-                session.execute(delete(SlackDelivery).where(SlackDelivery.key == key[:255]))
+                session.execute(
+                    delete(SlackDelivery).where(SlackDelivery.key.in_([k[:255] for k in keys]))
+                )
         except Exception:
-            log.warning("could not release delivery %s", key, exc_info=True)
+            log.warning("could not release delivery %s", ", ".join(keys), exc_info=True)
+
+    def plan_posted_at(self, task_id: int) -> datetime | None:
+        """When the task's current plan was put up for approval (None before any was)."""
+        with self.services.db.session() as session:
+            found = session.execute(
+                select(func.max(TaskEvent.created_at)).where(
+                    TaskEvent.task_id == task_id,
+                    TaskEvent.to_state == TaskState.AWAITING_APPROVAL.value,
+                )
+            ).scalar_one_or_none()
+        return None if found is None else _aware(found)
 
     def decide(
-        self, task: Task, user: str, *, approve: bool, comment: str, delivery_key: str | None
+        self, task: Task, user: str, *, approve: bool, comment: str, delivery_keys: Sequence[str]
     ) -> Verdict:
         """Approve or reject a task as `user`, exactly like the Slack buttons.
 
-        The caller has claimed `delivery_key`; it is released when the database or
+        The caller has claimed `delivery_keys`; they are released when the database or
         queue fails, so the re-delivery is processed. A refusal (not an approver,
         self-approval, already decided) is a verdict with the lifecycle's own sentence,
         and the delivery stays claimed: delivered again, it would be refused the same way.
@@ -236,12 +255,12 @@ class Intake:
                 return Verdict("rejected", f"{rejected.key} is rejected: {comment}")
             decision = lifecycle.approve(task.id, user, comment or None)
         except Unavailable:
-            self._release_quietly(delivery_key)
+            self._release_quietly(delivery_keys)
             raise
         except AgentbotError as exc:
             return Verdict("refused", str(exc))
         except Exception:
-            self._release_quietly(delivery_key)
+            self._release_quietly(delivery_keys)
             raise
         if decision.moved:
             return Verdict("approved", f"{task.key} is approved and queued for execution.")
@@ -250,6 +269,10 @@ class Intake:
             f"Approval of {task.key} recorded ({decision.approvals} of {decision.required}).",
         )
 
-    def _release_quietly(self, key: str | None) -> None:
-        if key is not None:
-            self.release(key)
+    def _release_quietly(self, keys: Sequence[str]) -> None:
+        if keys:
+            self.release(keys)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

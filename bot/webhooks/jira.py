@@ -14,12 +14,20 @@ import re
 from typing import Any
 
 from bot.services import Services
-from bot.webhooks.http import Delivery, Outcome, bad_request, check_signature, effective_secret
+from bot.webhooks.http import (
+    Delivery,
+    Outcome,
+    bad_request,
+    check_signature,
+    check_window,
+    effective_secret,
+    sent_at,
+)
 from bot.webhooks.intake import Intake, Trigger
 from bot.webhooks.payload import dig, ident, items, obj, text, words
 
 SOURCE = "jira"
-ISSUE_KEY = re.compile(r"^(?P<project>[A-Za-z][A-Za-z0-9_]*)-\d+$")
+ISSUE_KEY = re.compile(r"^(?P<project>[A-Za-z][A-Za-z0-9_]*)-[0-9]+$")
 EVENTS = ("jira:issue_created", "jira:issue_updated")
 ADF_DEPTH = 20
 
@@ -84,6 +92,7 @@ class JiraSource:
         event = text(payload.get("webhookEvent"), 100)
         if event not in EVENTS:
             return Outcome.ignored(f"Jira event {event or '(none)'} is not used")
+        check_window(sent_at(payload.get("timestamp")), "timestamp")
         issue = payload.get("issue")
         if not isinstance(issue, dict):
             raise bad_request("issue is missing")
@@ -132,5 +141,8 @@ class JiraSource:
                 or text(fields.get("priority"), 100),
             },
         )
-        identifier = delivery.header("x-atlassian-webhook-identifier")
-        return self.intake.start(trigger, f"jira:{identifier}" if identifier else None)
+        keys = [
+            *delivery.header_key(SOURCE, "x-atlassian-webhook-identifier"),
+            delivery.body_key(SOURCE),
+        ]
+        return self.intake.start(trigger, keys)

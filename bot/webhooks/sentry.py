@@ -15,7 +15,15 @@ import re
 from typing import Any
 
 from bot.services import Services
-from bot.webhooks.http import Delivery, Outcome, bad_request, check_signature, effective_secret
+from bot.webhooks.http import (
+    Delivery,
+    Outcome,
+    bad_request,
+    check_signature,
+    check_window,
+    effective_secret,
+    sent_at,
+)
 from bot.webhooks.intake import Intake, Trigger
 from bot.webhooks.payload import dig, ident, items, number, obj, text
 
@@ -124,9 +132,12 @@ class SentrySource:
                 f"Sentry project {project or '(unknown)'} is not mapped to a repo "
                 "in webhooks.sentry.projects"
             )
+        check_window(
+            sent_at(event.get("timestamp")) or sent_at(event.get("datetime")),
+            "data.event.timestamp",
+        )
         data, title = self._details(payload, event, issue_id, project)
         rule = text(dig(payload, "data", "triggered_rule"), 100)
-        request_id = delivery.header("request-id")
         trigger = Trigger(
             source=SOURCE,
             ref=issue_id,
@@ -135,7 +146,8 @@ class SentrySource:
             requester=f"sentry: {rule}" if rule else "sentry",
             data=data,
         )
-        return self.intake.start(trigger, f"sentry:{request_id}" if request_id else None)
+        keys = [*delivery.header_key(SOURCE, "request-id"), delivery.body_key(SOURCE)]
+        return self.intake.start(trigger, keys)
 
     def _project(self, event: dict[str, Any]) -> tuple[str, str | None]:
         """The event's project (slug when known, else id) and the repo it maps to."""

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import subprocess
+import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -161,6 +162,8 @@ def test_a_signed_github_issue_reaches_the_sandbox_like_serve(tmp_path: Path):
     fixture = Path(__file__).parents[1] / "fixtures" / "webhooks" / "github_issues_labeled.json"
     payload = json.loads(fixture.read_text())
     payload["repository"]["full_name"] = SAMPLE_REPO
+    # Labelled just now: a body older than the delivery window is refused as a replay.
+    payload["issue"]["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     body = json.dumps(payload).encode()
     options = DevOptions(port=0, data_dir=tmp_path / "dev", agent="scripted", aws=False)
     with Sandbox(options, say=print) as sandbox:

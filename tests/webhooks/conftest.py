@@ -11,6 +11,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -44,8 +45,24 @@ GITHUB_USERS = {"octo-reporter": REQUESTER, "octo-lead": APPROVER, "octo-strange
 
 
 def load(name: str) -> dict[str, Any]:
-    """A recorded payload from tests/fixtures/webhooks."""
+    """A recorded payload from tests/fixtures/webhooks, stamped as if written just now.
+
+    Each sender dates its body (GitHub's comment and issue, Sentry's event, Jira's
+    delivery), and a body older than the delivery window is refused as a replay.
+    """
     data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    now = datetime.now(UTC)
+    iso = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(data.get("comment"), dict):
+        data["comment"]["created_at"] = data["comment"]["updated_at"] = iso
+    if isinstance(data.get("issue"), dict) and "updated_at" in data["issue"]:
+        data["issue"]["updated_at"] = iso
+    event = (data.get("data") or {}).get("event") if isinstance(data.get("data"), dict) else None
+    if isinstance(event, dict):
+        event["timestamp"] = now.timestamp()
+        event["datetime"] = now.isoformat().replace("+00:00", "Z")
+    if "webhookEvent" in data:
+        data["timestamp"] = int(now.timestamp() * 1000)
     return data
 
 

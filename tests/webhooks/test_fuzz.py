@@ -25,6 +25,7 @@ from bot.app import build_app
 from bot.services import Services
 from bot.web import WebApp
 from bot.webhooks import register
+from jobs.config import AgentbotConfig, LimitsConfig
 from jobs.models import SlackDelivery, Task
 from tests.webhooks.conftest import GITHUB_SECRET, JIRA_SECRET, SENTRY_SECRET, load, sign
 
@@ -169,6 +170,15 @@ def counts(services: Services) -> tuple[int, int]:
             int(session.execute(select(func.count()).select_from(Task)).scalar_one()),
             int(session.execute(select(func.count()).select_from(SlackDelivery)).scalar_one()),
         )
+
+
+@pytest.fixture
+def config(config: AgentbotConfig) -> AgentbotConfig:
+    """The webhook configuration with limits out of the way: each example may create."""
+    roomy = LimitsConfig(
+        open_tasks_per_requester=10_000, open_tasks_total=10_000, webhook_tasks_per_hour=10_000
+    )
+    return config.model_copy(update={"limits": roomy})
 
 
 @pytest.fixture

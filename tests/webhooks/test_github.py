@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 
 import pytest
 
@@ -34,13 +35,18 @@ def thread_path(ts: str) -> str:
     return f"/archives/{CHANNEL}/p{ts.replace('.', '')}"
 
 
+COMMENT_IDS = itertools.count(600_000_000)
+
+
 def permalink(ts: str) -> str:
     """The link Slack (the fake) hands out for a card: not the one the bot would build."""
     return f"https://{TEAM_DOMAIN}.slack.com{thread_path(ts)}"
 
 
 def comment(body: str, login: str = "octo-lead") -> dict[str, object]:
+    """A new comment on the issue: its own id, as GitHub gives each comment."""
     payload = load("github_issue_comment_created.json")
+    payload["comment"]["id"] = next(COMMENT_IDS)
     payload["comment"]["body"] = body
     payload["comment"]["user"]["login"] = login
     payload["sender"] = copy.deepcopy(payload["comment"]["user"])

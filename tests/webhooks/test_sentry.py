@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.services import Services
@@ -54,9 +55,11 @@ def test_issue_alert_creates_a_task_carrying_the_stack_trace(
 
 def test_an_alert_storm_creates_one_task(hooks: Hooks, services: Services) -> None:
     """Thirty concurrent alerts for one Sentry issue: one task, thirty events counted."""
-    payload = load("sentry_event_alert.json")
+    payloads = [load("sentry_event_alert.json") for _ in range(30)]
+    for payload in payloads:  # each alert is about an event of its own
+        payload["data"]["event"]["event_id"] = uuid.uuid4().hex
     with ThreadPoolExecutor(max_workers=10) as pool:
-        replies = list(pool.map(lambda _: hooks.sentry(payload), range(30)))
+        replies = list(pool.map(hooks.sentry, payloads))
     statuses = sorted(reply.status for reply in replies)
     assert statuses == [200] * 29 + [201], [r.body for r in replies if r.status not in (200, 201)]
     assert {r.body["task"] for r in replies} == {"T-1"}

@@ -1,0 +1,90 @@
+"""`[limits]`: no one person, and no alert storm, floods the queue.
+
+Each task is a paid agent run and a card in a channel. Before a task is created, in
+the creating transaction, the unfinished tasks of its requester and in all, and the
+tasks its webhook source started in the last hour, are counted against the
+configured limits. On PostgreSQL a transaction-scoped advisory lock serializes these
+checks, so a burst of concurrent requests cannot all pass on the same count.
+
+Refusals are counted in Redis (`REFUSALS_KEY`, a hash of limit name -> count) for
+`/metrics`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import ColumnElement, func, select, text
+from sqlalchemy.orm import Session
+
+from jobs.config import LimitsConfig
+from jobs.exceptions import LimitReached
+from jobs.models import Task, utcnow
+from jobs.states import TERMINAL
+
+log = logging.getLogger(__name__)
+
+REFUSALS_KEY = "agentbot:metrics:limit_refusals"
+# Namespaces this module's advisory lock (the first key of the two-key form).
+LOCK_NAMESPACE = 6_202
+WEBHOOK_SOURCES = {"github": "GitHub", "sentry": "Sentry", "jira": "Jira"}
+UNFINISHED = Task.state.notin_([state.value for state in TERMINAL])
+
+
+def _count(session: Session, *conditions: ColumnElement[bool]) -> int:
+    return int(session.execute(select(func.count(Task.id)).where(*conditions)).scalar_one())
+
+
+def check_limits(
+    session: Session, limits: LimitsConfig, *, requester: str, source: str, locking: bool
+) -> None:
+    """Refuse a new task that would pass a limit.
+
+    Args:
+        session: The transaction that will create the task.
+        limits: The configured limits.
+        requester: Who asks (a Slack user, or a webhook's stand-in).
+        source: Where the request came from (`slack`, `github`, …).
+        locking: Whether to take the advisory lock (PostgreSQL).
+
+    Raises:
+        LimitReached: With a short sentence naming the limit.
+    """
+    if locking:
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:namespace, 0)"), {"namespace": LOCK_NAMESPACE}
+        )
+    mine = _count(session, UNFINISHED, Task.requester == requester)
+    if mine >= limits.open_tasks_per_requester:
+        raise LimitReached(
+            "open_tasks_per_requester",
+            f"You already have {mine} unfinished tasks, the most one requester may have "
+            "(`limits.open_tasks_per_requester`). Cancel one or wait for one to finish.",
+        )
+    total = _count(session, UNFINISHED)
+    if total >= limits.open_tasks_total:
+        raise LimitReached(
+            "open_tasks_total",
+            f"Agentbot has {total} unfinished tasks, its limit (`limits.open_tasks_total`). "
+            "Try again when some have finished.",
+        )
+    if source in WEBHOOK_SOURCES:
+        since = utcnow() - timedelta(hours=1)
+        started = _count(session, Task.source == source, Task.created_at >= since)
+        if started >= limits.webhook_tasks_per_hour:
+            raise LimitReached(
+                "webhook_tasks_per_hour",
+                f"{WEBHOOK_SOURCES[source]} webhooks started {started} tasks in the last hour, "
+                "the limit (`limits.webhook_tasks_per_hour`). Deliver again later.",
+            )
+
+
+def count_refusal(redis: Redis, limit: str) -> None:
+    """Add one to the refusals of `limit` (a lost count never blocks the refusal)."""
+    try:
+        redis.hincrby(REFUSALS_KEY, limit, 1)
+    except RedisError:
+        log.warning("could not count a refusal by %s", limit)
