@@ -208,14 +208,24 @@ def rows(services: Services) -> tuple[int, int]:
     return int(tasks), int(claims)
 
 
-def settle(services: Services, sink: Sink, kind: str) -> None:
+def settle(services: Services, sink: Sink, slack: FakeSlack, kind: str) -> None:
     """Wait for the signed request's listener, which Bolt may run after acknowledging it."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         done = sink.requests if kind == "interactivity" else rows(services)[0] == 1
         if done:
-            return
+            break
         time.sleep(0.05)
+    else:
+        raise AssertionError(f"the signed {kind} request was not processed")
+    # The listener may still be writing after its first effect: wait until nothing moves.
+    seen = None
+    while time.monotonic() < deadline:
+        now = (rows(services), services.queues.lengths(), len(sink.requests), len(slack.calls))
+        if now == seen:
+            return
+        seen = now
+        time.sleep(0.3)
     raise AssertionError(f"the signed {kind} request was not processed")
 
 
@@ -240,7 +250,7 @@ def test_unverified_request_is_401_and_touches_nothing(
     captured = signed_headers(body)
     status, _ = post(address, body, content_type, captured)
     assert status == 200
-    settle(services, sink, kind)
+    settle(services, sink, slack, kind)
     before = rows(services)
     queued = services.queues.lengths()
     sink.requests.clear()
