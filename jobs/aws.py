@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import boto3
 import structlog
 from redis import Redis
 from redis.exceptions import LockError
@@ -46,6 +46,9 @@ from jobs.context import current
 from jobs.db import Database
 from jobs.notify import AwsStatusReporter, ChatMessage
 from jobs.queues import DEFAULT, Queues
+
+if TYPE_CHECKING:
+    import boto3
 
 log = logging.getLogger(__name__)
 

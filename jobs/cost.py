@@ -37,9 +37,8 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import structlog
 from redis import Redis
 from redis.exceptions import LockError, RedisError
@@ -91,6 +90,9 @@ from jobs.exceptions import BadRequest
 from jobs.models import Base, utcnow
 from jobs.notify import Notifier, PostedReport, SavingsListing
 from jobs.queues import DEFAULT, Queues
+
+if TYPE_CHECKING:
+    import boto3
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.aws.cost_config import ActionKind
 from agents.aws.prices import gp2_performance
 
 if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
     from mypy_boto3_ec2 import EC2Client
 
 DRY_RUN_OK = "DryRunOperation"
@@ -67,6 +67,8 @@ def _code(error: ClientError) -> str:
 
 
 def _message(error: Exception) -> str:
+    from botocore.exceptions import ClientError
+
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return f"{details.get('Code', 'Error')}: {details.get('Message', '')}".strip()
@@ -87,6 +89,8 @@ class _Run:
         return ActionError(message, self.result, changed=self.changed)
 
     def dry_run(self, operation: str, call: Callable[[], Any]) -> None:
+        from botocore.exceptions import ClientError
+
         try:
             call()
         except ClientError as error:
@@ -123,6 +127,8 @@ class _Run:
         self.result.summary = f"Stopped {instance_id} (now {after}); its volumes are kept."
 
     def delete_volume(self) -> None:
+        from botocore.exceptions import ClientError, WaiterError
+
         volume_id = self.spec.resource_id
         volume = self._volume(volume_id)
         if volume["State"] != "available":
@@ -262,6 +268,8 @@ class _Run:
         return self.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]
 
     def _address(self, allocation_id: str) -> Any:
+        from botocore.exceptions import ClientError
+
         try:
             addresses = self.ec2.describe_addresses(AllocationIds=[allocation_id])["Addresses"]
         except ClientError as error:
@@ -285,6 +293,8 @@ def execute_action(ec2: EC2Client, spec: ActionSpec) -> ActionResult:
         ActionError: A step failed; its message says which and whether anything
             changed, and its `result` lists the steps done before.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     run = _Run(ec2, spec)
     steps = {
         ActionKind.STOP_INSTANCE: run.stop_instance,

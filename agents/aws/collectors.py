@@ -45,12 +45,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.aws.config import AwsConfig, ResourceType
 
 if TYPE_CHECKING:
+    from botocore.exceptions import BotoCoreError, ClientError
     from mypy_boto3_autoscaling import AutoScalingClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
@@ -208,6 +208,8 @@ def _capacity_health(available: int, desired: int) -> Health:
 
 
 def _error_text(error: ClientError | BotoCoreError) -> str:
+    from botocore.exceptions import ClientError
+
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return str(details.get("Code", "Error"))
@@ -383,6 +385,8 @@ def collect_lambda(
     names = [function.get("FunctionName", "") for function in functions]
     window = timedelta(minutes=ctx.config.metrics_window_minutes)
     metrics_error = ""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         sums = _lambda_metric_sums(cloudwatch, names, end=ctx.now, window=window)
     except (ClientError, BotoCoreError) as error:
@@ -674,6 +678,8 @@ def collect_s3(s3: S3Client, ctx: CollectContext) -> list[ResourceRecord]:
 
 def _bucket_region(s3: S3Client, bucket: str) -> str:
     # Older endpoints (and some S3-compatible ones) omit BucketRegion from ListBuckets.
+    from botocore.exceptions import ClientError
+
     try:
         constraint = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     except ClientError:

@@ -13,14 +13,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from agents.aws.config import AwsAccount
 from agents.aws.sessions import AccountSessions
 
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
     from mypy_boto3_ce import CostExplorerClient
     from mypy_boto3_ce.type_defs import (
         GetCostAndUsageRequestTypeDef,
@@ -135,6 +133,8 @@ def fetch_daily_costs(
             `MAX_PAGES` pages (a partial answer would pass missing costs off as zero);
             its `calls` counts every request made.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if end <= start:
         return CostFetch()
     fetch = CostFetch()

@@ -40,8 +40,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.aws.config import AwsAccount, AwsConfig, ResourceType, Service
@@ -51,6 +49,7 @@ from agents.aws.scanner import resolve_scope
 from agents.aws.sessions import AccountSessions, AssumeRoleError
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_cloudwatch.type_defs import MetricDataQueryTypeDef
     from mypy_boto3_ec2 import EC2Client
@@ -156,6 +155,8 @@ def _name(tags: Sequence[Any] | None) -> str:
 
 
 def _error_text(error: Exception) -> str:
+    from botocore.exceptions import ClientError
+
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
         return f"{details.get('Code', 'Error')}: {details.get('Message', '')}".strip()
@@ -482,6 +483,8 @@ def find_savings(
         Recommendations, largest saving first (unpriced ones last), and one error
         line per account and region that could not be scanned.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     now = now or datetime.now(UTC)
     sessions = sessions or AccountSessions(base_session, aws)
     scope = resolve_scope(aws, base_session, services=[Service.EC2])

@@ -15,18 +15,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import boto3
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
 from pydantic import BaseModel, ConfigDict
 
 from agents.aws.collectors import (
@@ -46,6 +36,9 @@ from agents.aws.collectors import (
 )
 from agents.aws.config import GLOBAL_SERVICES, AwsAccount, AwsConfig, ResourceType, Service
 from agents.aws.sessions import AccountSessions, AssumeRoleError, RegionClients
+
+if TYPE_CHECKING:
+    import boto3
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +326,16 @@ def _collect(clients: RegionClients, unit: _Unit, ctx: CollectContext) -> list[R
 
 
 def _describe_failure(error: Exception) -> tuple[ErrorKind, str]:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ReadTimeoutError,
+    )
+
     if isinstance(error, AssumeRoleError):
         return ErrorKind.CREDENTIALS, str(error)
     if isinstance(error, ClientError):

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from agents.aws.config import AwsAccount, AwsConfig
 
+# boto3 and botocore are imported where clients are made: a process that never calls
+# AWS (`agentbot serve`) never loads them.
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
     from mypy_boto3_autoscaling import AutoScalingClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -82,6 +82,8 @@ def client_config(config: AwsConfig, base_session: boto3.Session | None = None) 
     Returns:
         A `Config` with connect/read timeouts from `call_timeout_seconds` and retries.
     """
+    from botocore.config import Config
+
     standard = base_session._session if base_session is not None else None
     retries: dict[str, Any] = {}
     if config.max_attempts is not None:
@@ -175,6 +177,8 @@ class AccountSessions:
             return fresh
 
     def _assume(self, account: AwsAccount, role_arn: str) -> AccountCredentials:
+        from botocore.exceptions import BotoCoreError, ClientError
+
         with self._create_lock:
             sts: STSClient = self._base.client(
                 "sts", region_name=self._sts_region, config=self._client_config
@@ -217,6 +221,8 @@ class AccountSessions:
             The base session itself when the account has no role, otherwise a
             new Session holding the assumed role's temporary credentials.
         """
+        import boto3
+
         creds = self.credentials(account)
         if creds is None:
             return self._base
