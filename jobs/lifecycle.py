@@ -376,8 +376,7 @@ class Lifecycle:
         # The task and its job id are committed before the job exists; if Redis is
         # down here the reconciler finds the task without its job and queues it again.
         try:
-            self.queues.enqueue_phase(task_id, job_id, plan=plan)
-            self.queues.enqueue_sync(task_id)
+            self.queues.enqueue_phase_and_sync(task_id, job_id, plan=plan)
         except Exception:
             log.exception("could not enqueue T-%s; the reconciler will pick it up", task_id)
             return

@@ -6,6 +6,7 @@ import contextlib
 import uuid
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Callback, Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -43,14 +44,27 @@ class Queues:
         """A fresh job id, stored on the task before the job is enqueued."""
         return f"{'plan' if plan else 'execute'}-{task_id}-{uuid.uuid4().hex[:12]}"
 
-    def enqueue_phase(self, task_id: int, job_id: str, *, plan: bool) -> None:
+    def enqueue_phase(
+        self, task_id: int, job_id: str, *, plan: bool, pipeline: Pipeline | None = None
+    ) -> None:
         """Queue planning or execution of a task under the id stored on it."""
         if plan:
-            self.enqueue_plan(task_id, job_id)
+            self.enqueue_plan(task_id, job_id, pipeline=pipeline)
         else:
-            self.enqueue_execute(task_id, job_id)
+            self.enqueue_execute(task_id, job_id, pipeline=pipeline)
 
-    def enqueue_plan(self, task_id: int, job_id: str) -> None:
+    def enqueue_phase_and_sync(self, task_id: int, job_id: str, *, plan: bool) -> None:
+        """Queue a task's next phase and a refresh of its card in one Redis transaction.
+
+        One MULTI/EXEC instead of four round trips: both jobs are queued, or neither
+        (and the reconciler queues the phase again from the database).
+        """
+        with self.redis.pipeline() as pipeline:
+            self.enqueue_phase(task_id, job_id, plan=plan, pipeline=pipeline)
+            self.enqueue_sync(task_id, pipeline=pipeline)
+            pipeline.execute()
+
+    def enqueue_plan(self, task_id: int, job_id: str, pipeline: Pipeline | None = None) -> None:
         """Queue planning for a task."""
         self.queue(PLAN).enqueue(
             "jobs.work.plan_task",
@@ -60,9 +74,10 @@ class Queues:
             retry=self._retry(),
             on_failure=ON_FAILURE,
             description=f"plan T-{task_id}",
+            pipeline=pipeline,
         )
 
-    def enqueue_execute(self, task_id: int, job_id: str) -> None:
+    def enqueue_execute(self, task_id: int, job_id: str, pipeline: Pipeline | None = None) -> None:
         """Queue execution of an approved plan."""
         self.queue(EXECUTE).enqueue(
             "jobs.work.execute_task",
@@ -72,9 +87,10 @@ class Queues:
             retry=self._retry(),
             on_failure=ON_FAILURE,
             description=f"execute T-{task_id}",
+            pipeline=pipeline,
         )
 
-    def enqueue_sync(self, task_id: int) -> None:
+    def enqueue_sync(self, task_id: int, pipeline: Pipeline | None = None) -> None:
         """Queue a refresh of the task's Slack card and thread."""
         self.queue(DEFAULT).enqueue(
             "jobs.work.sync_task",
@@ -83,6 +99,7 @@ class Queues:
             retry=Retry(max=3, interval=[2, 10, 30]),
             result_ttl=60,
             description=f"sync T-{task_id}",
+            pipeline=pipeline,
         )
 
     def enqueue_say(self, task_id: int, text: str) -> None:
