@@ -5,6 +5,10 @@ re-delivery of a claimed request â€” Slack's retries, or the same event twice â€
 acknowledged and dropped. If the first attempt fails, the error handler releases the
 claim, so Slack's retry is processed rather than lost. Old claims are pruned by the
 scheduled job in `jobs.deliveries`.
+
+`/agent run`, the request a burst is made of, is claimed inside the transaction that
+creates its task instead (`claim_in`): one transaction, one commit, and no claim to
+release when it fails, since the claim and the task are written together or not at all.
 """
 
 from __future__ import annotations
@@ -13,13 +17,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltContext, BoltResponse
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from bot.services import Services
-from jobs.exceptions import Unavailable
+from jobs.exceptions import AgentbotError, Unavailable
 from jobs.models import SlackDelivery
+
+# Where the middleware leaves the key of a delivery its listener claims itself.
+CLAIMED_BY_LISTENER = "agentbot_delivery_key"
+# `/agent` subcommands whose listener claims the delivery in its own transaction.
+CLAIMED_WITH_TASK = frozenset({"run"})
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,10 @@ class NotClaimed(Unavailable):
     Releasing would ask the unanswering database again and keep the user waiting a
     second connection timeout, past Slack's three seconds.
     """
+
+
+class Duplicate(AgentbotError):
+    """The delivery was claimed before: acknowledged and dropped, never released."""
 
 
 def _text(value: Any) -> str | None:
@@ -78,6 +92,27 @@ def claim(services: Services, key: str) -> bool:
     return True
 
 
+def claim_in(session: Session, key: str) -> None:
+    """Claim a delivery inside the caller's transaction (which then writes the task).
+
+    Raises:
+        Duplicate: It was claimed before; the caller's transaction must be abandoned.
+    """
+    session.add(SlackDelivery(key=key))
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Duplicate() from None
+
+
+def claimed_with_task(body: dict[str, Any]) -> bool:
+    """Whether this delivery is claimed by its listener, with the task it creates."""
+    if body.get("command") != "/agent":
+        return False
+    words = str(body.get("text") or "").split(None, 1)
+    return bool(words) and words[0].lower() in CLAIMED_WITH_TASK
+
+
 def release(services: Services, body: dict[str, Any]) -> None:
     """Forget a delivery whose processing failed, so a retry is processed."""
     key = delivery_key(body)
@@ -96,9 +131,13 @@ def register(app: App, services: Services) -> None:
     @app.middleware
     def once_per_delivery(
         body: dict[str, Any],
+        context: BoltContext,
         next: Callable[[], BoltResponse],
     ) -> BoltResponse | None:
         key = delivery_key(body)
+        if key is not None and claimed_with_task(body):
+            context[CLAIMED_BY_LISTENER] = key
+            return next()
         if key is not None and not claim(services, key):
             log.info("duplicate delivery %s acknowledged and dropped", key)
             return BoltResponse(status=200, body="")

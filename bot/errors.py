@@ -13,6 +13,7 @@ from slack_bolt.context.respond import Respond
 from sqlalchemy.exc import OperationalError
 
 from bot import dedupe
+from bot.dedupe import delivery_key
 from bot.frames import frame_problem
 from bot.listeners.events import reply_to_mention
 from bot.services import Services
@@ -58,6 +59,9 @@ def register(app: App, services: Services) -> None:
             # body is anyone's, so nothing it names is answered, released or called.
             log.warning("refused an unverified Slack request: %s", type(error).__name__)
             return BoltResponse(status=401, body={"error": "invalid request"})
+        if isinstance(error, dedupe.Duplicate):
+            log.info("duplicate delivery %s acknowledged and dropped", delivery_key(body))
+            return BoltResponse(status=200, body="")
         if not isinstance(error, AgentbotError):
             # The web app refuses misshapen bodies before Bolt sees them; Socket Mode
             # does not, so they can still arrive here.
@@ -67,7 +71,8 @@ def register(app: App, services: Services) -> None:
             else:
                 # Not Slack's payload (Slack never breaks its own shapes): not our bug.
                 log.warning("refused a misshapen Slack payload: %s", problem)
-        if not isinstance(error, dedupe.NotClaimed):
+        # A listener that claims its delivery with its task leaves nothing to release.
+        if not isinstance(error, dedupe.NotClaimed) and dedupe.CLAIMED_BY_LISTENER not in context:
             dedupe.release(services, body)
         message = user_message(error)
         if body.get("type") == "view_submission":

@@ -71,6 +71,35 @@ def test_redelivered_command_creates_one_task(user: SlackUser) -> None:
     assert user.services.queues.lengths()["plan"] == 1
 
 
+def test_racing_copies_of_one_run_make_one_task_and_later_retries_stay_dropped(
+    user: SlackUser,
+) -> None:
+    """Copies of one `/agent run` at the same instant, then another: one task, one job.
+
+    The run is claimed in the transaction that creates its task; a copy that loses the
+    claim is acknowledged with an empty 200 and must not release the winner's claim.
+    """
+    body = user.command_body("run fix the discount calculation", trigger_id="trig-race")
+    barrier = threading.Barrier(4)
+    replies: list[Any] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        replies.append(user.deliver(body, headers={"X-Slack-Retry-Num": "1"}))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    late = user.deliver(body, headers={"X-Slack-Retry-Num": "2"})
+    queued = [reply for reply in replies if "T-1 queued" in user.reply_text(reply)]
+    assert len(replies) == 4 and all(reply.status == 200 for reply in [*replies, late])
+    assert len(queued) == 1 and "queued" not in user.reply_text(late)
+    assert count(user, Task) == 1 and count(user, SlackDelivery) == 1
+    assert user.services.queues.lengths()["plan"] == 1
+
+
 def test_failed_first_delivery_is_processed_on_retry(user: SlackUser, slack: FakeSlack) -> None:
     """When processing fails, the retry of the same delivery is processed, not dropped."""
     body = user.command_body("run fix the discount calculation", trigger_id="trig-retry")

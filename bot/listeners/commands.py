@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
+from sqlalchemy.orm import Session
 
-from bot import aws_cost, aws_status, blocks, blocks_cost
+from bot import aws_cost, aws_status, blocks, blocks_cost, dedupe
 from bot.commands import USAGE, Command, parse
 from bot.services import Services
 from jobs.aws_actions import AWS_ACTION_SOURCE
@@ -28,11 +29,26 @@ def register(app: App, services: Services) -> None:
     """Register the `/agent` command."""
 
     @app.command("/agent")
-    def agent_command(ack: Ack, command: dict[str, Any]) -> None:
-        perform(services, ack, command.get("text", ""), command["user_id"], command["channel_id"])
+    def agent_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
+        perform(
+            services,
+            ack,
+            command.get("text", ""),
+            command["user_id"],
+            command["channel_id"],
+            delivery=context.get(dedupe.CLAIMED_BY_LISTENER),
+        )
 
 
-def perform(services: Services, ack: Ack, text: str, user: str, channel: str) -> None:
+def perform(
+    services: Services,
+    ack: Ack,
+    text: str,
+    user: str,
+    channel: str,
+    *,
+    delivery: str | None = None,
+) -> None:
     """Carry out the words after `/agent` (or after a mention of the bot).
 
     Args:
@@ -42,6 +58,8 @@ def perform(services: Services, ack: Ack, text: str, user: str, channel: str) ->
         text: The words, as typed.
         user: Who typed them.
         channel: Where.
+        delivery: Slack's id of this delivery when it is claimed here, in the
+            transaction that creates the task (`bot.dedupe.claim_in`).
 
     Raises:
         AgentbotError: Bad input or a refusal, with the short message to show.
@@ -53,13 +71,28 @@ def perform(services: Services, ack: Ack, text: str, user: str, channel: str) ->
     allowed = services.config.slack.channels
     if allowed and channel not in allowed:
         raise NotAllowed("Agentbot doesn't take commands in this channel.")
+    if parsed.name == "run":
+        _run(services, ack, parsed, user, channel, delivery=delivery)
+        return
     handler = HANDLERS[parsed.name]
     handler(services, ack, parsed, user, channel)
 
 
-def _run(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
+def _run(
+    services: Services,
+    ack: Ack,
+    cmd: Command,
+    user: str,
+    channel: str,
+    *,
+    delivery: str | None = None,
+) -> None:
+    def claim(session: Session) -> None:
+        if delivery is not None:
+            dedupe.claim_in(session, delivery)
+
     task = services.lifecycle.request(
-        description=cmd.text, requester=user, channel=channel, repo_name=cmd.repo
+        description=cmd.text, requester=user, channel=channel, repo_name=cmd.repo, guard=claim
     )
     ack(
         text=f":inbox_tray: {task.key} queued for `{task.repo}`; its card will appear here.",
@@ -169,8 +202,8 @@ AWS_HANDLERS: dict[str, AwsHandler] = {
 }
 
 
+# Every subcommand but `run`, which `perform` calls with its delivery to claim.
 HANDLERS = {
-    "run": _run,
     "status": _status,
     "list": _list,
     "approve": _approve,
