@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -292,7 +292,8 @@ class _Unit:
     client_region: str  # where the API is called; differs only for global services
 
 
-def _units(scope: ScanScope) -> list[_Unit]:
+def scan_units(scope: ScanScope) -> list[_Unit]:
+    """The scan's units, in the order a sequential scan runs them (accounts outermost)."""
     units = []
     for account in scope.accounts:
         for service in scope.services:
@@ -385,7 +386,7 @@ class _Run:
         self.sessions = sessions
         self.progress = progress
         self.now = datetime.now(UTC)
-        self.units = _units(scope)
+        self.units = scan_units(scope)
         self.done = 0
         self.records: list[ResourceRecord] = []
         self.errors: list[ScanError] = []
@@ -431,15 +432,60 @@ class _Run:
             self.records.extend(outcome)
         self.advance()
 
-    def skip_accounts(self, failures: Sequence[ScanError]) -> list[_Unit]:
-        """Record credential failures; return the units still worth running."""
-        failed = {f.account for f in failures}
-        self.errors.extend(failures)
-        runnable = [u for u in self.units if u.account.name not in failed]
-        skipped = len(self.units) - len(runnable)
+    def units_of(self, account: AwsAccount) -> list[_Unit]:
+        """The account's units, in scan order."""
+        return [u for u in self.units if u.account.name == account.name]
+
+    def skip_account(self, failure: ScanError) -> None:
+        """Record a credential failure in place of every unit of its account."""
+        self.errors.append(failure)
+        skipped = sum(1 for u in self.units if u.account.name == failure.account)
         if skipped:
             self.advance(skipped)
-        return runnable
+
+    def run_sequentially(self, roles: Sequence[AwsAccount]) -> None:
+        """Every role first, then every unit of the accounts that have credentials."""
+        failed = set()
+        for account in roles:
+            failure = self.resolve_credentials(account)
+            if failure is not None:
+                failed.add(account.name)
+                self.skip_account(failure)
+        for unit in self.units:
+            if unit.account.name not in failed:
+                self.accept(self.run_unit(unit))
+
+    def run_in_parallel(self, pool: ThreadPoolExecutor, roles: Sequence[AwsAccount]) -> None:
+        """Start each account's units as soon as its credentials arrive.
+
+        An account without a role starts at once; one with a role starts when its
+        AssumeRole answers, not when every account's has, so the scan takes as long
+        as its slowest chain of calls (AssumeRole, then a unit's calls), not the
+        slowest AssumeRole plus the slowest unit. A refused role costs one error
+        instead of one per (region, service) of its account.
+        """
+        assuming = {pool.submit(self.resolve_credentials, account): account for account in roles}
+        collecting: set[Future[list[ResourceRecord] | ScanError]] = set()
+
+        def start(account: AwsAccount) -> None:
+            collecting.update(pool.submit(self.run_unit, unit) for unit in self.units_of(account))
+
+        for account in self.scope.accounts:
+            if account.role_arn is None:
+                start(account)
+        while assuming or collecting:
+            running: list[Future[Any]] = [*assuming, *collecting]
+            finished = wait(running, return_when=FIRST_COMPLETED).done
+            for credentials in [f for f in assuming if f in finished]:
+                account = assuming.pop(credentials)
+                failure = credentials.result()
+                if failure is None:
+                    start(account)
+                else:
+                    self.skip_account(failure)
+            for unit in [f for f in collecting if f in finished]:
+                collecting.discard(unit)
+                self.accept(unit.result())
 
 
 def scan(
@@ -451,6 +497,7 @@ def scan(
     regions: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
     sequential: bool = False,
+    sessions: AccountSessions | None = None,
 ) -> ScanReport:
     """Inventory resources and judge their health across accounts, regions and services.
 
@@ -468,6 +515,8 @@ def scan(
             thread, after each unit finishes.
         sequential: Run units one after another in the calling thread (for
             benchmarks and debugging) instead of on the thread pool.
+        sessions: Credentials and clients to reuse, from `base_session` and
+            `config`, for a process that scans again; a fresh set by default.
 
     Returns:
         The report.
@@ -480,26 +529,20 @@ def scan(
         config, base_session, services=services, accounts=accounts, regions=regions
     )
     started = datetime.now(UTC)
-    run = _Run(config, scope, AccountSessions(base_session, config), progress)
+    if sessions is None:
+        sessions = AccountSessions(base_session, config)
+    else:
+        sessions.forget_failures()
+    run = _Run(config, scope, sessions, progress)
     _report_progress(progress, 0, len(run.units))
 
     roles = [a for a in scope.accounts if a.role_arn is not None]
     if sequential:
-        failures = [e for a in roles if (e := run.resolve_credentials(a)) is not None]
-        for unit in run.skip_accounts(failures):
-            run.accept(run.run_unit(unit))
+        run.run_sequentially(roles)
     else:
         workers = max(1, min(config.max_workers, len(run.units)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aws-scan") as pool:
-            # Assume every role first, in parallel, so that a refused role costs
-            # one error instead of one per (region, service) of its account.
-            outcomes = pool.map(run.resolve_credentials, roles)
-            failures = [e for e in outcomes if e is not None]
-            futures: list[Future[list[ResourceRecord] | ScanError]] = [
-                pool.submit(run.run_unit, unit) for unit in run.skip_accounts(failures)
-            ]
-            for future in as_completed(futures):
-                run.accept(future.result())
+            run.run_in_parallel(pool, roles)
 
     return ScanReport(
         records=tuple(sorted(run.records, key=lambda r: (r.key[:2], r.type.value, r.id))),

@@ -109,8 +109,11 @@ def client_config(config: AwsConfig, base_session: boto3.Session | None = None) 
 class AccountSessions:
     """Credentials (cached per account) and clients for one scan.
 
-    Thread-safe: scan workers share one instance. Create a new instance per scan
-    so that credentials, including failures to obtain them, are not kept longer.
+    Thread-safe: scan workers share one instance. Clients are made once per
+    (account, region, service) and reused, by every unit of a scan and by later scans
+    given the same instance: making a botocore client costs more CPU than the calls
+    a unit makes with it. A failure to assume a role is kept until `forget_failures`
+    (each scan starts with it), so one scan's refusal is not the next one's answer.
     """
 
     def __init__(
@@ -143,6 +146,14 @@ class AccountSessions:
         self._cache_lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
         self._credentials: dict[str, AccountCredentials | AssumeRoleError] = {}
+        self._clients: dict[tuple[str, str, str | None], RegionClients] = {}
+
+    def forget_failures(self) -> None:
+        """Let the next request for a refused role ask STS again."""
+        with self._cache_lock:
+            for name, cached in list(self._credentials.items()):
+                if isinstance(cached, AssumeRoleError):
+                    del self._credentials[name]
 
     def credentials(self, account: AwsAccount) -> AccountCredentials | None:
         """Return the account's credentials, assuming its role at most once per expiry.
@@ -244,18 +255,28 @@ class AccountSessions:
             region: The region the clients talk to.
 
         Returns:
-            A `RegionClients` bound to the account's credentials.
+            A `RegionClients` bound to the account's credentials, the same one for as
+            long as those credentials last.
 
         Raises:
             AssumeRoleError: The account's role could not be assumed.
         """
-        return RegionClients(
-            self._base,
-            region,
-            self.credentials(account),
-            config=self._client_config,
-            create_lock=self._create_lock,
-        )
+        credentials = self.credentials(account)
+        key = (account.name, region, credentials.access_key_id if credentials else None)
+        with self._cache_lock:
+            found = self._clients.get(key)
+            if found is None:
+                # Clients of credentials now replaced are dropped with them.
+                for old in [k for k in self._clients if k[:2] == key[:2]]:
+                    del self._clients[old]
+                found = self._clients[key] = RegionClients(
+                    self._base,
+                    region,
+                    credentials,
+                    config=self._client_config,
+                    create_lock=self._create_lock,
+                )
+            return found
 
 
 class _ClientArgs(TypedDict):
@@ -267,7 +288,7 @@ class _ClientArgs(TypedDict):
 
 
 class RegionClients:
-    """Typed boto3 clients for one (account, region), created on demand."""
+    """Typed boto3 clients for one (account, region), each made on first use and kept."""
 
     def __init__(
         self,
@@ -290,6 +311,7 @@ class RegionClients:
         self.region = region
         self._base = base_session
         self._lock = create_lock
+        self._made: dict[str, Any] = {}
         self._args = _ClientArgs(
             region_name=region,
             config=config,
@@ -300,45 +322,44 @@ class RegionClients:
 
     def ec2(self) -> EC2Client:
         """Return an EC2 client."""
-        with self._lock:
-            return self._base.client("ec2", **self._args)
+        return self._client("ec2")  # type: ignore[no-any-return]
 
     def rds(self) -> RDSClient:
         """Return an RDS client."""
-        with self._lock:
-            return self._base.client("rds", **self._args)
+        return self._client("rds")  # type: ignore[no-any-return]
 
     def lambda_(self) -> LambdaClient:
         """Return a Lambda client."""
-        with self._lock:
-            return self._base.client("lambda", **self._args)
+        return self._client("lambda")  # type: ignore[no-any-return]
 
     def cloudwatch(self) -> CloudWatchClient:
         """Return a CloudWatch client."""
-        with self._lock:
-            return self._base.client("cloudwatch", **self._args)
+        return self._client("cloudwatch")  # type: ignore[no-any-return]
 
     def ecs(self) -> ECSClient:
         """Return an ECS client."""
-        with self._lock:
-            return self._base.client("ecs", **self._args)
+        return self._client("ecs")  # type: ignore[no-any-return]
 
     def elbv2(self) -> ElasticLoadBalancingv2Client:
         """Return an Elastic Load Balancing v2 client."""
-        with self._lock:
-            return self._base.client("elbv2", **self._args)
+        return self._client("elbv2")  # type: ignore[no-any-return]
 
     def autoscaling(self) -> AutoScalingClient:
         """Return an Auto Scaling client."""
-        with self._lock:
-            return self._base.client("autoscaling", **self._args)
+        return self._client("autoscaling")  # type: ignore[no-any-return]
 
     def s3(self) -> S3Client:
         """Return an S3 client."""
-        with self._lock:
-            return self._base.client("s3", **self._args)
+        return self._client("s3")  # type: ignore[no-any-return]
 
     def dynamodb(self) -> DynamoDBClient:
         """Return a DynamoDB client."""
+        return self._client("dynamodb")  # type: ignore[no-any-return]
+
+    def _client(self, service: str) -> Any:
         with self._lock:
-            return self._base.client("dynamodb", **self._args)
+            made = self._made.get(service)
+            if made is None:
+                create: Any = self._base.client  # typed per service name by the stubs
+                made = self._made[service] = create(service, **self._args)
+            return made

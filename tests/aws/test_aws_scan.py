@@ -9,6 +9,7 @@ with botocore event hooks on the base session, as noted where they are used.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +316,50 @@ def test_unassumable_role_is_one_error_for_the_account(
     assert ticks[-1] == (report.units_total, report.units_total)
     assert [done for done, _ in ticks] == sorted(done for done, _ in ticks)
     assert "all" in render_text(report)
+
+
+def test_an_account_without_a_role_is_scanned_while_another_role_is_being_assumed(
+    base_session: boto3.Session, fleet: Fleet
+) -> None:
+    """prod's calls start while staging's AssumeRole is still unanswered, not after it."""
+    prod_called = threading.Event()
+    seen_before_role: list[bool] = []
+
+    def note_call(**_: Any) -> None:
+        if threading.current_thread().name.startswith("aws-scan"):
+            prod_called.set()
+
+    def slow_assume(**_: Any) -> None:
+        # AssumeRole answers only once the scan has made another account's calls (or
+        # after ten seconds, when it waits for every role before calling anything).
+        seen_before_role.append(prod_called.wait(timeout=10))
+
+    base_session.events.register("before-call.ec2.DescribeInstances", note_call)
+    base_session.events.register("before-call.sts.AssumeRole", slow_assume)
+    report = scan(make_config(), base_session, services=["ec2"])
+
+    assert seen_before_role == [True]
+    assert not report.errors and {r.account for r in report.records} == {"prod", "staging"}
+
+
+def test_clients_are_made_once_per_account_region_and_service(
+    base_session: boto3.Session, fleet: Fleet
+) -> None:
+    """A scan makes one client per (account, region, service); a rescan reusing them, none."""
+    made: list[str] = []
+    base_session.events.register(
+        "creating-client-class", lambda **kw: made.append(kw["event_name"].rsplit(".", 1)[-1])
+    )
+    config = make_config()
+    sessions = AccountSessions(base_session, config)
+    first = scan(config, base_session, services=["lambda", "cloudwatch"], sessions=sessions)
+    # Two accounts x two regions, each with one Lambda and one CloudWatch client (the
+    # Lambda unit's metrics and the alarms unit share it), and one STS client.
+    assert sorted(made) == sorted(["lambda"] * 4 + ["cloudwatch"] * 4 + ["sts"])
+    made.clear()
+    again = scan(config, base_session, services=["lambda", "cloudwatch"], sessions=sessions)
+    assert made == []
+    assert not first.errors and not again.errors and len(again.records) == len(first.records)
 
 
 def test_stewards_are_overridable_from_config(base_session: boto3.Session, fleet: Fleet) -> None:
