@@ -5,7 +5,16 @@ two accounts x two regions, then makes every AWS call 50 ms slower (a botocore
 `before-send` hook that sleeps, standing in for the round trip to a real
 endpoint) and times the same scan run on the thread pool and one unit at a time.
 It also records a parallel scan without the added latency: the client-side CPU
-floor (client creation, signing, parsing) that no number of threads removes.
+floor (signing, parsing) that no number of threads removes.
+
+Beside the measured times it prints the critical path: the longest chain of calls
+that must follow one another (an account's AssumeRole, then one unit's calls, each
+waiting for the one before), times the added latency. No amount of parallelism
+beats it; a parallel scan near it wastes nothing on waiting its turn.
+
+Each timed scan starts from fresh credentials and clients, as a scan job does in its
+own work horse (AssumeRole, then one client per (account, region, service)); one more
+figure shows a parallel scan reusing them, as a process that scans again can.
 
 Run: uv run python bench/aws_scan.py [--latency-ms 50] [--runs 3]
 Writes bench/results/aws_scan.json.
@@ -33,7 +42,7 @@ from harness import write_results
 from moto.server import ThreadedMotoServer
 
 from agents.aws.config import AwsAccount, AwsConfig
-from agents.aws.scanner import ScanReport, scan
+from agents.aws.scanner import ScanReport, resolve_scope, scan, scan_units
 from agents.aws.sessions import AccountSessions
 
 ACCOUNTS = [
@@ -163,6 +172,7 @@ class CallMeter:
         self.latency_seconds = latency_seconds
         self.armed = False
         self.calls = 0
+        self.sts_calls = 0
         self._lock = threading.Lock()
 
     def before_send(self, **_: Any) -> None:
@@ -170,16 +180,50 @@ class CallMeter:
         if self.armed:
             time.sleep(self.latency_seconds)
 
-    def before_call(self, **_: Any) -> None:
-        """Count one API operation (retries not included)."""
+    def before_call(self, model: Any = None, **_: Any) -> None:
+        """Count one API operation (retries not included), AssumeRole apart."""
         with self._lock:
             self.calls += 1
+            if model is not None and model.service_model.service_name == "sts":
+                self.sts_calls += 1
 
     def take_calls(self) -> int:
         """Return and reset the call count."""
         with self._lock:
-            calls, self.calls = self.calls, 0
+            calls, self.calls, self.sts_calls = self.calls, 0, 0
             return calls
+
+    def take_unit_calls(self) -> tuple[int, int]:
+        """Calls since the last take, and how many of them were AssumeRole."""
+        with self._lock:
+            calls, sts, self.calls, self.sts_calls = self.calls, self.sts_calls, 0, 0
+            return calls - sts, sts
+
+
+def critical_path_calls(config: AwsConfig, session: boto3.Session, meter: CallMeter) -> int:
+    """The longest chain of dependent calls: AssumeRole (if any), then one unit's calls.
+
+    Measured on a sequential scan from fresh credentials, whose progress callback fires
+    after each unit in `scan_units` order: the calls between two callbacks are one
+    unit's, and the AssumeRole calls come before the first.
+    """
+    units = scan_units(resolve_scope(config, session))
+    per_unit: list[int] = []
+    assumed = 0
+
+    def unit_done(done: int, _total: int) -> None:
+        nonlocal assumed
+        calls, sts = meter.take_unit_calls()
+        assumed += sts
+        if done:
+            per_unit.append(calls)
+
+    scan(config, session, sequential=True, progress=unit_done)
+    assert len(per_unit) == len(units)
+    return max(
+        calls + (1 if unit.account.role_arn and assumed else 0)
+        for unit, calls in zip(units, per_unit, strict=True)
+    )
 
 
 def serve_moto(port_queue: Queue[int], stop: Event) -> None:
@@ -195,11 +239,15 @@ def serve_moto(port_queue: Queue[int], stop: Event) -> None:
 
 
 def timed(
-    config: AwsConfig, session: boto3.Session, *, sequential: bool
+    config: AwsConfig,
+    session: boto3.Session,
+    *,
+    sequential: bool,
+    sessions: AccountSessions | None = None,
 ) -> tuple[float, ScanReport]:
     """Run one scan and return its wall-clock seconds and report."""
     started = time.perf_counter()
-    report = scan(config, session, sequential=sequential)
+    report = scan(config, session, sequential=sequential, sessions=sessions)
     return time.perf_counter() - started, report
 
 
@@ -241,18 +289,22 @@ def main() -> None:
         meter = CallMeter(args.latency_ms / 1000)
         session.events.register("before-send", meter.before_send)
         session.events.register("before-call", meter.before_call)
-        # Warm-up without latency: loads service models and moto backends once,
-        # so neither timed mode pays those one-off costs.
-        timed(config, session, sequential=False)
+        # Warm-up without latency: loads service models and moto backends and makes
+        # the clients once, so neither timed mode pays those one-off costs.
+        reused = AccountSessions(session, config)
+        timed(config, session, sequential=False, sessions=reused)
         no_latency, _ = timed(config, session, sequential=False)
         meter.take_calls()
+        chain = critical_path_calls(config, session, meter)
         meter.armed = True
 
-        parallel_times, sequential_times = [], []
+        parallel_times, sequential_times, reused_times = [], [], []
         for _ in range(args.runs):
             seconds, report = timed(config, session, sequential=False)
             parallel_times.append(seconds)
             calls = meter.take_calls()
+            reused_times.append(timed(config, session, sequential=False, sessions=reused)[0])
+            meter.take_calls()
             seconds, sequential_report = timed(config, session, sequential=True)
             sequential_times.append(seconds)
             meter.take_calls()
@@ -264,6 +316,8 @@ def main() -> None:
 
     parallel = statistics.median(parallel_times)
     sequential = statistics.median(sequential_times)
+    critical = chain * args.latency_ms / 1000
+    reused_parallel = statistics.median(reused_times)
     results = {
         "latency_ms_per_call": args.latency_ms,
         "accounts": len(ACCOUNTS),
@@ -281,6 +335,10 @@ def main() -> None:
         "parallel_seconds_all": [round(t, 3) for t in parallel_times],
         "sequential_seconds_all": [round(t, 3) for t in sequential_times],
         "speedup": round(sequential / parallel, 2),
+        "parallel_seconds_reusing_clients_median": round(reused_parallel, 3),
+        "critical_path_calls": chain,
+        "critical_path_seconds": round(critical, 3),
+        "parallel_over_critical_path": round(parallel / critical, 2),
         "boto3": version("boto3"),
         "moto": version("moto"),
         # The parallel figure is bounded by client-side CPU: write_results adds the
@@ -289,6 +347,10 @@ def main() -> None:
             f"parallel ({args.max_workers} workers), median": f"{parallel:.2f} s",
             "sequential, median": f"{sequential:.2f} s",
             "speedup": f"{sequential / parallel:.1f}x",
+            "parallel reusing credentials and clients": f"{reused_parallel:.2f} s",
+            "critical path (floor), parallel over it": (
+                f"{critical:.2f} s ({chain} calls), {parallel / critical:.2f}x"
+            ),
             "API calls per scan": calls,
             "added latency per call": f"{args.latency_ms:g} ms",
         },
@@ -302,6 +364,11 @@ def main() -> None:
     print(f"parallel   ({args.max_workers} workers): {parallel:.2f} s (median of {args.runs})")
     print(f"sequential             : {sequential:.2f} s (median of {args.runs})")
     print(f"speedup                : {sequential / parallel:.1f}x")
+    print(f"parallel, reusing credentials and clients: {reused_parallel:.2f} s")
+    print(
+        f"critical path          : {critical:.2f} s ({chain} dependent calls x "
+        f"{args.latency_ms:g} ms); parallel is {parallel / critical:.2f}x of it"
+    )
     print(f"parallel, no added latency: {no_latency:.2f} s (client-side CPU floor)")
     print(f"wrote {path.relative_to(path.parents[2])}")
 
