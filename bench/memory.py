@@ -9,6 +9,10 @@ Order: the worker is measured idle right after it registers, then again idle aft
 it has planned a few tasks (its forked horses did the work); `serve` is measured
 after a warm-up of signed requests (runs, lists, statuses, help).
 
+The floor beside `serve` is the bare Bolt app of the ack benchmark
+(`bench/minimal_app.py`) under the same gunicorn settings, warmed with as many
+`/agent` requests: what any Bolt app on this server stack costs.
+
 Run: uv run python bench/memory.py [--warmup 300] [--workers 2] [--threads 8]
 Writes bench/results/memory.json.
 """
@@ -50,6 +54,17 @@ def main() -> int:
     args = parser.parse_args()
 
     with Stack() as stack:
+        floor = stack.start_floor(args.workers, args.threads)
+        floor_load = run_load(
+            floor.port or 0,
+            [stack.signer.command("help") for _ in range(args.warmup)],
+            concurrency=8,
+            max_seconds=60,
+            signer=stack.signer,
+            accept=lambda reply: True,
+        )
+        floor_warm = process_tree_memory(floor.pid)
+        stack.stop([floor])
         serve = stack.start_serve(args.workers, args.threads)
         serve_cold = process_tree_memory(serve.pid)
         (worker,) = stack.start_workers(1, timed=False)
@@ -89,6 +104,9 @@ def main() -> int:
         "gunicorn": {"worker_class": "gthread", "workers": args.workers, "threads": args.threads},
         "warmup_requests": load.sent,
         "warmup_errors": load.errors,
+        "floor_warm": floor_warm,
+        "floor_warmup_errors": floor_load.errors,
+        "serve_rss_over_floor": round(serve_warm["rss_mib"] / floor_warm["rss_mib"], 2),
         "serve_started": serve_cold,
         "serve_warm": serve_warm,
         "worker_idle": worker_idle,
@@ -98,19 +116,26 @@ def main() -> int:
             f"serve RSS / PSS ({args.workers} workers, warm)": (
                 f"{serve_warm['rss_mib']} / {serve_warm['pss_mib']} MiB"
             ),
+            "floor (bare Bolt, same settings) RSS / PSS": (
+                f"{floor_warm['rss_mib']} / {floor_warm['pss_mib']} MiB"
+            ),
+            "serve RSS over the floor's": (f"{serve_warm['rss_mib'] / floor_warm['rss_mib']:.2f}x"),
             "idle worker RSS / PSS": f"{worker_idle['rss_mib']} / {worker_idle['pss_mib']} MiB",
         },
     }
     path = write_results("memory", results)
 
+    print(describe(f"floor (bare Bolt), after {floor_load.sent}", floor_warm))
     print(describe("serve, just started", serve_cold))
     print(describe(f"serve, after {load.sent} requests", serve_warm))
     print(describe("worker, idle", worker_idle))
     print(describe(f"worker, idle after {args.tasks} plans", worker_after))
-    if load.errors:
+    print(f"serve RSS over the floor's: {results['serve_rss_over_floor']}x")
+    if load.errors or floor_load.errors:
         print(f"warm-up errors: {load.errors}: {load.error_samples[:2]}")
+        print(f"floor warm-up errors: {floor_load.errors}: {floor_load.error_samples[:2]}")
     print(f"wrote {path.relative_to(path.parents[2])}")
-    return 1 if load.errors else 0
+    return 1 if load.errors or floor_load.errors else 0
 
 
 if __name__ == "__main__":
