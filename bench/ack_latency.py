@@ -160,6 +160,12 @@ def main() -> int:
             f"floor {fmt_ms(floor_s['p50_ms'])} / {fmt_ms(floor_s['p99_ms'])}, "
             f"ratio {ratio.get('p50_ms', '-')}x / {ratio.get('p99_ms', '-')}x"
         )
+        # With every client thread busy, requests per second is the server's throughput.
+        served, floor_rate = serve_s["requests_per_second"], floor_s["requests_per_second"]
+        summary[f"requests per second, concurrency {c}"] = (
+            f"agentbot {served}, floor {floor_rate}, "
+            f"{served / floor_rate if floor_rate else 0:.2f} of the floor"
+        )
     summary["ack errors"] = f"{errors} of {sum(load.sent for load in loads)}"
     summary["one task + one queued job per request"] = "yes" if accounting_ok else "NO"
     results = {
