@@ -1,9 +1,10 @@
-"""`agentbot serve` loads the AWS SDK and the charting library only when a request needs them.
+"""serve and the worker load the AWS SDK and the charting library only where they are used.
 
-Each gunicorn worker builds the app with `bot.server.make_wsgi_app`; the probe below does
-the same in a fresh interpreter, answers signed Slack requests through it, and reports
-which heavy libraries ended up loaded. boto3 and botocore alone cost a serve worker
-about 10 MiB of memory that no Slack request reads.
+Each gunicorn worker builds the app with `bot.server.make_wsgi_app`; a probe does the
+same in a fresh interpreter, answers signed Slack requests through it, and reports which
+heavy libraries ended up loaded. Another wires a worker as `agentbot worker` does: its
+horses, forked per job, load what an AWS job needs. boto3 and botocore alone cost each
+process about 10 MiB that no Slack request and no idle worker reads.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from sandbox.fakeslack import FakeSlack
 from tests.conftest import BOT_TOKEN, REQUESTER, SIGNING_SECRET
@@ -53,18 +55,29 @@ print(json.dumps({"answers": answers, "heavy": heavy}))
 """
 
 
-def test_serve_answers_slack_without_loading_the_aws_sdk_or_matplotlib(
-    tmp_path: Path,
-    database_url: str,
-    redis_url: str,
-    slack: FakeSlack,
-    sample_repo: Path,
-    services: object,
-) -> None:
-    """Building the app and answering run, list, status and help loads no boto3 or matplotlib."""
+WORKER_PROBE = """
+import json, sys
+
+from bot.runtime import job_context
+from bot.services import build_services
+from bot.settings import Settings
+from jobs.context import install
+from jobs.worker import AgentbotWorker
+import jobs.work
+
+install(job_context(build_services(Settings())))
+heavy = sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[-1].split(",")))
+print(json.dumps({"heavy": heavy, "worker": AgentbotWorker.__name__}))
+"""
+
+
+def probe_env(
+    tmp_path: Path, database_url: str, redis_url: str, slack: FakeSlack, sample_repo: Path
+) -> dict[str, str]:
+    """The environment an operator gives `agentbot serve` and `agentbot worker`."""
     config = tmp_path / "agentbot.toml"
     config.write_text(CONFIG.format(git_url=sample_repo))
-    env = {
+    return {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -74,9 +87,12 @@ def test_serve_answers_slack_without_loading_the_aws_sdk_or_matplotlib(
         "REDIS_URL": redis_url,
         "AGENTBOT_CONFIG": str(config),
     }
-    texts = ["help", "run fix the discount calculation", "list", "status T-1"]
+
+
+def run_probe(source: str, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run a probe in a fresh interpreter; its last line of output, as JSON."""
     probe = subprocess.run(
-        [sys.executable, "-c", PROBE, SIGNING_SECRET, REQUESTER, *texts, ",".join(HEAVY)],
+        [sys.executable, "-c", source, *args, ",".join(HEAVY)],
         env=env,
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
@@ -85,8 +101,36 @@ def test_serve_answers_slack_without_loading_the_aws_sdk_or_matplotlib(
         check=False,
     )
     assert probe.returncode == 0, probe.stderr[-2000:]
-    outcome = json.loads(probe.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(probe.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_serve_answers_slack_without_loading_the_aws_sdk_or_matplotlib(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    slack: FakeSlack,
+    sample_repo: Path,
+    services: object,
+) -> None:
+    """Building the app and answering run, list, status and help loads no boto3 or matplotlib."""
+    env = probe_env(tmp_path, database_url, redis_url, slack, sample_repo)
+    texts = ["help", "run fix the discount calculation", "list", "status T-1"]
+    outcome = run_probe(PROBE, env, SIGNING_SECRET, REQUESTER, *texts)
     statuses = [status for status, _text in outcome["answers"]]
     assert statuses == ["200 OK"] * len(texts)
     assert outcome["answers"][1][1].startswith(":inbox_tray: T-1 queued")
     assert outcome["heavy"] == []
+
+
+def test_an_idle_worker_loads_neither_the_aws_sdk_nor_matplotlib(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    slack: FakeSlack,
+    sample_repo: Path,
+    services: object,
+) -> None:
+    """The worker process, wired as `agentbot worker` wires it, leaves both to the job horses."""
+    env = probe_env(tmp_path, database_url, redis_url, slack, sample_repo)
+    assert run_probe(WORKER_PROBE, env) == {"heavy": [], "worker": "AgentbotWorker"}
