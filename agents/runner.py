@@ -185,6 +185,8 @@ def combine(runs: Sequence[RunResult], summary: str) -> AgentRun:
         turns=sum(r.turns for r in runs),
         session_id=runs[-1].session_id if runs else None,
         cost_known=all(r.cost_known for r in runs),
+        input_tokens=sum(r.input_tokens for r in runs),
+        output_tokens=sum(r.output_tokens for r in runs),
     )
 
 
