@@ -81,7 +81,8 @@ PLANNER_PERMISSIONS = RolePermissions(
 EXECUTOR_PERMISSIONS = RolePermissions(
     permission_mode="acceptEdits",
     allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
-    sandbox="workspace-write",
+    # Codex's workspace-write also blocks every socket, loopback too; see the README.
+    sandbox="danger-full-access",
 )
 
 

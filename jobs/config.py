@@ -223,7 +223,8 @@ PLANNER_ROLE = AgentRoleConfig(
 EXECUTOR_ROLE = AgentRoleConfig(
     permission_mode="acceptEdits",
     allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
-    sandbox="workspace-write",
+    # Codex's workspace-write also blocks every socket, loopback too; see the README.
+    sandbox="danger-full-access",
 )
 
 
