@@ -153,6 +153,9 @@ def codex_command(
         permissions.sandbox,
         "--cd",
         str(workspace),
+        # The bot chose the directory; without this Codex refuses one that does not look
+        # like a git checkout to it (a worktree whose mirror the sandbox does not show).
+        "--skip-git-repo-check",
         *OFFLINE_ARGS,
         *endpoint_args(options.env),
     ]

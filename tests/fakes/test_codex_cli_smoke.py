@@ -1,0 +1,118 @@
+"""The real Codex CLI against the fake Responses API: how its failures reach a task.
+
+Each test runs the pinned CLI through the bot's own `CodexRunner`, so what is checked
+is what a task would report; the outputs recorded in `tests/fixtures/codex_stream*.jsonl`
+came from these same runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agents.base import AgentError
+from agents.codex import CodexRunner
+from agents.runner import CliOptions, RunResult
+from tests.fakes.codex_cli import MODEL, ensure_codex_cli
+from tests.fakes.responses_server import FakeResponsesServer, Reply, tool_outputs
+
+
+@pytest.fixture(scope="module")
+def codex() -> Path:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed, so the Codex CLI cannot be fetched")
+    return ensure_codex_cli()
+
+
+def run_codex(
+    codex: Path,
+    tmp_path: Path,
+    handler: Callable[[dict[str, object]], Reply],
+    seen: list[str],
+    role: str = "executor",
+) -> tuple[RunResult, FakeResponsesServer]:
+    workspace = tmp_path / "repo"
+    workspace.mkdir(exist_ok=True)
+    with FakeResponsesServer(handler) as server:
+        options = CliOptions(
+            command=str(codex),
+            model=MODEL,
+            timeout_seconds=60,
+            home=str(tmp_path / "home"),
+            env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-smoke"},
+        )
+        try:
+            run = CodexRunner(options).run(
+                "Say hello.",
+                system="",
+                workspace=workspace,
+                role="planner" if role == "planner" else "executor",
+                progress=seen.append,
+                cancelled=lambda: False,
+            )
+        finally:
+            server.stop()
+    return run, server
+
+
+def test_one_server_error_is_retried_and_the_run_succeeds(codex: Path, tmp_path: Path) -> None:
+    """A 500 is retried by the CLI on its own; the task sees only the answer."""
+    calls: list[int] = []
+
+    def handler(request: dict[str, object]) -> Reply:
+        calls.append(1)
+        return Reply.error(500, message="boom") if len(calls) == 1 else Reply.message("hello")
+
+    seen: list[str] = []
+    run, _ = run_codex(codex, tmp_path, handler, seen)
+    assert run.text == "hello" and len(calls) == 2
+    assert (run.input_tokens, run.output_tokens) == (1000, 50)
+
+
+def test_a_failing_stream_is_retried_then_fails_readably(codex: Path, tmp_path: Path) -> None:
+    """response.failed five times over: each retry is shown, then one clear reason."""
+    seen: list[str] = []
+    with pytest.raises(AgentError) as failed:
+        run_codex(codex, tmp_path, lambda _: Reply.failure(message="The model had a problem"), seen)
+    assert str(failed.value) == (
+        "Codex reported an error: stream disconnected before completion: The model had a problem"
+    )
+    assert "Codex lost the model connection; retrying (5/5)" in seen
+
+
+def test_a_rejected_request_fails_with_the_api_message(codex: Path, tmp_path: Path) -> None:
+    """A 400 is not retried; the reason is the API's message, not its JSON body."""
+    seen: list[str] = []
+    with pytest.raises(AgentError) as failed:
+        run_codex(
+            codex,
+            tmp_path,
+            lambda _: Reply.error(400, "invalid_request_error", "Unsupported parameter: x"),
+            seen,
+        )
+    assert str(failed.value) == "Codex reported an error: Unsupported parameter: x"
+
+
+def test_read_only_planner_cannot_write(codex: Path, tmp_path: Path) -> None:
+    """The planner's sandbox refuses a shell write and a patch, inside the private home."""
+    script = [
+        Reply.command("echo x > made.txt", call_id="call_write"),
+        Reply.patch(
+            "*** Begin Patch\n*** Add File: new.py\n+x = 1\n*** End Patch\n", call_id="call_patch"
+        ),
+        Reply.message("done"),
+    ]
+
+    def handler(request: dict[str, object]) -> Reply:
+        return script[min(len(tool_outputs(request)), len(script) - 1)]
+
+    seen: list[str] = []
+    run, server = run_codex(codex, tmp_path, handler, seen, role="planner")
+    assert run.text == "done"
+    assert "Read-only file system" in (server.tool_output_for("call_write") or "")
+    assert "rejected" in (server.tool_output_for("call_patch") or "")
+    assert not (tmp_path / "repo" / "made.txt").exists()
+    assert not (tmp_path / "repo" / "new.py").exists()
