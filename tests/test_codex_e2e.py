@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,17 @@ def github() -> Iterator[FakeGitHub]:
 
 
 @pytest.fixture
+def agent_timeout() -> int:
+    return 90
+
+
+@pytest.fixture
 def config(
-    sample_repo: Path, tmp_path: Path, codex: Path, model: FakeResponsesServer
+    sample_repo: Path,
+    tmp_path: Path,
+    codex: Path,
+    model: FakeResponsesServer,
+    agent_timeout: int,
 ) -> AgentbotConfig:
     """The suite's configuration, with Codex as the agent and the repo on GitHub."""
     return AgentbotConfig(
@@ -126,7 +136,7 @@ def config(
             kind="codex",
             command=str(codex),
             model=MODEL,
-            timeout_seconds=90,
+            timeout_seconds=agent_timeout,
             workspace_dir=str(tmp_path / "workspaces"),
             home=str(tmp_path / "agent-home"),
             env={"OPENAI_BASE_URL": model.base_url, "OPENAI_API_KEY": PROVIDER_KEY},
@@ -320,3 +330,91 @@ def test_codex_fixing_the_code_inside_red_fails_with_nothing_pushed(
         "ls-tree", "-r", "--name-only", "agent/T-1", cwd=sample_repo
     )
     assert "green" not in brain.prompts
+
+
+def processes_in(directory: Path) -> list[int]:
+    """Processes whose working directory is inside `directory`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cwd = Path(os.readlink(entry / "cwd"))
+            except OSError:
+                continue
+            if cwd == directory or directory in cwd.parents:
+                found.append(int(entry.name))
+    return found
+
+
+def gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("agent_timeout", [6])
+def test_codex_past_its_timeout_is_killed_with_its_commands(
+    user: SlackUser, brain: ScriptedBrain, config: AgentbotConfig
+) -> None:
+    """A command Codex keeps running past the timeout dies with the CLI; the task fails."""
+    wt = worktree(config)
+    brain.scripts = {
+        "plan": [Reply.message(json.dumps(PLAN))],
+        "red": [
+            Reply.tool(
+                "exec_command", {"cmd": "echo $$ > agent.pid; sleep 60", "yield_time_ms": 30000}
+            )
+        ],
+    }
+    user.command("run the 10% discount gives 190 instead of 180")
+    user.work("default", "plan")
+    user.command("approve T-1", user=APPROVER)
+    started = time.monotonic()
+    user.work("default", "execute")
+
+    assert time.monotonic() - started < 30
+    task = task_row(user)
+    assert task.state == "failed"
+    assert "Codex did not finish within 6 s, so it was stopped" in (task.error or "")
+    deadline = time.monotonic() + 10
+    while processes_in(wt) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_in(wt) == []
+    assert gone(int((wt / "agent.pid").read_text()))
+
+
+def sleepers(marker: str) -> list[int]:
+    """Processes whose command line is exactly `sleep <marker>`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[:2] == [b"sleep", marker.encode()] and not gone(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def test_codex_leaves_no_command_running_after_its_turn(
+    user: SlackUser, brain: ScriptedBrain, model: FakeResponsesServer
+) -> None:
+    """A command still running when Codex ends its turn does not outlive the run."""
+    brain.scripts = {
+        "plan": [
+            Reply.tool(
+                "exec_command", {"cmd": "sleep 61", "yield_time_ms": 500}, call_id="call_sleep"
+            ),
+            Reply.message(json.dumps(PLAN)),
+        ],
+    }
+    user.command("run the 10% discount gives 190 instead of 180")
+    user.work("default", "plan")
+
+    assert task_row(user).state == "awaiting_approval", task_row(user).error
+    # Codex answered while the command still ran: it was left running in a session.
+    assert "Process running with session ID" in (model.tool_output_for("call_sleep") or "")
+    deadline = time.monotonic() + 10
+    while sleepers("61") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sleepers("61") == []
