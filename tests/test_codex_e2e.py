@@ -418,3 +418,24 @@ def test_codex_leaves_no_command_running_after_its_turn(
     while sleepers("61") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert sleepers("61") == []
+
+
+def test_codex_plan_correction_resumes_the_same_thread(
+    user: SlackUser, brain: ScriptedBrain, model: FakeResponsesServer
+) -> None:
+    """A plan that is not JSON is asked for again in the same Codex thread, then accepted."""
+    brain.scripts = {
+        "plan": [Reply.message("The bug is probably in pricing.py, I would fix it.")],
+        "plan (correction)": [Reply.message(json.dumps(PLAN))],
+    }
+    user.command("run the 10% discount gives 190 instead of 180")
+    user.work("default", "plan")
+
+    task = task_row(user)
+    assert task.state == "awaiting_approval", task.error
+    assert "contained no JSON object" in brain.prompts["plan (correction)"]
+    first, last = model.requests[0], model.requests[-1]
+    assert "The bug is probably in pricing.py" in json.dumps(last.body)
+    assert first.headers["thread-id"] == last.headers["thread-id"]
+    runs = (task.result or {})["agent_runs"]
+    assert runs[-1]["session_id"] == first.headers["thread-id"]
