@@ -116,3 +116,30 @@ def test_read_only_planner_cannot_write(codex: Path, tmp_path: Path) -> None:
     assert "rejected" in (server.tool_output_for("call_patch") or "")
     assert not (tmp_path / "repo" / "made.txt").exists()
     assert not (tmp_path / "repo" / "new.py").exists()
+
+
+def test_an_endpoint_without_its_key_fails_clearly(codex: Path, tmp_path: Path) -> None:
+    """OPENAI_BASE_URL without OPENAI_API_KEY: a one-line reason and no request sent."""
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    with FakeResponsesServer(lambda _: Reply.message("hello")) as server:
+        options = CliOptions(
+            command=str(codex),
+            model=MODEL,
+            timeout_seconds=60,
+            home=str(tmp_path / "home"),
+            env={"OPENAI_BASE_URL": server.base_url},
+        )
+        with pytest.raises(AgentError) as failed:
+            CodexRunner(options).run(
+                "Say hello.",
+                system="",
+                workspace=workspace,
+                role="executor",
+                progress=lambda _: None,
+                cancelled=lambda: False,
+            )
+        assert server.requests == []
+    assert str(failed.value) == (
+        "Codex reported an error: Missing environment variable: `OPENAI_API_KEY`."
+    )
