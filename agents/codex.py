@@ -59,8 +59,9 @@ ENV_NAMES = (
 )
 
 
-# "Reconnecting... 2/5 (stream disconnected before completion: ...)"
-_RETRY = re.compile(r"^Reconnecting\.\.\. (\d+/\d+)")
+# "Reconnecting... 2/5 (stream disconnected before completion: ...)", or without a count
+# "Reconnecting... waiting for network (...)" while the endpoint cannot be reached.
+_RETRY = re.compile(r"^Reconnecting\.\.\.(?: (\d+/\d+))?")
 # Names the commands Codex runs never inherit from it: the provider key is the CLI's,
 # not the model's shell's (Codex's own default passes every variable on).
 SHELL_EXCLUDE = ("OPENAI_API_KEY", "CODEX_API_KEY", "*_API_KEY", "*SECRET*", "*TOKEN*")
@@ -203,9 +204,10 @@ class CodexStream:
             # A retry notice, not the end: the turn may still complete.
             self.last_error = _message(event)
             retry = _RETRY.match(self.last_error)
-            if retry:
-                return f"{NAME} lost the model connection; retrying ({retry.group(1)})"
-            return None
+            if retry is None:
+                return None
+            count = f" ({retry.group(1)})" if retry.group(1) else ""
+            return f"{NAME} lost the model connection; retrying{count}"
         item = event.get("item")
         if kind in ("item.started", "item.completed") and isinstance(item, dict):
             return self._item(item, completed=kind == "item.completed")

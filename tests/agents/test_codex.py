@@ -136,6 +136,16 @@ def test_retry_notices_do_not_fail_a_run_that_completes() -> None:
     assert stream.finish(OK_EXIT, timeout=60).text.startswith("Added tests/test_discount.py")
 
 
+def test_waiting_for_the_network_is_shown_as_a_retry() -> None:
+    """The real CLI's notice while its endpoint is unreachable reads as a retry."""
+    stream = CodexStream(WORKSPACE)
+    waiting = {
+        "type": "error",
+        "message": "Reconnecting... waiting for network (Connection failed: error sending request)",
+    }
+    assert stream.feed(waiting) == "Codex lost the model connection; retrying"
+
+
 def test_retries_that_run_out_fail_with_the_reason() -> None:
     """Five reconnects then turn.failed: one readable reason, each retry shown once."""
     stream = CodexStream(WORKSPACE)
