@@ -62,6 +62,11 @@ ENV_NAMES = (
 # "Reconnecting... 2/5 (stream disconnected before completion: ...)", or without a count
 # "Reconnecting... waiting for network (...)" while the endpoint cannot be reached.
 _RETRY = re.compile(r"^Reconnecting\.\.\.(?: (\d+/\d+))?")
+# The CLI waits for an endpoint it cannot reach without end ("waiting for network", with
+# a growing pause: about 1, 6 and 17 s). Three such notices before the model ever
+# answered mean the endpoint is wrong or down: the run stops instead of waiting for the
+# timeout.
+UNREACHABLE_NOTICES = 3
 # Names the commands Codex runs never inherit from it: the provider key is the CLI's,
 # not the model's shell's (Codex's own default passes every variable on).
 SHELL_EXCLUDE = ("OPENAI_API_KEY", "CODEX_API_KEY", "*_API_KEY", "*SECRET*", "*TOKEN*")
@@ -183,6 +188,13 @@ class CodexStream:
         self.failure: str | None = None
         self.last_error: str | None = None
         self.notes: list[str] = []
+        self.answered = False
+        self.network_waits = 0
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether the model endpoint has never answered and the CLI keeps waiting for it."""
+        return not self.answered and self.network_waits >= UNREACHABLE_NOTICES
 
     def feed(self, event: Event) -> str | None:
         """Take one event; return a progress line for it, if it deserves one."""
@@ -191,6 +203,7 @@ class CodexStream:
             self.thread_id = str(event.get("thread_id") or "") or None
             return f"{NAME} started"
         if kind == "turn.completed":
+            self.answered = True
             self.turns += 1
             usage = event.get("usage")
             usage = usage if isinstance(usage, dict) else {}
@@ -206,6 +219,8 @@ class CodexStream:
             retry = _RETRY.match(self.last_error)
             if retry is None:
                 return None
+            if "waiting for network" in self.last_error:
+                self.network_waits += 1
             count = f" ({retry.group(1)})" if retry.group(1) else ""
             return f"{NAME} lost the model connection; retrying{count}"
         item = event.get("item")
@@ -215,6 +230,8 @@ class CodexStream:
 
     def _item(self, item: dict[str, Any], *, completed: bool) -> str | None:
         kind = item.get("type")
+        if kind != "error":
+            self.answered = True
         if kind == "agent_message" and completed:
             self.answer = str(item.get("text", ""))
         elif kind == "reasoning" and completed:
@@ -247,6 +264,11 @@ class CodexStream:
         Raises:
             AgentError: A readable reason: stopped, failed turn, no answer, or a bad exit.
         """
+        if exit.cancelled and self.unreachable:
+            raise AgentError(
+                f"{NAME} could not reach its model endpoint, so it was stopped: "
+                f"{clip_reason(_reason(self.last_error or 'no answer'))}"
+            )
         stopped = ended_badly(NAME, exit, timeout)
         if stopped is not None:
             raise stopped
@@ -288,6 +310,12 @@ def _inner_command(command: str) -> str:
     if len(words) == 3 and os.path.basename(words[0]) in shells and words[1] in ("-c", "-lc"):
         return words[2]
     return command
+
+
+def _reason(notice: str) -> str:
+    """`Connection failed: ...` out of `Reconnecting... waiting for network (Connection ...)`."""
+    match = re.match(r"^Reconnecting\.\.\.[^(]*\((.*)\)$", notice)
+    return match.group(1) if match else notice
 
 
 def _headline(text: str) -> str:
@@ -359,7 +387,7 @@ class CodexRunner:
             cwd=workspace,
             env=env,
             timeout=self.options.timeout_seconds,
-            cancelled=cancelled,
+            cancelled=lambda: cancelled() or stream.unreachable,
             on_event=on_event,
             sandbox=cli_sandbox(self.options, env, "OPENAI_BASE_URL", DEFAULT_BASE_URL),
             home=env["HOME"] if self.options.home else None,

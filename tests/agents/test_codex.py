@@ -146,6 +146,33 @@ def test_waiting_for_the_network_is_shown_as_a_retry() -> None:
     assert stream.feed(waiting) == "Codex lost the model connection; retrying"
 
 
+def test_an_endpoint_that_never_answers_stops_the_run() -> None:
+    """Three waits for the network before any answer: stop, saying the endpoint failed."""
+    stream = CodexStream(WORKSPACE)
+    waiting = {
+        "type": "error",
+        "message": "Reconnecting... waiting for network (Connection failed: error sending request)",
+    }
+    stream.feed(json.loads(RECORDED.splitlines()[0]))
+    for _ in range(2):
+        stream.feed(waiting)
+    assert not stream.unreachable
+    stream.feed(waiting)
+    assert stream.unreachable
+    with pytest.raises(AgentError) as failed:
+        stream.finish(StreamExit(-9, "", (), False, True, 24.0), timeout=60)
+    assert str(failed.value) == (
+        "Codex could not reach its model endpoint, so it was stopped: "
+        "Connection failed: error sending request"
+    )
+    # Once the model has answered, a lost connection is waited out as the CLI decides.
+    answered = CodexStream(WORKSPACE)
+    feed(answered, "\n".join(RECORDED.splitlines()[:3]))
+    for _ in range(5):
+        answered.feed(waiting)
+    assert not answered.unreachable
+
+
 def test_retries_that_run_out_fail_with_the_reason() -> None:
     """Five reconnects then turn.failed: one readable reason, each retry shown once."""
     stream = CodexStream(WORKSPACE)

@@ -8,6 +8,7 @@ came from these same runs.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,3 +144,34 @@ def test_an_endpoint_without_its_key_fails_clearly(codex: Path, tmp_path: Path) 
     assert str(failed.value) == (
         "Codex reported an error: Missing environment variable: `OPENAI_API_KEY`."
     )
+
+
+def test_an_unreachable_endpoint_stops_the_run_with_a_reason(codex: Path, tmp_path: Path) -> None:
+    """Nothing listening at the endpoint: the CLI would wait forever; the run stops soon."""
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    with FakeResponsesServer(lambda _: Reply.message("hello")) as server:
+        dead = server.base_url
+    options = CliOptions(
+        command=str(codex),
+        model=MODEL,
+        timeout_seconds=120,
+        home=str(tmp_path / "home"),
+        env={"OPENAI_BASE_URL": dead, "OPENAI_API_KEY": "sk-smoke"},
+    )
+    seen: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(AgentError) as failed:
+        CodexRunner(options).run(
+            "Say hello.",
+            system="",
+            workspace=workspace,
+            role="executor",
+            progress=seen.append,
+            cancelled=lambda: False,
+        )
+    assert time.monotonic() - started < 60
+    assert str(failed.value).startswith(
+        "Codex could not reach its model endpoint, so it was stopped: Connection failed"
+    )
+    assert seen.count("Codex lost the model connection; retrying") == 3
