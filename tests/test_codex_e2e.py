@@ -259,6 +259,8 @@ def test_codex_runs_to_a_verified_ready_pull_request(
     card = texts(user.thread()[-1])
     assert "T-1 succeeded" in card and "https://github.example/acme/calc/pull/1" in card
     assert "*Agent cost*\nnot reported by the agent" in card
+    # Codex kept its state in its own home: the commit holds the fix and the test only.
+    assert (task.result or {})["files_changed"] == ["pricing.py", "tests/test_discount.py"]
     runs = (task.result or {})["agent_runs"]
     spent_in = sum(r["input_tokens"] for r in runs)
     spent_out = sum(r["output_tokens"] for r in runs)

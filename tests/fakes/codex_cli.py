@@ -16,6 +16,7 @@ repository root, kept out of git like the Claude Code cache. Typical use::
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -153,7 +154,7 @@ def headless_env(
     codex_home = home / ".codex"
     codex_home.mkdir(parents=True, exist_ok=True)
     return {
-        "PATH": path or "/usr/local/bin:/usr/bin:/bin",
+        "PATH": path or os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": str(home),
         "CODEX_HOME": str(codex_home),
         KEY_VARIABLE: api_key,
