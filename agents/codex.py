@@ -244,7 +244,10 @@ class CodexStream:
         elif kind == "mcp_tool_call" and not completed:
             return f"Using {item.get('server', '?')}.{item.get('tool', '?')}"
         elif kind == "web_search" and not completed:
-            return "Looking something up on the web"
+            query = str(item.get("query") or "").strip()
+            if not query:
+                return "Looking something up on the web"
+            return f"Searching the web for {clip_reason(query, 60)}"
         elif kind == "error" and completed:
             self.notes.append(str(item.get("message", "")))
         return None

@@ -203,6 +203,17 @@ def test_warning_items_are_notes_not_failures() -> None:
     assert stream.finish(OK_EXIT, timeout=60).turns == 1
 
 
+def test_web_search_names_its_query() -> None:
+    """The real CLI's web_search item (its JSON even repeats `id`) names what is searched."""
+    started = (
+        '{"type":"item.started","item":{"id":"item_0","type":"web_search","id":"ws_1",'
+        '"query":"python round half even","action":{"type":"search",'
+        '"query":"python round half even"}}}'
+    )
+    stream = CodexStream(WORKSPACE)
+    assert feed(stream, started) == ["Searching the web for python round half even"]
+
+
 def test_failed_patch_is_not_reported_as_an_edit() -> None:
     """A file_change that Codex marks failed (a refused patch) shows no editing line."""
     stream = CodexStream(Path("/w"))
