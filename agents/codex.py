@@ -8,8 +8,8 @@ The CLI prints JSON lines: `thread.started` (with the `thread_id` that resumes i
 one per retry ("Reconnecting... 2/5 ...") and may still complete the turn. An `error`
 item is a warning. Codex reports tokens but no cost, and a whole `exec` is one turn.
 
-What each role may do maps onto Codex's `--sandbox` modes; see the README for why the
-executor runs with `danger-full-access` inside the bot's own sandbox.
+What each role may do maps onto Codex's `--sandbox` modes; see the README for why both
+run with `danger-full-access` inside the bot's own sandbox.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -351,6 +352,22 @@ def _int(value: Any) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
+def native_packages(command: str, search_path: str | None = None) -> list[str]:
+    """The npm packages holding the CLI's native binary, for the sandbox to show.
+
+    `@openai/codex` is a Node launcher; the program is in a sibling package per platform
+    (`@openai/codex-linux-x64`), which the launcher's own directory does not cover.
+    """
+    found = shutil.which(command, path=search_path)
+    if found is None:
+        return []
+    target = Path(found).resolve()
+    package = next((p for p in target.parents if (p / "package.json").is_file()), None)
+    if package is None or "node_modules" not in package.parts:
+        return []
+    return sorted(str(p) for p in package.parent.glob(f"{package.name}-*") if p.is_dir())
+
+
 class CodexRunner:
     """Runs prompts through the Codex CLI."""
 
@@ -392,7 +409,9 @@ class CodexRunner:
             timeout=self.options.timeout_seconds,
             cancelled=lambda: cancelled() or stream.unreachable,
             on_event=on_event,
-            sandbox=cli_sandbox(self.options, env, "OPENAI_BASE_URL", DEFAULT_BASE_URL),
+            sandbox=cli_sandbox(
+                self.options, env, "OPENAI_BASE_URL", DEFAULT_BASE_URL
+            ).with_read_only(native_packages(self.options.command, env.get("PATH"))),
             home=env["HOME"] if self.options.home else None,
         )
         return stream.finish(exit, self.options.timeout_seconds)
