@@ -76,12 +76,13 @@ PLANNER_PERMISSIONS = RolePermissions(
     permission_mode="dontAsk",
     allowed_tools=("Read", "Glob", "Grep"),
     disallowed_tools=("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"),
-    sandbox="read-only",
+    # Codex's own sandbox cannot start inside the bot's; see the README.
+    sandbox="danger-full-access",
 )
 EXECUTOR_PERMISSIONS = RolePermissions(
     permission_mode="acceptEdits",
     allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
-    # Codex's workspace-write also blocks every socket, loopback too; see the README.
+    # Codex's own sandbox cannot start inside the bot's; see the README.
     sandbox="danger-full-access",
 )
 
