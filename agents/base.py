@@ -91,6 +91,8 @@ class AgentRun:
     session_id: str | None = None
     # False when the agent reports no cost (Codex reports tokens only).
     cost_known: bool = True
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass(frozen=True)

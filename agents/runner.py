@@ -76,12 +76,14 @@ PLANNER_PERMISSIONS = RolePermissions(
     permission_mode="dontAsk",
     allowed_tools=("Read", "Glob", "Grep"),
     disallowed_tools=("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"),
-    sandbox="read-only",
+    # Codex's own sandbox cannot start inside the bot's; see the README.
+    sandbox="danger-full-access",
 )
 EXECUTOR_PERMISSIONS = RolePermissions(
     permission_mode="acceptEdits",
     allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
-    sandbox="workspace-write",
+    # Codex's own sandbox cannot start inside the bot's; see the README.
+    sandbox="danger-full-access",
 )
 
 
@@ -185,6 +187,8 @@ def combine(runs: Sequence[RunResult], summary: str) -> AgentRun:
         turns=sum(r.turns for r in runs),
         session_id=runs[-1].session_id if runs else None,
         cost_known=all(r.cost_known for r in runs),
+        input_tokens=sum(r.input_tokens for r in runs),
+        output_tokens=sum(r.output_tokens for r in runs),
     )
 
 

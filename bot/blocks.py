@@ -370,6 +370,9 @@ def render_outcome(
             ),
             ("Agent turns", str(sum(int(r.get("turns") or 0) for r in runs))),
         ]
+        tokens = _tokens(runs)
+        if tokens:
+            pairs.append(("Agent tokens", tokens))
         blocks.append(fields_section(pairs))
         if files:
             blocks.append(section("\n".join(f"• `{escape(str(f))}`" for f in files)))
@@ -414,6 +417,12 @@ def _github_note(result: dict[str, Any]) -> str:
     if result.get("github") == "unconfigured":
         return _NO_GITHUB
     return ""
+
+
+def _tokens(runs: Sequence[dict[str, Any]]) -> str:
+    """`24,763 in · 122 out` for the runs given; empty when the agent reported none."""
+    spent = [sum(int(r.get(key) or 0) for r in runs) for key in ("input_tokens", "output_tokens")]
+    return f"{spent[0]:,} in · {spent[1]:,} out" if any(spent) else ""
 
 
 def _runs_note(runs: Sequence[dict[str, Any]]) -> str:

@@ -218,12 +218,14 @@ PLANNER_ROLE = AgentRoleConfig(
     permission_mode="dontAsk",
     allowed_tools=("Read", "Glob", "Grep"),
     disallowed_tools=("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"),
-    sandbox="read-only",
+    # Codex's own sandbox cannot start inside the bot's; see the README.
+    sandbox="danger-full-access",
 )
 EXECUTOR_ROLE = AgentRoleConfig(
     permission_mode="acceptEdits",
     allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
-    sandbox="workspace-write",
+    # Codex's own sandbox cannot start inside the bot's; see the README.
+    sandbox="danger-full-access",
 )
 
 

@@ -277,6 +277,8 @@ def _run_record(phase: str, run: AgentRun) -> dict[str, Any]:
         "turns": run.turns,
         "cost_usd": round(run.cost_usd, 6),
         "cost_known": run.cost_known,
+        "input_tokens": run.input_tokens,
+        "output_tokens": run.output_tokens,
         "summary": run.summary[:500],
     }
 

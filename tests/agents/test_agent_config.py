@@ -69,5 +69,5 @@ def test_factory_builds_the_configured_cli_agents() -> None:
     assert isinstance(codex.executor.runner, CodexRunner)
     options = cli_options(AgentConfig(kind="codex", timeout_seconds=60, max_turns=5))
     assert (options.command, options.timeout_seconds, options.max_turns) == ("codex", 60, 5)
-    assert options.planner.sandbox == "read-only"
-    assert options.executor.sandbox == "workspace-write"
+    assert options.planner.sandbox == "danger-full-access"
+    assert options.executor.sandbox == "danger-full-access"

@@ -71,6 +71,16 @@ def test_unknown_cost_is_not_shown_as_free() -> None:
     assert "not reported by the agent" in text and "$0.22" not in text
 
 
+def test_completion_card_shows_the_tokens_the_runs_reported() -> None:
+    """Codex reports tokens, not money: the card adds them up over the runs."""
+    runs = [{**r, "cost_known": False, "input_tokens": 24763, "output_tokens": 122} for r in RUNS]
+    rendered = succeeded(agent_runs=runs)
+    assert "*Agent tokens*\\n74,289 in · 366 out" in str(rendered)
+    assert block_errors(rendered) == []
+    # Runs recorded before tokens were kept (or agents reporting none) add no field.
+    assert "Agent tokens" not in str(succeeded())
+
+
 def test_plan_card_links_the_draft_pr_and_the_planning_run() -> None:
     """The plan card links the draft PR and says what planning took."""
     task = make_task(
