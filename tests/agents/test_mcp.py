@@ -1,0 +1,309 @@
+"""MCP servers for the agents: configuration, secrets by reference, per-run files, prompts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.base import AgentError, RepoSpec, TaskBrief
+from agents.claude_code import ClaudeCodeRunner, claude_command
+from agents.mcp import config_file, egress_hosts, source_hint
+from agents.prompts import planner_prompt
+from agents.runner import CliOptions, CliPlanner, describe_tool
+from bot.runtime import agent_factory, cli_options
+from bot.settings import ConfigError, load_config_file
+from jobs.config import AgentbotConfig, AgentConfig
+from tests.fakes.anthropic_server import FakeAnthropicServer, Reply, ScriptedModel
+from tests.fakes.claude_cli import ensure_claude_cli
+
+REPOS = """
+[[repos]]
+name = "acme/web"
+git_url = "https://github.com/acme/web.git"
+
+[[repos]]
+name = "acme/api"
+git_url = "https://github.com/acme/api.git"
+"""
+
+SENTRY = """
+[agent]
+kind = "claude-code"
+
+[agent.mcp.sentry]
+command = "npx"
+args = ["-y", "@sentry/mcp-server"]
+env = { SENTRY_ACCESS_TOKEN = "env:SENTRY_AUTH_TOKEN", SENTRY_HOST = "sentry.acme.io" }
+tools = ["get_issue_details", "search_events"]
+
+[agent.mcp.github]
+url = "https://api.githubcopilot.com/mcp/"
+headers = { Authorization = "Bearer {env:GITHUB_MCP_TOKEN}" }
+roles = ["planner", "executor"]
+tools = ["*"]
+
+[agent.mcp.github.repos."acme/api"]
+enabled = false
+
+[agent.mcp.sentry.repos."acme/api"]
+tools = ["get_issue_details"]
+"""
+
+
+def load(tmp_path: Path, text: str) -> AgentbotConfig:
+    path = tmp_path / "agentbot.toml"
+    path.write_text(REPOS + text)
+    return load_config_file(path)
+
+
+def test_servers_reach_only_their_roles_with_only_their_allowed_tools(tmp_path: Path) -> None:
+    """Each role's allowlist gains exactly its servers' allowed tools; `*` allows a server."""
+    options = cli_options(load(tmp_path, SENTRY).agent, repo="acme/web")
+
+    planner = claude_command(options, "go", system="", role="planner")
+    executor = claude_command(options, "go", system="", role="executor")
+
+    allowed = planner[planner.index("--allowedTools") + 1].split(",")
+    assert allowed == [
+        "Read",
+        "Glob",
+        "Grep",
+        "mcp__sentry__get_issue_details",
+        "mcp__sentry__search_events",
+        "mcp__github",
+    ]
+    allowed = executor[executor.index("--allowedTools") + 1].split(",")
+    assert "mcp__github" in allowed and not any("sentry" in rule for rule in allowed)
+    # Only the bot's own per-run file is read; a repository's .mcp.json never is.
+    assert "--strict-mcp-config" in planner and "--strict-mcp-config" in executor
+
+
+def test_a_repository_may_turn_a_server_off_or_narrow_it(tmp_path: Path) -> None:
+    """Per-repo overrides: acme/api has no GitHub server and one Sentry tool."""
+    options = cli_options(load(tmp_path, SENTRY).agent, repo="acme/api")
+
+    assert set(options.mcp) == {"sentry"}
+    assert options.mcp["sentry"].tools == ("get_issue_details",)
+    assert options.mcp["sentry"].env["SENTRY_HOST"] == "sentry.acme.io"
+
+
+def test_egress_is_the_remote_servers_hosts_of_that_run_only(tmp_path: Path) -> None:
+    """A remote server's host joins its roles' runs' egress; stdio servers add nothing."""
+    agent = load(tmp_path, SENTRY).agent
+    web = cli_options(agent, repo="acme/web")
+
+    assert egress_hosts(web.mcp_servers("planner")) == (("api.githubcopilot.com", 443),)
+    assert egress_hosts(web.mcp_servers("executor")) == (("api.githubcopilot.com", 443),)
+    assert egress_hosts(cli_options(agent, repo="acme/api").mcp_servers("planner")) == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            '[agent.mcp.s]\ncommand = "x"\nurl = "https://x.io"\ntools = ["t"]',
+            "agent.mcp.s: Value error, give either command (a stdio server) or url",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = []',
+            "agent.mcp.s.tools: Tuple should have at least 1 item",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\nenv = { T = "env:SLACK_BOT_TOKEN" }',
+            "env.T: SLACK_BOT_TOKEN is the bot's own; give the server a token of its own",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\nenv = { T = "$env:TOKEN" }',
+            "env.T: write a secret as env:NAME, or {env:NAME} inside a value",
+        ),
+        (
+            '[agent.mcp.s]\nurl = "ftp://x.io"\ntools = ["t"]',
+            "url must be an http(s) URL with a host",
+        ),
+        (
+            '[agent.mcp.a__b]\ncommand = "x"\ntools = ["t"]',
+            "agent.mcp: Value error, 'a__b': a server name is letters, digits, - and single _",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\n[agent.mcp.s.repos."acme/nope"]\n'
+            "enabled = false",
+            "agent.mcp.s.repos: acme/nope is not one of the configured repos",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\n[agent.mcp.s.repos."acme/web"]\n'
+            'env = { T = "env:GITHUB_TOKEN" }',
+            "repos.acme/web: env.T: GITHUB_TOKEN is the bot's own",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\n[agent.mcp.s.repos."acme/web"]\n'
+            'tools = ["no good"]',
+            "repos.acme/web: tools: 'no good' is not a tool name",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\nroles = ["reviewer"]',
+            "agent.mcp.s.roles.0: Input should be 'planner' or 'executor'",
+        ),
+    ],
+)
+def test_bad_server_tables_are_refused_in_one_line(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    """A mistake in `[agent.mcp.*]` stops the bot at start with one line naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, f'[agent]\nkind = "claude-code"\n{table}\n')
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value) and "Traceback" not in str(caught.value)
+
+
+def test_codex_is_not_given_servers_it_would_ignore() -> None:
+    """MCP servers are refused for Codex rather than silently dropped."""
+    with pytest.raises(ValueError, match="MCP servers are given to Claude Code only"):
+        AgentConfig.model_validate(
+            {"kind": "codex", "mcp": {"s": {"command": "x", "tools": ["t"]}}}
+        )
+
+
+def test_the_run_file_holds_the_resolved_secret_privately_and_is_removed(
+    tmp_path: Path,
+) -> None:
+    """The secret is resolved into the server's own entry, in a 0600 file, gone after."""
+    agent = load(tmp_path, SENTRY).agent
+    servers = cli_options(agent, repo="acme/web").mcp_servers("planner")
+    source = {"SENTRY_AUTH_TOKEN": "sntrys_secret", "GITHUB_MCP_TOKEN": "github_pat_x"}
+
+    with config_file(servers, tmp_path / "mcp", source) as path:
+        assert path is not None and path.is_relative_to(tmp_path / "mcp")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+        document = json.loads(path.read_text())
+    assert not path.exists() and not path.parent.exists()
+    sentry = document["mcpServers"]["sentry"]
+    assert sentry["env"] == {
+        "SENTRY_ACCESS_TOKEN": "sntrys_secret",
+        "SENTRY_HOST": "sentry.acme.io",
+    }
+    assert sentry["command"] == "npx" and sentry["args"] == ["-y", "@sentry/mcp-server"]
+    assert document["mcpServers"]["github"] == {
+        "type": "http",
+        "url": "https://api.githubcopilot.com/mcp/",
+        "headers": {"Authorization": "Bearer github_pat_x"},
+    }
+
+
+def test_a_missing_secret_names_the_variable_and_writes_nothing(tmp_path: Path) -> None:
+    """An unset referenced variable fails the run with its name, never a value or a file."""
+    servers = cli_options(load(tmp_path, SENTRY).agent, repo="acme/api").mcp_servers("planner")
+
+    with pytest.raises(AgentError) as caught, config_file(servers, tmp_path / "mcp", {}):
+        pass
+    assert str(caught.value) == (
+        "The MCP server sentry needs SENTRY_AUTH_TOKEN from the bot's environment, "
+        "which is not set."
+    )
+    assert not (tmp_path / "mcp").exists()
+
+
+def test_mcp_tool_calls_get_progress_lines_like_other_tools(tmp_path: Path) -> None:
+    """`mcp__sentry__get_issue_events` shows as "Sentry: get_issue_events 4211"."""
+    names = {"sentry": "Sentry", "jira-cloud": "Jira"}
+    line = describe_tool("mcp__sentry__get_issue_events", {"issue_id": "4211"}, tmp_path, names)
+    assert line == "Sentry: get_issue_events 4211"
+    line = describe_tool(
+        "mcp__jira-cloud__getJiraIssue", {"issueIdOrKey": "PAY-7"}, tmp_path, names
+    )
+    assert line == "Jira: getJiraIssue PAY-7"
+    # Long or structured arguments are left out rather than flooding the thread.
+    line = describe_tool("mcp__github__search_code", {"query": "x" * 200, "n": 3}, tmp_path)
+    assert line == "GitHub: search_code 3"
+
+
+def brief(source: str, data: dict[str, str]) -> TaskBrief:
+    repo = RepoSpec("acme/web", "https://github.com/acme/web.git", "main", "pytest -q")
+    return TaskBrief(
+        key="T-9", description="it crashes", repo=repo, source=source, source_data=data
+    )
+
+
+def test_sentry_and_jira_tasks_tell_the_planner_which_server_and_ids(tmp_path: Path) -> None:
+    """A Sentry task names the issue to look up and the server's tools; Jira likewise."""
+    text = SENTRY + '\n[agent.mcp.atlassian]\ncommand = "x"\ntools = ["getJiraIssue"]\n'
+    config = load(tmp_path, text)
+    pair = agent_factory(config.agent, repo=config.repo("acme/web"))
+    planner = pair.planner
+    assert isinstance(planner, CliPlanner)
+    sentry = planner_prompt(
+        brief("sentry", {"issue_id": "4211", "project": "web"}),
+        source_hint("sentry", {"issue_id": "4211", "project": "web"}, planner.mcp),
+    )
+    assert "The MCP server sentry can look up Sentry issue 4211 in project web" in sentry
+    assert "mcp__sentry__get_issue_details, mcp__sentry__search_events" in sentry
+    jira = source_hint("jira", {"key": "PAY-7"}, planner.mcp)
+    assert "The MCP server atlassian can read Jira issue PAY-7" in jira
+    assert "mcp__atlassian__getJiraIssue" in jira
+    # No server for the source, or a plain Slack task: nothing is claimed.
+    assert source_hint("sentry", {"issue_id": "1"}, {}) == ""
+    assert source_hint("slack", {}, planner.mcp) == ""
+
+
+# -- with the real Claude Code CLI --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def claude() -> Path:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed, so the Claude Code CLI cannot be fetched")
+    return ensure_claude_cli()
+
+
+@pytest.fixture
+def model() -> Iterator[FakeAnthropicServer]:
+    script = ScriptedModel(turns=[Reply.tool("mcp__planted__anything", {}), Reply.text("done")])
+    with FakeAnthropicServer(script) as server:
+        yield server
+
+
+def test_servers_a_repository_plants_are_never_started(
+    claude: Path, model: FakeAnthropicServer, tmp_path: Path
+) -> None:
+    """A worktree's `.mcp.json`, even enabled by its `.claude/settings.json`, starts nothing."""
+    workspace = tmp_path / "repo"
+    (workspace / ".claude").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    # In the worktree, which the sandbox lets a run write.
+    marker = workspace / "planted-server-ran"
+    planted = {"command": sys.executable, "args": ["-c", f"open({str(marker)!r}, 'w')"]}
+    (workspace / ".mcp.json").write_text(json.dumps({"mcpServers": {"planted": planted}}))
+    (workspace / ".claude" / "settings.json").write_text(
+        json.dumps({"enableAllProjectMcpServers": True, "permissions": {"allow": ["mcp__planted"]}})
+    )
+    options = CliOptions(
+        command=str(claude),
+        timeout_seconds=60,
+        home=str(tmp_path / "home"),
+        env={
+            "ANTHROPIC_BASE_URL": model.base_url,
+            "ANTHROPIC_API_KEY": "sk-ant-fake",
+            "CLAUDE_CODE_MAX_RETRIES": "1",
+            "NO_PROXY": "127.0.0.1,localhost",
+        },
+    )
+
+    ClaudeCodeRunner(options).run(
+        "go",
+        system="",
+        workspace=workspace,
+        role="executor",
+        progress=lambda line: None,
+        cancelled=lambda: False,
+    )
+
+    assert not marker.exists()
+    results = model.tool_results()
+    assert "No such tool available: mcp__planted__anything" in str(results[0]["content"])
