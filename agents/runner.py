@@ -33,7 +33,14 @@ from agents.base import (
     Progress,
     TaskBrief,
 )
-from agents.mcp import McpServerConfig, McpServers, describe_call, for_role, source_hint
+from agents.mcp import (
+    McpServerConfig,
+    McpServers,
+    describe_call,
+    egress_hosts,
+    for_role,
+    source_hint,
+)
 from agents.processes import group_process, kill_group
 from agents.prompts import (
     PlanInvalid,
@@ -130,6 +137,10 @@ class CliOptions:
     def mcp_servers(self, role: Role) -> dict[str, McpServerConfig]:
         """The MCP servers one role's runs are given."""
         return for_role(self.mcp, role)
+
+    def mcp_egress(self, role: Role) -> tuple[tuple[str, int], ...]:
+        """The (host, port) pairs one role's runs must reach for their remote MCP servers."""
+        return egress_hosts(self.mcp_servers(role))
 
 
 @dataclass(frozen=True)

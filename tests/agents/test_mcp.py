@@ -14,7 +14,7 @@ import pytest
 
 from agents.base import AgentError, RepoSpec, TaskBrief
 from agents.claude_code import ClaudeCodeRunner, claude_command
-from agents.mcp import config_file, egress_hosts, source_hint
+from agents.mcp import McpServerConfig, config_file, egress_hosts, source_hint
 from agents.prompts import planner_prompt
 from agents.runner import CliOptions, CliPlanner, describe_tool
 from bot.runtime import agent_factory, cli_options
@@ -22,6 +22,7 @@ from bot.settings import ConfigError, load_config_file
 from jobs.config import AgentbotConfig, AgentConfig
 from tests.fakes.anthropic_server import FakeAnthropicServer, Reply, ScriptedModel
 from tests.fakes.claude_cli import ensure_claude_cli
+from tests.fakes.mcp_server import STACK_TRACE, TOOL, RemoteMcpServer
 
 REPOS = """
 [[repos]]
@@ -99,9 +100,13 @@ def test_egress_is_the_remote_servers_hosts_of_that_run_only(tmp_path: Path) -> 
     agent = load(tmp_path, SENTRY).agent
     web = cli_options(agent, repo="acme/web")
 
-    assert egress_hosts(web.mcp_servers("planner")) == (("api.githubcopilot.com", 443),)
-    assert egress_hosts(web.mcp_servers("executor")) == (("api.githubcopilot.com", 443),)
-    assert egress_hosts(cli_options(agent, repo="acme/api").mcp_servers("planner")) == ()
+    assert web.mcp_egress("planner") == (("api.githubcopilot.com", 443),)
+    assert web.mcp_egress("executor") == (("api.githubcopilot.com", 443),)
+    assert cli_options(agent, repo="acme/api").mcp_egress("planner") == ()
+    remote = {"url": "http://mcp.acme.internal:8080/mcp", "tools": ["*"]}
+    assert egress_hosts({"a": McpServerConfig.model_validate(remote)}) == (
+        ("mcp.acme.internal", 8080),
+    )
 
 
 @pytest.mark.parametrize(
@@ -307,3 +312,59 @@ def test_servers_a_repository_plants_are_never_started(
     assert not marker.exists()
     results = model.tool_results()
     assert "No such tool available: mcp__planted__anything" in str(results[0]["content"])
+
+
+def test_a_remote_server_gets_its_header_secret_and_answers_the_planner(
+    claude: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A remote server's `{env:NAME}` header reaches it; its tool answers; the line names it."""
+    monkeypatch.setenv("TRACKER_MCP_TOKEN", "trk_remote_secret_77")
+    record = tmp_path / "record.json"
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    script = ScriptedModel(
+        turns=[Reply.tool(f"mcp__tracker__{TOOL}", {"issue_id": "4211"}), Reply.text("done")]
+    )
+    with (
+        RemoteMcpServer(record, "Bearer trk_remote_secret_77") as remote,
+        FakeAnthropicServer(script) as model,
+    ):
+        server = McpServerConfig.model_validate(
+            {
+                "url": remote.url,
+                "headers": {"Authorization": "Bearer {env:TRACKER_MCP_TOKEN}"},
+                "tools": [TOOL],
+                "label": "Tracker",
+            }
+        )
+        options = CliOptions(
+            command=str(claude),
+            timeout_seconds=60,
+            home=str(tmp_path / "home"),
+            env={
+                "ANTHROPIC_BASE_URL": model.base_url,
+                "ANTHROPIC_API_KEY": "sk-ant-fake",
+                "CLAUDE_CODE_MAX_RETRIES": "1",
+                "NO_PROXY": "127.0.0.1,localhost",
+            },
+            mcp={"tracker": server},
+            mcp_dir=str(tmp_path / "mcp"),
+        )
+        lines: list[str] = []
+        ClaudeCodeRunner(options).run(
+            "go",
+            system="",
+            workspace=workspace,
+            role="planner",
+            progress=lines.append,
+            cancelled=lambda: False,
+        )
+
+        assert options.mcp_egress("planner") == (("127.0.0.1", remote.port),)
+        assert "Bearer trk_remote_secret_77" in remote.seen_authorization
+        answer = model.tool_results()[0]
+        assert not answer.get("is_error") and STACK_TRACE.splitlines()[0] in str(answer["content"])
+        assert "Tracker: get_issue_events 4211" in lines
+        assert "trk_remote_secret_77" not in json.dumps([r.body for r in model.requests])
+        assert list((tmp_path / "mcp").iterdir()) == []

@@ -5,18 +5,26 @@ canned stack trace. Each call also writes what the server could see to the JSON 
 named by its first argument: its own environment, and the environment and command line
 of the process that started it (the agent CLI), so a test can tell where a secret went.
 
-Run as `python tests/fakes/mcp_server.py RECORD.json`.
+Run as `python tests/fakes/mcp_server.py RECORD.json` for stdio. `RemoteMcpServer` serves
+the same tool over streamable HTTP on loopback, answering only requests that carry the
+expected `Authorization` header.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
+import uvicorn
 from mcp.server import MCPServer
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 TOOL = "get_issue_events"
 STACK_TRACE = (
@@ -52,8 +60,8 @@ def _record(path: Path, issue_id: str) -> None:
     path.write_text(json.dumps(calls))
 
 
-def main() -> None:
-    record = Path(sys.argv[1])
+def build(record: Path) -> MCPServer:
+    """The server with its one tool, recording each call to `record`."""
     server = MCPServer("sentry")
 
     @server.tool(name=TOOL, description="The latest events of a Sentry issue, with stack traces.")
@@ -61,7 +69,68 @@ def main() -> None:
         _record(record, issue_id)
         return f"Issue {issue_id}, latest event:\n{STACK_TRACE}"
 
-    server.run("stdio")
+    return server
+
+
+class _RequireAuthorization:
+    """Refuses, with 401, every HTTP request whose Authorization header is not `expected`."""
+
+    def __init__(self, app: ASGIApp, expected: str, seen: list[str]) -> None:
+        self.app, self.expected, self.seen = app, expected, seen
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            given = headers.get(b"authorization", b"").decode()
+            self.seen.append(given)
+            if given != self.expected:
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b"unauthorized"})
+                return
+        await self.app(scope, receive, send)
+
+
+class RemoteMcpServer:
+    """The tool over streamable HTTP at `url`, on loopback, in a thread of this process."""
+
+    def __init__(self, record: Path, authorization: str) -> None:
+        self.seen_authorization: list[str] = []
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        app = _RequireAuthorization(
+            build(record).streamable_http_app(), authorization, self.seen_authorization
+        )
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The server's MCP endpoint."""
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def __enter__(self) -> RemoteMcpServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the MCP test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def main() -> None:
+    build(Path(sys.argv[1])).run("stdio")
 
 
 if __name__ == "__main__":
