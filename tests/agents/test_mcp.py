@@ -20,6 +20,8 @@ from agents.runner import CliOptions, CliPlanner, describe_tool
 from bot.runtime import agent_factory, cli_options
 from bot.settings import ConfigError, load_config_file
 from jobs.config import AgentbotConfig, AgentConfig
+from sandbox.sample import PLAN
+from tests.agents.fake_cli import FakeCli, init, result
 from tests.fakes.anthropic_server import FakeAnthropicServer, Reply, ScriptedModel
 from tests.fakes.claude_cli import ensure_claude_cli
 from tests.fakes.mcp_server import STACK_TRACE, TOOL, RemoteMcpServer
@@ -317,7 +319,7 @@ def test_servers_a_repository_plants_are_never_started(
 def test_a_remote_server_gets_its_header_secret_and_answers_the_planner(
     claude: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A remote server's `{env:NAME}` header reaches it; its tool answers; the line names it."""
+    """A remote server's `{env:NAME}` header reaches it; `*` allows its tool; the line names it."""
     monkeypatch.setenv("TRACKER_MCP_TOKEN", "trk_remote_secret_77")
     record = tmp_path / "record.json"
     workspace = tmp_path / "repo"
@@ -334,7 +336,7 @@ def test_a_remote_server_gets_its_header_secret_and_answers_the_planner(
             {
                 "url": remote.url,
                 "headers": {"Authorization": "Bearer {env:TRACKER_MCP_TOKEN}"},
-                "tools": [TOOL],
+                "tools": ["*"],
                 "label": "Tracker",
             }
         )
@@ -368,3 +370,53 @@ def test_a_remote_server_gets_its_header_secret_and_answers_the_planner(
         assert "Tracker: get_issue_events 4211" in lines
         assert "trk_remote_secret_77" not in json.dumps([r.body for r in model.requests])
         assert list((tmp_path / "mcp").iterdir()) == []
+
+
+def test_a_sentry_task_planned_with_the_server_names_it_in_the_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the configured pair: the planner's run gets the file and the lookup hint."""
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "sntrys_for_the_fake")
+    fake = FakeCli(tmp_path / "cli")
+    fake.script({"lines": [init(), result(json.dumps(PLAN))]})
+    agent = load(tmp_path, SENTRY).agent.model_copy(
+        update={"command": str(fake.executable), "env": fake.options().env}
+    )
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+    task = brief("sentry", {"issue_id": "4211", "project": "web"})
+
+    agent_factory(agent, "acme/api").planner.plan(
+        task, workspace, progress=lambda _: None, cancelled=lambda: False
+    )
+
+    (call,) = fake.calls()
+    argv = call["argv"]
+    prompt = argv[argv.index("-p") + 1]
+    assert "The MCP server sentry can look up Sentry issue 4211 in project web" in prompt
+    assert "mcp__sentry__get_issue_details" in prompt
+    mcp_file = Path(argv[argv.index("--mcp-config") + 1])
+    assert not mcp_file.exists() and not mcp_file.is_relative_to(workspace)
+    assert "sntrys_for_the_fake" not in json.dumps(call["env"])
+
+
+def test_planning_without_the_servers_secret_fails_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unset referenced variable fails the plan in a sentence; the CLI never starts."""
+    monkeypatch.delenv("SENTRY_AUTH_TOKEN", raising=False)
+    fake = FakeCli(tmp_path / "cli")
+    fake.script({"lines": [init(), result(json.dumps(PLAN))]})
+    agent = load(tmp_path, SENTRY).agent.model_copy(
+        update={"command": str(fake.executable), "env": fake.options().env}
+    )
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+
+    with pytest.raises(AgentError, match="needs SENTRY_AUTH_TOKEN from the bot's environment"):
+        agent_factory(agent, "acme/api").planner.plan(
+            brief("slack", {}), workspace, progress=lambda _: None, cancelled=lambda: False
+        )
+    assert fake.calls() == []
