@@ -368,4 +368,9 @@ def source_hint(source: str, data: Mapping[str, Any], servers: McpServers) -> st
                 f"The MCP server {name} can read Jira issue {data['key']}: its full "
                 f"description and comments, with its tools ({tools})."
             )
+        if source == "github" and data.get("repo") and data.get("number"):
+            return (
+                f"The MCP server {name} can read GitHub issue {data['repo']}#{data['number']}: "
+                f"its comments and linked pull requests, with its tools ({tools})."
+            )
     return ""

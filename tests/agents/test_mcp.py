@@ -239,7 +239,7 @@ def brief(source: str, data: dict[str, str]) -> TaskBrief:
 
 
 def test_sentry_and_jira_tasks_tell_the_planner_which_server_and_ids(tmp_path: Path) -> None:
-    """A Sentry task names the issue to look up and the server's tools; Jira likewise."""
+    """A Sentry task names the issue to look up and the server's tools; Jira, GitHub likewise."""
     text = SENTRY + '\n[agent.mcp.atlassian]\ncommand = "x"\ntools = ["getJiraIssue"]\n'
     config = load(tmp_path, text)
     pair = agent_factory(config.agent, repo=config.repo("acme/web"))
@@ -254,6 +254,8 @@ def test_sentry_and_jira_tasks_tell_the_planner_which_server_and_ids(tmp_path: P
     jira = source_hint("jira", {"key": "PAY-7"}, planner.mcp)
     assert "The MCP server atlassian can read Jira issue PAY-7" in jira
     assert "mcp__atlassian__getJiraIssue" in jira
+    github = source_hint("github", {"repo": "acme/web", "number": 12}, planner.mcp)
+    assert "The MCP server github can read GitHub issue acme/web#12" in github
     # No server for the source, or a plain Slack task: nothing is claimed.
     assert source_hint("sentry", {"issue_id": "1"}, {}) == ""
     assert source_hint("slack", {}, planner.mcp) == ""
