@@ -99,6 +99,7 @@ def claude_command(
     """
     permissions = options.permissions(role)
     allowed = (*permissions.allowed_tools, *allowed_tools(options.mcp_servers(role)))
+    disallowed = (*permissions.disallowed_tools, *_unreadable(options, mcp_config))
     args = [
         options.command,
         "-p",
@@ -114,8 +115,8 @@ def claude_command(
     ]
     if allowed:
         args += ["--allowedTools", ",".join(allowed)]
-    if permissions.disallowed_tools:
-        args += ["--disallowedTools", ",".join(permissions.disallowed_tools)]
+    if disallowed:
+        args += ["--disallowedTools", ",".join(disallowed)]
     if options.model:
         args += ["--model", options.model]
     if system:
@@ -127,6 +128,21 @@ def claude_command(
         args += ["--mcp-config", str(mcp_config)]
     args.append("--strict-mcp-config")
     return args + list(options.extra_args)
+
+
+def _unreadable(options: CliOptions, mcp_config: Path | None) -> list[str]:
+    """Deny rules that keep the file tools out of every run's MCP file and its secrets.
+
+    The CLI itself reads the file; the agent's Read, Grep and Glob may not, neither this
+    run's nor those of other tasks' runs beside it. `//` starts an absolute path in a
+    Claude Code rule.
+    """
+    folders = []
+    if options.mcp_dir:
+        folders.append(Path(options.mcp_dir).resolve())
+    if mcp_config is not None and not any(mcp_config.is_relative_to(f) for f in folders):
+        folders.append(mcp_config.parent)
+    return [f"Read(/{folder}/**)" for folder in folders]
 
 
 class ClaudeStream:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,7 @@ from tests.fakes.anthropic_server import FakeAnthropicServer, Reply, ScriptedMod
 from tests.fakes.claude_cli import ensure_claude_cli
 from tests.fakes.mcp_server import STACK_TRACE, TOOL, RemoteMcpServer
 
+SERVER_SCRIPT = Path(__file__).parents[1] / "fakes" / "mcp_server.py"
 REPOS = """
 [[repos]]
 name = "acme/web"
@@ -422,3 +424,64 @@ def test_planning_without_the_servers_secret_fails_with_its_name(
             brief("slack", {}), workspace, progress=lambda _: None, cancelled=lambda: False
         )
     assert fake.calls() == []
+
+
+def test_the_agent_cannot_read_the_run_file_holding_the_secret(
+    claude: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read, Grep and Glob are refused inside the MCP folder; the secret never reaches the model."""
+    monkeypatch.setenv("SENTRY_AUTH_TOKEN", "sntrys_never_for_the_model")
+    mcp_dir = tmp_path / "mcp"
+    workspace = tmp_path / "repo"
+    workspace.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
+
+    def attempt(request: dict[str, Any]) -> Reply:
+        # Each step of the loop tries another way in, with the path found at that moment.
+        step = sum(1 for m in request["messages"] if m.get("role") == "assistant")
+        files = sorted(mcp_dir.glob("*/mcp.json"))
+        target = str(files[0]) if files else str(mcp_dir / "missing")
+        tries = [
+            Reply.tool("Glob", {"pattern": "**/*.json", "path": str(mcp_dir)}),
+            Reply.tool("Read", {"file_path": target}),
+            Reply.tool(
+                "Grep", {"pattern": "sntrys", "path": str(mcp_dir), "output_mode": "content"}
+            ),
+        ]
+        return tries[step] if step < len(tries) else Reply.text("done")
+
+    server = McpServerConfig.model_validate(
+        {
+            "command": sys.executable,
+            "args": [str(SERVER_SCRIPT), str(tmp_path / "record.json")],
+            "env": {"SENTRY_ACCESS_TOKEN": "env:SENTRY_AUTH_TOKEN"},
+            "tools": [TOOL],
+        }
+    )
+    with FakeAnthropicServer(attempt) as model:
+        options = CliOptions(
+            command=str(claude),
+            timeout_seconds=60,
+            home=str(tmp_path / "home"),
+            env={
+                "ANTHROPIC_BASE_URL": model.base_url,
+                "ANTHROPIC_API_KEY": "sk-ant-fake",
+                "CLAUDE_CODE_MAX_RETRIES": "1",
+                "NO_PROXY": "127.0.0.1,localhost",
+            },
+            mcp={"sentry": server},
+            mcp_dir=str(mcp_dir),
+        )
+        ClaudeCodeRunner(options).run(
+            "go",
+            system="",
+            workspace=workspace,
+            role="planner",
+            progress=lambda _: None,
+            cancelled=lambda: False,
+        )
+
+        results = [str(r["content"]) for r in model.tool_results()]
+        assert len(results) == 3
+        assert all("denied" in text for text in results), results
+        assert "sntrys_never_for_the_model" not in json.dumps([r.body for r in model.requests])
