@@ -552,7 +552,8 @@ class CliPlanner:
     """The planning agent on a CLI runner: read-only discovery, then a validated plan.
 
     `mcp` holds the MCP servers the planner's runs are given: when one of them can look
-    up the task's Sentry issue or Jira ticket, the prompt says which and with what id.
+    up the task's Sentry issue, Jira ticket or GitHub issue, the prompt says which and
+    with what id.
     """
 
     scripted = False
