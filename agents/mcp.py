@@ -227,17 +227,35 @@ def labels(servers: McpServers) -> dict[str, str]:
 def secret_values(servers: McpServers, source: Mapping[str, str] | None = None) -> list[str]:
     """The values the servers' references resolve to, for masking wherever text leaves."""
     source = bot_environment() if source is None else source
-    tables: list[Mapping[str, str]] = []
-    for server in servers.values():
-        tables += [server.env, server.headers]
-        for change in server.repos.values():
-            tables += [change.env or {}, change.headers or {}]
     return [
         source[name]
-        for table in tables
+        for server in servers.values()
+        for table in _tables(server)
         for value in table.values()
         for name in references(value)
         if source.get(name)
+    ]
+
+
+def _tables(server: McpServerConfig) -> list[Mapping[str, str]]:
+    tables: list[Mapping[str, str]] = [server.env, server.headers]
+    for change in server.repos.values():
+        tables += [change.env or {}, change.headers or {}]
+    return tables
+
+
+def unset_references(
+    servers: McpServers, source: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(server, variable) for each reference the bot's environment cannot resolve."""
+    source = bot_environment() if source is None else source
+    return [
+        (name, variable)
+        for name, server in servers.items()
+        for table in _tables(server)
+        for value in table.values()
+        for variable in references(value)
+        if not source.get(variable)
     ]
 
 

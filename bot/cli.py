@@ -84,6 +84,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run an RQ worker on the given queues."""
+    from agents.mcp import unset_references
     from bot.runtime import job_context
     from bot.services import build_services
     from jobs.context import install
@@ -99,6 +100,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     unknown = [q for q in queues if q not in ALL_QUEUES]
     if unknown:
         raise ConfigError(f"unknown queue {unknown[0]}; queues are {', '.join(ALL_QUEUES)}")
+    if config.agent.kind != "scripted":
+        # Workers run the agents, so every secret their MCP servers refer to must be here.
+        for server, variable in unset_references(config.agent.mcp):
+            raise ConfigError(f"agent.mcp.{server}: {variable} is not set")
     _setup_logging(settings)
     services = build_services(settings, config)
     _reach_redis(services.redis)
