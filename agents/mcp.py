@@ -59,6 +59,8 @@ KNOWN_SOURCES: dict[str, TaskSource] = {
     "github": "github",
 }
 ARGUMENT_LIMIT = 40
+# `id`, `issue_id`, `issueId`, `issueIdOrKey`, `number`; not `paid` or `grid`.
+_IDENTIFIER = re.compile(r"(?:^|_)(?:id|key|number)$|(?<=[a-z])(?:Id|ID|Key|Number)$")
 
 
 class _Strict(BaseModel):
@@ -354,7 +356,10 @@ def describe_call(tool: str, tool_input: Mapping[str, Any], names: Mapping[str, 
     server, _, name = tool.removeprefix("mcp__").partition("__")
     label = names.get(server) or KNOWN_LABELS.get(server.lower(), server)
     line = f"{label}: {name or 'a tool'}"
-    argument = next((v for v in tool_input.values() if _short_scalar(v)), None)
+    # The id a call looks at says most ("issueId", "issue_key", "number"); else the first.
+    shown = [(key, value) for key, value in tool_input.items() if _short_scalar(value)]
+    named = [value for key, value in shown if _IDENTIFIER.search(str(key))]
+    argument = (named or [value for _, value in shown] or [None])[0]
     if argument is not None:
         line += f" {argument}"
     return line[:80]

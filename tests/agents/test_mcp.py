@@ -228,6 +228,11 @@ def test_mcp_tool_calls_get_progress_lines_like_other_tools(tmp_path: Path) -> N
         "mcp__jira-cloud__getJiraIssue", {"issueIdOrKey": "PAY-7"}, tmp_path, names
     )
     assert line == "Jira: getJiraIssue PAY-7"
+    # The id is shown rather than the organisation it lives in.
+    line = describe_tool(
+        "mcp__sentry__get_issue_details", {"organizationSlug": "acme", "issueId": 4211}, tmp_path
+    )
+    assert line == "Sentry: get_issue_details 4211"
     # Long or structured arguments are left out rather than flooding the thread.
     line = describe_tool("mcp__github__search_code", {"query": "x" * 200, "n": 3}, tmp_path)
     assert line == "GitHub: search_code 3"
