@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentbot")
 
 
-def _setup_logging(settings: Settings) -> None:
+def _setup_logging(settings: Settings, config: AgentbotConfig | None = None) -> None:
+    from agents.mcp import secret_values
     from bot.logging import configure, secrets_of
 
-    # JSON lines with task/user/job context and credentials masked (see bot.logging).
-    configure(settings.log_level, secrets_of(settings))
+    # JSON lines with task/user/job context and credentials masked (see bot.logging),
+    # what the agents' MCP servers' secrets resolve to included where agents run.
+    extra = secret_values(config.agent.mcp) if config is not None else []
+    configure(settings.log_level, [*secrets_of(settings), *extra])
 
 
 def _checked_config(settings: Settings) -> AgentbotConfig:
@@ -104,7 +107,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # Workers run the agents, so every secret their MCP servers refer to must be here.
         for server, variable in unset_references(config.agent.mcp):
             raise ConfigError(f"agent.mcp.{server}: {variable} is not set")
-    _setup_logging(settings)
+    _setup_logging(settings, config)
     services = build_services(settings, config)
     _reach_redis(services.redis)
     if not config.agent.sandboxed:
