@@ -134,15 +134,15 @@ def _unreadable(options: CliOptions, mcp_config: Path | None) -> list[str]:
     """Deny rules that keep the file tools out of every run's MCP file and its secrets.
 
     The CLI itself reads the file; the agent's Read, Grep and Glob may not, neither this
-    run's nor those of other tasks' runs beside it. `//` starts an absolute path in a
-    Claude Code rule.
+    run's nor those of other tasks' runs beside it, and its Write and Edit may not
+    change them. `//` starts an absolute path in a Claude Code rule.
     """
     folders = []
     if options.mcp_dir:
         folders.append(Path(options.mcp_dir).resolve())
     if mcp_config is not None and not any(mcp_config.is_relative_to(f) for f in folders):
         folders.append(mcp_config.parent)
-    return [f"Read(/{folder}/**)" for folder in folders]
+    return [f"{tool}(/{folder}/**)" for folder in folders for tool in ("Read", "Edit")]
 
 
 class ClaudeStream:

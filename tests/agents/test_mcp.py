@@ -86,6 +86,11 @@ def test_servers_reach_only_their_roles_with_only_their_allowed_tools(tmp_path: 
     ]
     allowed = executor[executor.index("--allowedTools") + 1].split(",")
     assert "mcp__github" in allowed and not any("sentry" in rule for rule in allowed)
+    # The file tools are kept out of the folder of the runs' files, with their secrets.
+    folder = Path(options.mcp_dir or "").resolve()
+    for argv in (planner, executor):
+        denied = argv[argv.index("--disallowedTools") + 1].split(",")
+        assert {f"Read(/{folder}/**)", f"Edit(/{folder}/**)"} <= set(denied)
     # Only the bot's own per-run file is read; a repository's .mcp.json never is.
     assert "--strict-mcp-config" in planner and "--strict-mcp-config" in executor
 
