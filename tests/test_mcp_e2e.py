@@ -73,7 +73,8 @@ def github() -> Iterator[FakeGitHub]:
 @pytest.fixture
 def record(tmp_path: Path) -> Path:
     """Where the MCP server writes what it saw on each call."""
-    return tmp_path / "mcp-record.json"
+    (tmp_path / "mcp-record").mkdir()
+    return tmp_path / "mcp-record" / "calls.json"
 
 
 @pytest.fixture
@@ -107,10 +108,16 @@ def config(
                         "CLAUDE_CODE_MAX_RETRIES": "1",
                         "NO_PROXY": "127.0.0.1,localhost",
                     },
+                    # The server runs inside the agent's sandbox: its program is shown
+                    # read-only and its record is the one place it may write, as an
+                    # operator would allow a server's own files.
+                    "sandbox_read_only": [str(SERVER_SCRIPT.parent)],
+                    "sandbox_writable": [str(record.parent)],
                     "mcp": {
                         "sentry": {
                             "command": sys.executable,
-                            "args": [str(SERVER_SCRIPT), str(record)],
+                            # The bare remote is on the host, never bound in.
+                            "args": [str(SERVER_SCRIPT), str(record), str(sample_repo)],
                             "env": {"SENTRY_ACCESS_TOKEN": "env:SENTRY_AUTH_TOKEN"},
                             "roles": ["planner"],
                             "tools": [TOOL],
@@ -163,6 +170,7 @@ def test_planner_reads_sentry_through_mcp_and_the_executor_cannot(
     config: AgentbotConfig,
     record: Path,
     tmp_path: Path,
+    sample_repo: Path,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """The planner's MCP tool answers the model; the executor has no such tool; the token
@@ -198,6 +206,8 @@ def test_planner_reads_sentry_through_mcp_and_the_executor_cannot(
 
     # The token: in the server's environment, not in the agent's (the CLI that started it).
     (call,) = calls
+    # The server ran inside the agent's sandbox, as the CLI's child.
+    assert call["probe_visible"] is False and sample_repo.exists()
     assert call["env"]["SENTRY_ACCESS_TOKEN"] == SECRET
     assert call["parent_argv"][0] == config.agent.command
     assert SECRET not in json.dumps(call["parent_env"])

@@ -393,15 +393,21 @@ def test_a_sentry_task_planned_with_the_server_names_it_in_the_prompt(
     monkeypatch.setenv("SENTRY_AUTH_TOKEN", "sntrys_for_the_fake")
     fake = FakeCli(tmp_path / "cli")
     fake.script({"lines": [init(), result(json.dumps(PLAN))]})
-    agent = load(tmp_path, SENTRY).agent.model_copy(
-        update={"command": str(fake.executable), "env": fake.options().env}
+    config = load(tmp_path, SENTRY)
+    agent = config.agent.model_copy(
+        update={
+            "command": str(fake.executable),
+            "env": fake.options().env,
+            # The fake runs sandboxed like any agent; it may only also write its calls file.
+            "sandbox_writable": (str(fake.directory),),
+        }
     )
     workspace = tmp_path / "repo"
     workspace.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
     task = brief("sentry", {"issue_id": "4211", "project": "web"})
 
-    agent_factory(agent, "acme/api").planner.plan(
+    agent_factory(agent, repo=config.repo("acme/api")).planner.plan(
         task, workspace, progress=lambda _: None, cancelled=lambda: False
     )
 
@@ -422,15 +428,21 @@ def test_planning_without_the_servers_secret_fails_with_its_name(
     monkeypatch.delenv("SENTRY_AUTH_TOKEN", raising=False)
     fake = FakeCli(tmp_path / "cli")
     fake.script({"lines": [init(), result(json.dumps(PLAN))]})
-    agent = load(tmp_path, SENTRY).agent.model_copy(
-        update={"command": str(fake.executable), "env": fake.options().env}
+    config = load(tmp_path, SENTRY)
+    agent = config.agent.model_copy(
+        update={
+            "command": str(fake.executable),
+            "env": fake.options().env,
+            # The fake runs sandboxed like any agent; it may only also write its calls file.
+            "sandbox_writable": (str(fake.directory),),
+        }
     )
     workspace = tmp_path / "repo"
     workspace.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
 
     with pytest.raises(AgentError, match="needs SENTRY_AUTH_TOKEN from the bot's environment"):
-        agent_factory(agent, "acme/api").planner.plan(
+        agent_factory(agent, repo=config.repo("acme/api")).planner.plan(
             brief("slack", {}), workspace, progress=lambda _: None, cancelled=lambda: False
         )
     assert fake.calls() == []

@@ -3,11 +3,13 @@
 It stands in for Sentry's server with one tool, `get_issue_events`, whose answer is a
 canned stack trace. Each call also writes what the server could see to the JSON file
 named by its first argument: its own environment, and the environment and command line
-of the process that started it (the agent CLI), so a test can tell where a secret went.
+of the process that started it (the agent CLI), so a test can tell where a secret went,
+and whether the host path given as its second argument was visible to it (a sandboxed
+server sees none of the host's files beyond those bound in).
 
-Run as `python tests/fakes/mcp_server.py RECORD.json` for stdio. `RemoteMcpServer` serves
-the same tool over streamable HTTP on loopback, answering only requests that carry the
-expected `Authorization` header.
+Run as `python tests/fakes/mcp_server.py RECORD.json [HOST_PATH]` for stdio.
+`RemoteMcpServer` serves the same tool over streamable HTTP on loopback, answering only
+requests that carry the expected `Authorization` header.
 """
 
 from __future__ import annotations
@@ -46,12 +48,13 @@ def _environ(raw: bytes) -> dict[str, str]:
     return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
 
 
-def _record(path: Path, issue_id: str) -> None:
+def _record(path: Path, issue_id: str, probe: Path | None) -> None:
     parent = os.getppid()
     calls: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
     calls.append(
         {
             "issue_id": issue_id,
+            "probe_visible": probe.exists() if probe is not None else None,
             "env": dict(os.environ),
             "parent_env": _environ(_proc(parent, "environ")),
             "parent_argv": [a for a in _proc(parent, "cmdline").decode().split("\0") if a],
@@ -60,13 +63,13 @@ def _record(path: Path, issue_id: str) -> None:
     path.write_text(json.dumps(calls))
 
 
-def build(record: Path) -> MCPServer:
+def build(record: Path, probe: Path | None = None) -> MCPServer:
     """The server with its one tool, recording each call to `record`."""
     server = MCPServer("sentry")
 
     @server.tool(name=TOOL, description="The latest events of a Sentry issue, with stack traces.")
     def get_issue_events(issue_id: str) -> str:
-        _record(record, issue_id)
+        _record(record, issue_id, probe)
         return f"Issue {issue_id}, latest event:\n{STACK_TRACE}"
 
     return server
@@ -130,7 +133,8 @@ class RemoteMcpServer:
 
 
 def main() -> None:
-    build(Path(sys.argv[1])).run("stdio")
+    probe = Path(sys.argv[2]) if len(sys.argv) > 2 else None
+    build(Path(sys.argv[1]), probe).run("stdio")
 
 
 if __name__ == "__main__":
