@@ -36,6 +36,7 @@ from pydantic import (
 
 from agents.base import AgentError
 from agents.env import bot_environment, is_denied
+from agents.sandbox import parse_endpoint
 
 McpRole = Literal["planner", "executor"]
 TaskSource = Literal["sentry", "jira", "github"]
@@ -97,6 +98,7 @@ class McpRepoOverride(_Strict):
     env: dict[str, str] | None = None
     url: str | None = None
     headers: dict[str, str] | None = None
+    egress: tuple[str, ...] | None = None
 
 
 class McpServerConfig(_Strict):
@@ -112,6 +114,11 @@ class McpServerConfig(_Strict):
     transport: Literal["http", "sse"] = "http"
     headers: dict[str, str] = Field(
         default_factory=dict, description="sent to a remote server; secrets as {env:NAME}"
+    )
+    egress: tuple[str, ...] = Field(
+        (),
+        description="host:port pairs a stdio server itself calls (its service's API); they "
+        "join the runs of the roles that get it",
     )
     roles: tuple[McpRole, ...] = Field(("planner",), description="which agents get the server")
     tools: tuple[str, ...] = Field(
@@ -131,6 +138,13 @@ class McpServerConfig(_Strict):
         for tool in value:
             if tool != ALL_TOOLS and not TOOL_NAME.match(tool):
                 raise ValueError(f"{tool!r} is not a tool name")
+        return value
+
+    @field_validator("egress")
+    @classmethod
+    def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            parse_endpoint(entry)
         return value
 
     @model_validator(mode="after")
@@ -213,11 +227,14 @@ def allowed_tools(servers: McpServers) -> tuple[str, ...]:
 
 
 def egress_hosts(servers: McpServers) -> tuple[tuple[str, int], ...]:
-    """The (host, port) pairs the servers' run must reach: the remote servers', no others.
+    """The (host, port) pairs the servers' run must reach, and no others.
 
-    Stdio servers are the CLI's children inside the agent's sandbox; they add nothing.
+    A remote server's own host; for a stdio server, which runs inside the agent's
+    sandbox as the CLI's child, the hosts it is configured to call (`egress`).
     """
     hosts = {_endpoint(server.url) for server in servers.values() if server.url is not None}
+    for server in servers.values():
+        hosts |= {(e.host, e.port) for e in map(parse_endpoint, server.egress)}
     return tuple(sorted(hosts))
 
 

@@ -116,6 +116,11 @@ def test_egress_is_the_remote_servers_hosts_of_that_run_only(tmp_path: Path) -> 
     assert egress_hosts({"a": McpServerConfig.model_validate(remote)}) == (
         ("mcp.acme.internal", 8080),
     )
+    # A stdio server calls its own service: the hosts it names join its roles' runs.
+    local = {"command": "x", "tools": ["t"], "egress": ["sentry.io:443"], "roles": ["executor"]}
+    options = CliOptions(command="claude", mcp={"s": McpServerConfig.model_validate(local)})
+    assert options.mcp_egress("executor") == (("sentry.io", 443),)
+    assert options.mcp_egress("planner") == ()
 
 
 @pytest.mark.parametrize(
@@ -136,6 +141,10 @@ def test_egress_is_the_remote_servers_hosts_of_that_run_only(tmp_path: Path) -> 
         (
             '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\nenv = { T = "$env:TOKEN" }',
             "env.T: write a secret as env:NAME, or {env:NAME} inside a value",
+        ),
+        (
+            '[agent.mcp.s]\ncommand = "x"\ntools = ["t"]\negress = ["sentry.io"]',
+            "agent.mcp.s.egress: Value error, 'sentry.io' is not host:port",
         ),
         (
             '[agent.mcp.s]\nurl = "ftp://x.io"\ntools = ["t"]',
