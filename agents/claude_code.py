@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.base import AgentError, CancelCheck, Progress
 from agents.env import child_environment
+from agents.mcp import allowed_tools, config_file, egress_hosts, labels
 from agents.runner import (
     CliOptions,
     Event,
@@ -30,6 +31,7 @@ from agents.runner import (
     private_home,
     stream_process,
 )
+from agents.sandbox import Endpoint
 
 NAME = "Claude Code"
 # Where the CLI sends model requests when ANTHROPIC_BASE_URL is unset: the one place its
@@ -81,10 +83,23 @@ def claude_environment(
 
 
 def claude_command(
-    options: CliOptions, prompt: str, *, system: str, role: Role, resume: str | None = None
+    options: CliOptions,
+    prompt: str,
+    *,
+    system: str,
+    role: Role,
+    resume: str | None = None,
+    mcp_config: Path | None = None,
 ) -> list[str]:
-    """The argv of one headless run (the prompt is one argument, never shell text)."""
+    """The argv of one headless run (the prompt is one argument, never shell text).
+
+    Only the servers in `mcp_config`, the run's own file, are started: the repository's
+    `.mcp.json` and the CLI's user settings are written by others and are ignored.
+    The role's allowlist gains its servers' allowed tools.
+    """
     permissions = options.permissions(role)
+    allowed = (*permissions.allowed_tools, *allowed_tools(options.mcp_servers(role)))
+    disallowed = (*permissions.disallowed_tools, *_unreadable(options, mcp_config))
     args = [
         options.command,
         "-p",
@@ -98,24 +113,44 @@ def claude_command(
         "--max-turns",
         str(options.max_turns),
     ]
-    if permissions.allowed_tools:
-        args += ["--allowedTools", ",".join(permissions.allowed_tools)]
-    if permissions.disallowed_tools:
-        args += ["--disallowedTools", ",".join(permissions.disallowed_tools)]
+    if allowed:
+        args += ["--allowedTools", ",".join(allowed)]
+    if disallowed:
+        args += ["--disallowedTools", ",".join(disallowed)]
     if options.model:
         args += ["--model", options.model]
     if system:
         args += ["--append-system-prompt", system]
     if resume:
         args += ["--resume", resume]
+    if mcp_config is not None:
+        # --mcp-config takes several values; the flag after it ends the list.
+        args += ["--mcp-config", str(mcp_config)]
+    args.append("--strict-mcp-config")
     return args + list(options.extra_args)
+
+
+def _unreadable(options: CliOptions, mcp_config: Path | None) -> list[str]:
+    """Deny rules that keep the file tools out of every run's MCP file and its secrets.
+
+    The CLI itself reads the file; the agent's Read, Grep and Glob may not, neither this
+    run's nor those of other tasks' runs beside it, and its Write and Edit may not
+    change them. `//` starts an absolute path in a Claude Code rule.
+    """
+    folders = []
+    if options.mcp_dir:
+        folders.append(Path(options.mcp_dir).resolve())
+    if mcp_config is not None and not any(mcp_config.is_relative_to(f) for f in folders):
+        folders.append(mcp_config.parent)
+    return [f"{tool}(/{folder}/**)" for folder in folders for tool in ("Read", "Edit")]
 
 
 class ClaudeStream:
     """Reads one run's events: progress lines as they come, the result at the end."""
 
-    def __init__(self, workspace: Path) -> None:
+    def __init__(self, workspace: Path, mcp_labels: Mapping[str, str] | None = None) -> None:
         self.workspace = workspace
+        self.mcp_labels = dict(mcp_labels or {})
         self.result: Event | None = None
         self.session_id: str | None = None
         self.model: str | None = None
@@ -157,6 +192,7 @@ class ClaudeStream:
                     str(block.get("name", "a tool")),
                     tool_input if isinstance(tool_input, dict) else {},
                     self.workspace,
+                    self.mcp_labels,
                 )
         return line
 
@@ -237,7 +273,8 @@ class ClaudeCodeRunner:
         Raises:
             AgentError: With a readable reason when the run does not succeed.
         """
-        stream = ClaudeStream(workspace)
+        servers = self.options.mcp_servers(role)
+        stream = ClaudeStream(workspace, labels(servers))
 
         def on_event(event: Event) -> None:
             line = stream.feed(event)
@@ -245,14 +282,29 @@ class ClaudeCodeRunner:
                 progress(line)
 
         env = claude_environment(self.options)
-        exit = stream_process(
-            claude_command(self.options, prompt, system=system, role=role, resume=resume),
-            cwd=workspace,
-            env=env,
-            timeout=self.options.timeout_seconds,
-            cancelled=cancelled,
-            on_event=on_event,
-            sandbox=cli_sandbox(self.options, env, "ANTHROPIC_BASE_URL", DEFAULT_BASE_URL),
-            home=env["HOME"] if self.options.home else None,
-        )
+        mcp_dir = Path(self.options.mcp_dir) if self.options.mcp_dir else None
+        with config_file(servers, mcp_dir) as mcp_config:
+            sandbox = cli_sandbox(self.options, env, "ANTHROPIC_BASE_URL", DEFAULT_BASE_URL)
+            # The run's remote MCP servers join its egress, and nothing else does; its
+            # stdio servers are the CLI's children, inside. Only this run's file shows.
+            sandbox = sandbox.allowing(Endpoint(host, port) for host, port in egress_hosts(servers))
+            if mcp_config is not None:
+                sandbox = sandbox.with_read_only([str(mcp_config)])
+            exit = stream_process(
+                claude_command(
+                    self.options,
+                    prompt,
+                    system=system,
+                    role=role,
+                    resume=resume,
+                    mcp_config=mcp_config,
+                ),
+                cwd=workspace,
+                env=env,
+                timeout=self.options.timeout_seconds,
+                cancelled=cancelled,
+                on_event=on_event,
+                sandbox=sandbox,
+                home=env["HOME"] if self.options.home else None,
+            )
         return stream.finish(exit, self.options.timeout_seconds)

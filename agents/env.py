@@ -102,3 +102,8 @@ def secret_leaks(carried: CarriedEnvironment, secrets: Iterable[str]) -> list[st
     return sorted(
         name for name, value in candidates.items() if any(secret in value for secret in kept)
     )
+
+
+def bot_environment() -> Mapping[str, str]:
+    """The bot's own environment, where `env:NAME` references are looked up."""
+    return os.environ

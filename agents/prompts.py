@@ -95,11 +95,19 @@ def planner_system_prompt() -> str:
     )
 
 
-def planner_prompt(brief: TaskBrief) -> str:
-    """The planning agent's prompt: discovery, then a test-first plan as JSON."""
+def planner_prompt(brief: TaskBrief, lookup: str = "") -> str:
+    """The planning agent's prompt: discovery, then a test-first plan as JSON.
+
+    Args:
+        brief: The task.
+        lookup: Which tool server holds more about the task's source, and which ids
+            to look up there (empty when none is configured).
+    """
+    lookup_line = f"{lookup}\n" if lookup else ""
     return (
         "Phase: plan.\n"
-        f"{_task_block(brief)}\n"
+        f"{_task_block(brief)}"
+        f"{lookup_line}\n"
         "Discovery:\n"
         "1. Parse the request: the error message, stack trace, file paths, function and "
         "module names it mentions.\n"

@@ -33,6 +33,14 @@ from agents.base import (
     Progress,
     TaskBrief,
 )
+from agents.mcp import (
+    McpServerConfig,
+    McpServers,
+    describe_call,
+    egress_hosts,
+    for_role,
+    source_hint,
+)
 from agents.processes import group_process, kill_group
 from agents.prompts import (
     PlanInvalid,
@@ -104,6 +112,10 @@ class CliOptions:
         planner: What the planning agent may do.
         executor: What the executor agent may do.
         sandbox: Where the CLI runs; each run adds the model's endpoint to its egress.
+        mcp: The MCP servers of the repository's tasks, by name; each says which roles
+            get it.
+        mcp_dir: Where each run's MCP configuration file is written (never inside a
+            worktree); the system's temporary directory when None.
     """
 
     command: str
@@ -117,10 +129,20 @@ class CliOptions:
     planner: RolePermissions = PLANNER_PERMISSIONS
     executor: RolePermissions = EXECUTOR_PERMISSIONS
     sandbox: Sandbox = field(default_factory=Sandbox)
+    mcp: Mapping[str, McpServerConfig] = field(default_factory=dict)
+    mcp_dir: str | None = None
 
     def permissions(self, role: Role) -> RolePermissions:
         """The permissions of one role."""
         return self.planner if role == "planner" else self.executor
+
+    def mcp_servers(self, role: Role) -> dict[str, McpServerConfig]:
+        """The MCP servers one role's runs are given."""
+        return for_role(self.mcp, role)
+
+    def mcp_egress(self, role: Role) -> tuple[tuple[str, int], ...]:
+        """The (host, port) pairs one role's runs must reach for their remote MCP servers."""
+        return egress_hosts(self.mcp_servers(role))
 
 
 @dataclass(frozen=True)
@@ -481,8 +503,22 @@ def display_path(path: str, workspace: Path) -> str:
     return _clip(path)
 
 
-def describe_tool(name: str, tool_input: Mapping[str, Any], workspace: Path) -> str:
-    """One progress line for a tool call: `Editing src/auth.py`, `Running pytest`."""
+def describe_tool(
+    name: str,
+    tool_input: Mapping[str, Any],
+    workspace: Path,
+    mcp_labels: Mapping[str, str] | None = None,
+) -> str:
+    """One progress line for a tool call: `Editing src/auth.py`, `Sentry: get_issue 4211`.
+
+    Args:
+        name: The tool's name; MCP tools are `mcp__<server>__<tool>`.
+        tool_input: The call's arguments.
+        workspace: The worktree, so paths read relative to it.
+        mcp_labels: MCP server name -> how people call it.
+    """
+    if name.startswith("mcp__"):
+        return describe_call(name, tool_input, mcp_labels or {})
     path = str(tool_input.get("file_path") or tool_input.get("notebook_path") or "")
     if name == "Read":
         return f"Reading {display_path(path, workspace)}"
@@ -517,13 +553,19 @@ def _snapshot(workspace: Path) -> str:
 
 
 class CliPlanner:
-    """The planning agent on a CLI runner: read-only discovery, then a validated plan."""
+    """The planning agent on a CLI runner: read-only discovery, then a validated plan.
+
+    `mcp` holds the MCP servers the planner's runs are given: when one of them can look
+    up the task's Sentry issue, Jira ticket or GitHub issue, the prompt says which and
+    with what id.
+    """
 
     scripted = False
 
-    def __init__(self, runner: CodingAgentRunner) -> None:
+    def __init__(self, runner: CodingAgentRunner, mcp: McpServers | None = None) -> None:
         self.runner = runner
         self.name = runner.name
+        self.mcp = dict(mcp or {})
 
     def plan(
         self, brief: TaskBrief, workspace: Path, progress: Progress, cancelled: CancelCheck
@@ -539,7 +581,7 @@ class CliPlanner:
         progress(f"{self.name} is reading the repository")
         runs = [
             self.runner.run(
-                planner_prompt(brief),
+                planner_prompt(brief, source_hint(brief.source, brief.source_data, self.mcp)),
                 system=system,
                 workspace=workspace,
                 role="planner",

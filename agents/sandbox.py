@@ -466,7 +466,7 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
             else:
                 _, headers = head_bytes.split(b"\r\n", 1)
                 line = f"{method} {path} {version}\r\n".encode("latin-1")
-                upstream.sendall(line + headers + rest)
+                upstream.sendall(line + _one_request(headers) + rest)
             _relay(client, upstream)
         finally:
             with self.server.lock:
@@ -488,6 +488,20 @@ def _read_head(client: socket.socket) -> tuple[bytes, bytes] | None:
     client.settimeout(None)
     head, rest = data.split(b"\r\n\r\n", 1)
     return head + b"\r\n\r\n", rest
+
+
+def _one_request(headers: bytes) -> bytes:
+    """A plain-HTTP request's headers, asking the server to close after answering.
+
+    The proxy rewrites only the first request line of a connection and then relays
+    bytes; a client that kept the connection alive would send its next request with the
+    proxy's absolute URL to the server, which answers 404. Closing makes each request
+    come through the proxy again, checked against the allowlist like the first.
+    """
+    lines = headers.split(b"\r\n")
+    hop = (b"connection:", b"proxy-connection:", b"keep-alive:")
+    kept = [line for line in lines[:-2] if not line.lower().startswith(hop)]
+    return b"\r\n".join([*kept, b"Connection: close", b"", b""])
 
 
 def _refuse(client: socket.socket, status: int, reason: str) -> None:

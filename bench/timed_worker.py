@@ -27,9 +27,10 @@ from rq.queue import Queue
 import bot.runtime
 import jobs.worker
 from agents.base import AgentPair, AgentRun, CancelCheck, Plan, PlanOutcome, Progress, TaskBrief
+from agents.sandbox import Sandbox
 from bot import cli
 from bot.settings import get_settings
-from jobs.config import AgentConfig
+from jobs.config import AgentConfig, RepoConfig
 
 JOBS_KEY = "bench:jobs"
 AGENT_KEY = "bench:agent"
@@ -126,9 +127,11 @@ class TimedExecutor:
 _plain_factory = bot.runtime.agent_factory
 
 
-def timed_factory(config: AgentConfig) -> AgentPair:
+def timed_factory(
+    config: AgentConfig, sandbox: Sandbox | None = None, repo: RepoConfig | None = None
+) -> AgentPair:
     """The configured agents, each call timed."""
-    pair = _plain_factory(config)
+    pair = _plain_factory(config, sandbox, repo)
     return AgentPair(planner=TimedPlanner(pair.planner), executor=TimedExecutor(pair.executor))
 
 

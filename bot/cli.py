@@ -18,11 +18,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentbot")
 
 
-def _setup_logging(settings: Settings) -> None:
+def _setup_logging(settings: Settings, config: AgentbotConfig | None = None) -> None:
+    from agents.mcp import secret_values
     from bot.logging import configure, secrets_of
 
-    # JSON lines with task/user/job context and credentials masked (see bot.logging).
-    configure(settings.log_level, secrets_of(settings))
+    # JSON lines with task/user/job context and credentials masked (see bot.logging),
+    # what the agents' MCP servers' secrets resolve to included where agents run.
+    extra = secret_values(config.agent.mcp) if config is not None else []
+    configure(settings.log_level, [*secrets_of(settings), *extra])
 
 
 def _checked_config(settings: Settings) -> AgentbotConfig:
@@ -84,6 +87,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run an RQ worker on the given queues."""
+    from agents.mcp import unset_references
     from bot.runtime import job_context
     from bot.services import build_services
     from jobs.context import install
@@ -99,7 +103,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     unknown = [q for q in queues if q not in ALL_QUEUES]
     if unknown:
         raise ConfigError(f"unknown queue {unknown[0]}; queues are {', '.join(ALL_QUEUES)}")
-    _setup_logging(settings)
+    if config.agent.kind != "scripted":
+        # Workers run the agents, so every secret their MCP servers refer to must be here.
+        for server, variable in unset_references(config.agent.mcp):
+            raise ConfigError(f"agent.mcp.{server}: {variable} is not set")
+    _setup_logging(settings, config)
     services = build_services(settings, config)
     _reach_redis(services.redis)
     if not config.agent.sandboxed:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from sqlalchemy.engine import make_url
 
@@ -12,6 +12,7 @@ from agents.claude_code import ClaudeCodeRunner
 from agents.codex import CodexRunner
 from agents.git_credentials import credential_env, github_hosts
 from agents.github import GitHub
+from agents.mcp import for_repo, secret_values
 from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner, RolePermissions
 from agents.sandbox import Sandbox, parse_endpoint
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
@@ -72,8 +73,10 @@ def base_sandbox(config: AgentConfig, hidden: Sequence[str] = ()) -> Sandbox:
     )
 
 
-def cli_options(config: AgentConfig, sandbox: Sandbox | None = None) -> CliOptions:
-    """How to run the configured agent CLI."""
+def cli_options(
+    config: AgentConfig, sandbox: Sandbox | None = None, repo: str | None = None
+) -> CliOptions:
+    """How to run the configured agent CLI, for one repository's tasks when `repo` is set."""
     if sandbox is None:
         sandbox = base_sandbox(config)
     return CliOptions(
@@ -88,6 +91,9 @@ def cli_options(config: AgentConfig, sandbox: Sandbox | None = None) -> CliOptio
         planner=_permissions(config.planner),
         executor=_permissions(config.executor),
         sandbox=sandbox.allowing(parse_endpoint(entry) for entry in config.egress),
+        mcp=for_repo(config.mcp, repo) if repo else dict(config.mcp),
+        # Beside the worktrees and the agent's home, never inside a worktree.
+        mcp_dir=str(PurePath(config.workspace_dir) / "mcp"),
     )
 
 
@@ -120,11 +126,13 @@ def agent_factory(
             sandbox=sandbox.allowing(parse_endpoint(entry) for entry in config.egress),
         )
         return AgentPair(planner=ScriptedPlanner(), executor=executor)
-    options = cli_options(config, sandbox)
+    options = cli_options(config, sandbox, repo.name if repo is not None else None)
     runner: CodingAgentRunner = (
         ClaudeCodeRunner(options) if config.kind == "claude-code" else CodexRunner(options)
     )
-    return AgentPair(planner=CliPlanner(runner), executor=CliExecutor(runner))
+    return AgentPair(
+        planner=CliPlanner(runner, options.mcp_servers("planner")), executor=CliExecutor(runner)
+    )
 
 
 def github_client(settings: Settings) -> GitHub | None:
@@ -140,8 +148,8 @@ def job_context(services: Services) -> JobContext:
     pairs: dict[str, AgentPair] = {}
 
     def agents(repo: RepoConfig) -> AgentPair:
-        # Each repo's agent carries that repo's environment (CA bundles, toolchain homes)
-        # and may reach that repo's egress allowlist.
+        # Each repo's agent carries that repo's environment (CA bundles, toolchain homes),
+        # may reach that repo's egress allowlist, and gets that repo's MCP servers.
         if repo.name not in pairs:
             pairs[repo.name] = agent_factory(
                 with_environment(agent_config, services.config.environment_for(repo)),
@@ -150,9 +158,16 @@ def job_context(services: Services) -> JobContext:
             )
         return pairs[repo.name]
 
-    # Exact secret values too (GitHub token, webhook secrets, URL passwords), not only
-    # the patterns the logs mask, in everything the workers post.
-    redactor = Redactor([*secrets_of(services.settings), services.slack.token or ""])
+    # Exact secret values too (GitHub token, webhook secrets, URL passwords, what MCP
+    # servers' references resolve to), not only the patterns the logs mask, in
+    # everything the workers post.
+    redactor = Redactor(
+        [
+            *secrets_of(services.settings),
+            services.slack.token or "",
+            *secret_values(agent_config.mcp),
+        ]
+    )
     return JobContext(
         db=services.db,
         redis=services.redis,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from agents.aws.config import AwsConfig
 from agents.aws.cost_config import CostConfig
 from agents.env import CarriedEnvironment, is_denied
+from agents.mcp import SERVER_NAME, McpServerConfig
 from agents.sandbox import Endpoint, parse_endpoint
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -266,6 +267,9 @@ class AgentConfig(_Strict):
     sandbox_writable: tuple[str, ...] = Field(
         (), description="directories sandboxed runs may write besides the worktree and HOME"
     )
+    mcp: dict[str, McpServerConfig] = Field(
+        default_factory=dict, description="MCP servers the agents may use, by name"
+    )
 
     @field_validator("egress")
     @classmethod
@@ -278,6 +282,20 @@ class AgentConfig(_Strict):
     def sandboxed(self) -> bool:
         """Whether agents and test commands run in the sandbox."""
         return self.sandbox != "off"
+
+    @field_validator("mcp")
+    @classmethod
+    def _server_names(cls, value: dict[str, McpServerConfig]) -> dict[str, McpServerConfig]:
+        for name in value:
+            if not SERVER_NAME.match(name):
+                raise ValueError(f"{name!r}: a server name is letters, digits, - and single _")
+        return value
+
+    @model_validator(mode="after")
+    def _mcp_needs_claude_code(self) -> AgentConfig:
+        if self.mcp and self.kind == "codex":
+            raise ValueError("mcp: MCP servers are given to Claude Code only; Codex gets none")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -442,6 +460,16 @@ class AgentbotConfig(_Strict):
             *((f"repos.{repo.name}.environment", repo.environment) for repo in self.repos),
             ("agent.env", EnvironmentConfig(pass_through=self.agent.env_allow, set=self.agent.env)),
         ]
+
+    @model_validator(mode="after")
+    def _mcp_repos_are_configured(self) -> AgentbotConfig:
+        for server_name, server in self.agent.mcp.items():
+            for name in server.repos:
+                if self.repo(name) is None:
+                    raise ValueError(
+                        f"agent.mcp.{server_name}.repos: {name} is not one of the configured repos"
+                    )
+        return self
 
     def repo(self, name: str) -> RepoConfig | None:
         """The configured repo called `name` (case-insensitive), if any."""
