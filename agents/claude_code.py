@@ -244,7 +244,8 @@ class ClaudeCodeRunner:
             if line:
                 progress(line)
 
-        env = claude_environment(self.options)
+        options = self.options.for_workspace(workspace)
+        env = claude_environment(options)
         exit = stream_process(
             claude_command(self.options, prompt, system=system, role=role, resume=resume),
             cwd=workspace,
@@ -253,6 +254,6 @@ class ClaudeCodeRunner:
             cancelled=cancelled,
             on_event=on_event,
             sandbox=cli_sandbox(self.options, env, "ANTHROPIC_BASE_URL", DEFAULT_BASE_URL),
-            home=env["HOME"] if self.options.home else None,
+            home=env["HOME"] if options.home else None,
         )
         return stream.finish(exit, self.options.timeout_seconds)
