@@ -155,6 +155,8 @@ class Sandbox:
         egress: The `host:port` pairs this kind of run may reach; none means no network.
         writable: Further directories the run may write besides its worktree and HOME
             (a shared build cache, say); empty by default.
+        lent: Files shown read-only at another path, as `(host path, path inside)`: a
+            stored CLI login lent into the task's HOME, say.
         bwrap: bubblewrap's executable.
         forwarder: socat's executable, which carries the proxy into the sandbox.
     """
@@ -164,6 +166,7 @@ class Sandbox:
     hidden: tuple[str, ...] = ()
     egress: frozenset[Endpoint] = field(default_factory=frozenset)
     writable: tuple[str, ...] = ()
+    lent: tuple[tuple[str, str], ...] = ()
     bwrap: str = "bwrap"
     forwarder: str = "socat"
 
@@ -174,6 +177,10 @@ class Sandbox:
     def with_read_only(self, paths: Iterable[str]) -> Sandbox:
         """The same sandbox with more toolchain paths visible, read-only."""
         return replace(self, read_only=(*self.read_only, *paths))
+
+    def lending(self, source: str, target: str) -> Sandbox:
+        """The same sandbox showing the file `source` read-only at `target` inside."""
+        return replace(self, lent=(*self.lent, (source, target)))
 
     @contextlib.contextmanager
     def launch(
@@ -265,6 +272,8 @@ class Sandbox:
         writable = [*self.writable, *([home] if home else []), str(resolved)]
         for item in writable:
             args += ["--bind", item, item]
+        for source, target in self.lent:
+            args += ["--ro-bind", source, target]
         for item in (*MASKED_SYSTEM_FILES, *self.hidden):
             path = Path(item).absolute()
             if not path.exists() or not _within(path, [*bound, *writable]):

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from agents.base import Plan, RepoSpec, TaskBrief
-from agents.runner import task_home
+from agents.claude_code import ClaudeCodeRunner
+from agents.runner import CliOptions, task_home
 from agents.scripted import SCRIPT_PATH, ScriptedExecutor
 from jobs.config import AgentbotConfig
 from jobs.tasks import get_task
 from sandbox.sample import PLAN
+from tests.agents.fake_cli import init, result
 from tests.conftest import APPROVER, git
 from tests.slackclient import SlackUser
 
@@ -80,10 +82,10 @@ def test_a_task_never_sees_what_another_tasks_runs_left_in_home(
 
     # Within a task, HOME lasts from run to run: the RED run finds what the runs before
     # it left (so a CLI can resume its session), and only those.
-    for result, key in ((first, "T-1"), (second, "T-2")):
-        red = _found(result["tests_red"]["output_tail"])  # type: ignore[index]
+    for outcome, key in ((first, "T-1"), (second, "T-2")):
+        red = _found(outcome["tests_red"]["output_tail"])  # type: ignore[index]
         assert red == {f"by agent of {key}", f"by tests of {key}"}, red
-        before = _found(result["tests_before"]["output_tail"])  # type: ignore[index]
+        before = _found(outcome["tests_before"]["output_tail"])  # type: ignore[index]
         assert before == set(), before
     assert config.agent.home is not None
     root = Path(config.agent.home)
@@ -127,3 +129,47 @@ def test_a_path_that_names_no_task_gets_no_home(tmp_path: Path, workspace: str) 
     with pytest.raises(ValueError, match="is not a task's worktree"):
         task_home(str(tmp_path / "home"), Path(workspace))
     assert not (tmp_path / "home").exists()
+
+
+def test_a_stored_login_is_lent_read_only_into_each_tasks_home(tmp_path: Path) -> None:
+    """With `CLAUDE_CONFIG_DIR` naming a stored login, the CLI signs in with it, cannot
+    change it, sees none of the login directory's transcripts, and keeps its own session
+    in its task's home, where the next task does not see it."""
+    stored = tmp_path / "operator" / ".claude"
+    (stored / "projects" / "private").mkdir(parents=True)
+    (stored / ".credentials.json").write_text('{"claudeAiOauth": "operator-login"}')
+    (stored / "projects" / "private" / "s.jsonl").write_text("operator transcript")
+    cli = tmp_path / "cli" / "claude"
+    cli.parent.mkdir()
+    events = "\n".join(json.dumps(event) for event in (init(), result("ok")))
+    cli.write_text(
+        "#!/bin/sh\n"
+        'c="$CLAUDE_CONFIG_DIR"; {\n'
+        '  printf "login=%s\\n" "$(cat "$c/.credentials.json")"\n'
+        '  echo hijacked > "$c/.credentials.json" && echo "changed the login"\n'
+        f'  cat "$c"/projects/*/*.jsonl "{stored}/projects/private/s.jsonl"\n'
+        "} > seen 2>/dev/null\n"
+        'mkdir -p "$c/projects/task" && echo "session of $(basename "$PWD")" '
+        '> "$c/projects/task/s.jsonl"\n'
+        f"cat <<'END'\n{events}\nEND\n"
+    )
+    cli.chmod(0o755)
+    root = tmp_path / "workspaces" / "home"
+    options = CliOptions(command=str(cli), home=str(root), env={"CLAUDE_CONFIG_DIR": str(stored)})
+    runner = ClaudeCodeRunner(options)
+    for key in ("T-1", "T-2"):
+        workspace = tmp_path / "worktrees" / "acme_calc" / key
+        workspace.mkdir(parents=True)
+        runner.run(
+            "go",
+            system="rules",
+            workspace=workspace,
+            role="executor",
+            progress=lambda _: None,
+            cancelled=lambda: False,
+        )
+        assert (workspace / "seen").read_text() == 'login={"claudeAiOauth": "operator-login"}\n'
+        session = root / key / ".claude" / "projects" / "task" / "s.jsonl"
+        assert session.read_text() == f"session of {key}\n"
+    assert (stored / ".credentials.json").read_text() == '{"claudeAiOauth": "operator-login"}'
+    assert sorted(p.name for p in (stored / "projects").iterdir()) == ["private"]
