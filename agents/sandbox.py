@@ -5,7 +5,7 @@ wrote, so neither runs with the bot's files, processes or network around it. The
 (not the agent's own settings, which the agent can change) starts each of them under
 bubblewrap (`bwrap`, Debian's `bubblewrap`):
 
-- files: the task's worktree and the agent's private HOME are writable, `/tmp` is a
+- files: the task's worktree and its agent's HOME are writable, `/tmp` is a
   fresh tmpfs, the system and the toolchains are read-only, and nothing else of the
   host exists: not the bot's working directory, its configuration, `.env`, data or
   database files, nor other tasks' worktrees;
