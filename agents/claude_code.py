@@ -10,7 +10,9 @@ or when the process exits non-zero.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from agents.runner import (
     private_home,
     stream_process,
 )
-from agents.sandbox import Endpoint
+from agents.sandbox import Endpoint, Sandbox
 
 NAME = "Claude Code"
 # Where the CLI sends model requests when ANTHROPIC_BASE_URL is unset: the one place its
@@ -80,6 +82,40 @@ def claude_environment(
         extra=extra,
         source=source,
     )
+
+
+def lend_login(env: Mapping[str, str], options: CliOptions) -> tuple[dict[str, str], Sandbox]:
+    """The environment and sandbox of a run that signs in with a stored login.
+
+    `CLAUDE_CONFIG_DIR` names where Claude Code keeps its login and also its session
+    transcripts and settings. Bound as it is, one task would read every other task's
+    transcripts (and the operator's own); outside the sandbox's binds it is not there
+    at all. So a sandboxed run gets `<task home>/.claude` as its config directory, and
+    only the login's `.credentials.json` is lent into it, read-only: the agent can sign
+    in, but not replace the login the next task, or the operator, signs in with.
+
+    Args:
+        env: The CLI's environment (`claude_environment`), HOME the task's own.
+        options: The run's options, with the sandbox it starts from.
+    """
+    sandbox = options.sandbox
+    stored = env.get("CLAUDE_CONFIG_DIR")
+    if not (stored and options.home and sandbox.enabled):
+        return dict(env), sandbox
+    own = Path(env["HOME"]) / ".claude"
+    login = Path(stored).expanduser() / ".credentials.json"
+    if Path(stored).expanduser().resolve() == own.resolve():
+        return dict(env), sandbox
+    own.mkdir(mode=0o700, exist_ok=True)
+    lent = own / ".credentials.json"
+    # What an earlier run of this task left in its place: bubblewrap would follow a link.
+    if lent.is_symlink():
+        lent.unlink()
+    elif lent.is_dir():
+        shutil.rmtree(lent)
+    if login.is_file():
+        sandbox = sandbox.lending(str(login.resolve()), str(lent))
+    return {**env, "CLAUDE_CONFIG_DIR": str(own)}, sandbox
 
 
 def claude_command(
@@ -281,10 +317,13 @@ class ClaudeCodeRunner:
             if line:
                 progress(line)
 
-        env = claude_environment(self.options)
+        options = self.options.for_workspace(workspace)
+        env, lent = lend_login(claude_environment(options), options)
         mcp_dir = Path(self.options.mcp_dir) if self.options.mcp_dir else None
         with config_file(servers, mcp_dir) as mcp_config:
-            sandbox = cli_sandbox(self.options, env, "ANTHROPIC_BASE_URL", DEFAULT_BASE_URL)
+            sandbox = cli_sandbox(
+                replace(options, sandbox=lent), env, "ANTHROPIC_BASE_URL", DEFAULT_BASE_URL
+            )
             # The run's remote MCP servers join its egress, and nothing else does; its
             # stdio servers are the CLI's children, inside. Only this run's file shows.
             sandbox = sandbox.allowing(Endpoint(host, port) for host, port in egress_hosts(servers))
@@ -305,6 +344,6 @@ class ClaudeCodeRunner:
                 cancelled=cancelled,
                 on_event=on_event,
                 sandbox=sandbox,
-                home=env["HOME"] if self.options.home else None,
+                home=env["HOME"] if options.home else None,
             )
         return stream.finish(exit, self.options.timeout_seconds)

@@ -399,7 +399,8 @@ class CodexRunner:
             if line:
                 progress(line)
 
-        env = codex_environment(self.options)
+        options = self.options.for_workspace(workspace)
+        env = codex_environment(options)
         exit = stream_process(
             codex_command(
                 self.options, prompt, system=system, role=role, workspace=workspace, resume=resume
@@ -412,6 +413,6 @@ class CodexRunner:
             sandbox=cli_sandbox(
                 self.options, env, "OPENAI_BASE_URL", DEFAULT_BASE_URL
             ).with_read_only(native_packages(self.options.command, env.get("PATH"))),
-            home=env["HOME"] if self.options.home else None,
+            home=env["HOME"] if options.home else None,
         )
         return stream.finish(exit, self.options.timeout_seconds)

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -144,6 +144,10 @@ class CliOptions:
         """The (host, port) pairs one role's runs must reach for their remote MCP servers."""
         return egress_hosts(self.mcp_servers(role))
 
+    def for_workspace(self, workspace: Path) -> CliOptions:
+        """These options for a run in `workspace`: HOME is that task's own (`task_home`)."""
+        return replace(self, home=task_home(self.home, workspace)) if self.home else self
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -180,6 +184,24 @@ def private_home(home: str) -> str:
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o700)
     return str(path)
+
+
+def task_home(home: str, workspace: Path) -> str:
+    """The HOME of one task's runs: `<home>/<task key>`, created private like `home` itself.
+
+    The agent's CLI keeps its session transcripts there, and the task's agent and tests
+    may leave anything in it, so no two tasks share one: a run of one task never sees
+    what another task's runs left, nor finds a file planted for it. A task's worktree is
+    named by its key (`Workspaces.worktree_path`), and only that worktree is passed in.
+
+    Args:
+        home: The configured `[agent] home`, the root of every task's home.
+        workspace: The task's worktree.
+    """
+    key = workspace.name
+    if key in ("", ".", ".."):
+        raise ValueError(f"{workspace} is not a task's worktree")
+    return private_home(str(Path(private_home(home)) / key))
 
 
 def cli_sandbox(

@@ -5,7 +5,7 @@ wrote, so neither runs with the bot's files, processes or network around it. The
 (not the agent's own settings, which the agent can change) starts each of them under
 bubblewrap (`bwrap`, Debian's `bubblewrap`):
 
-- files: the task's worktree and the agent's private HOME are writable, `/tmp` is a
+- files: the task's worktree and its agent's HOME are writable, `/tmp` is a
   fresh tmpfs, the system and the toolchains are read-only, and nothing else of the
   host exists: not the bot's working directory, its configuration, `.env`, data or
   database files, nor other tasks' worktrees;
@@ -155,6 +155,8 @@ class Sandbox:
         egress: The `host:port` pairs this kind of run may reach; none means no network.
         writable: Further directories the run may write besides its worktree and HOME
             (a shared build cache, say); empty by default.
+        lent: Files shown read-only at another path, as `(host path, path inside)`: a
+            stored CLI login lent into the task's HOME, say.
         bwrap: bubblewrap's executable.
         forwarder: socat's executable, which carries the proxy into the sandbox.
     """
@@ -164,6 +166,7 @@ class Sandbox:
     hidden: tuple[str, ...] = ()
     egress: frozenset[Endpoint] = field(default_factory=frozenset)
     writable: tuple[str, ...] = ()
+    lent: tuple[tuple[str, str], ...] = ()
     bwrap: str = "bwrap"
     forwarder: str = "socat"
 
@@ -174,6 +177,10 @@ class Sandbox:
     def with_read_only(self, paths: Iterable[str]) -> Sandbox:
         """The same sandbox with more toolchain paths visible, read-only."""
         return replace(self, read_only=(*self.read_only, *paths))
+
+    def lending(self, source: str, target: str) -> Sandbox:
+        """The same sandbox showing the file `source` read-only at `target` inside."""
+        return replace(self, lent=(*self.lent, (source, target)))
 
     @contextlib.contextmanager
     def launch(
@@ -265,6 +272,8 @@ class Sandbox:
         writable = [*self.writable, *([home] if home else []), str(resolved)]
         for item in writable:
             args += ["--bind", item, item]
+        for source, target in self.lent:
+            args += ["--ro-bind", source, target]
         for item in (*MASKED_SYSTEM_FILES, *self.hidden):
             path = Path(item).absolute()
             if not path.exists() or not _within(path, [*bound, *writable]):

@@ -44,6 +44,7 @@ from agents.base import (
     TaskBrief,
 )
 from agents.processes import group_process
+from agents.runner import task_home
 from agents.sandbox import Sandbox
 from agents.testing import command_environment, command_home
 
@@ -263,8 +264,9 @@ class ScriptedExecutor:
         """Make an executor.
 
         Args:
-            home: HOME for the script's commands: the agent's private home, as a coding
-                agent's CLI gets it; None for a throwaway one per command.
+            home: The root of the agent's homes: the script's commands get their task's
+                own under it (`task_home`), as a coding agent's CLI does; None for a
+                throwaway one per command.
             sandbox: Where the script's commands run; the default one (no network) if
                 None.
         """
@@ -287,7 +289,8 @@ class ScriptedExecutor:
             )
         _wait(scenario.delay_seconds, cancelled)
         if scenario.command:
-            _run_command(scenario, workspace, progress, self.home, self.sandbox)
+            home = task_home(self.home, workspace) if self.home else None
+            _run_command(scenario, workspace, progress, home, self.sandbox)
         edits = scenario.red if phase == "red" else scenario.green
         _apply(edits, workspace, progress)
         return AgentRun(summary=f"applied {len(edits)} scripted edit(s)", turns=1)

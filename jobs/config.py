@@ -248,8 +248,9 @@ class AgentConfig(_Strict):
     )
     home: str | None = Field(
         None,
-        description="HOME for the agent CLI; a private `home` under workspace_dir by default, "
-        "never the bot's own (whose ~/.aws, ~/.netrc and ~/.config the agent must not read)",
+        description="where each task's agent HOME goes (`<home>/<task key>`); a private "
+        "`home` under workspace_dir by default, never the bot's own (whose ~/.aws, "
+        "~/.netrc and ~/.config the agent must not read)",
     )
     planner: AgentRoleConfig = PLANNER_ROLE
     executor: AgentRoleConfig = EXECUTOR_ROLE

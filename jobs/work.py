@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
+from agents.runner import task_home
 from agents.testing import FileChange, TestRun, changes_between, is_test_file, run_tests, snapshot
 from agents.workspace import (
     CACHE_PATTERNS,
@@ -619,9 +620,10 @@ def execute_task(task_id: int) -> None:
         workspace = ctx.workspaces.prepare(brief.repo, task.key)
         # The bot runs the repo's configured test command, never one an agent wrote.
         command = repo.test_command
-        # The tests are the agent's code: they run with the agent's home, not the bot's,
-        # in the sandbox, with no network but what the repo allows.
-        home = ctx.config.agent.home
+        # The tests are the agent's code: they run with this task's agent home, not the
+        # bot's nor another task's, in the sandbox, with no network but what the repo allows.
+        agent_home = ctx.config.agent.home
+        home = task_home(agent_home, workspace) if agent_home else None
         carried = ctx.config.environment_for(repo).carried()
         sandbox = ctx.sandbox.allowing(repo.test_endpoints)
 

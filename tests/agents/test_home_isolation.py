@@ -43,7 +43,8 @@ def bot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_the_agent_runs_in_a_private_home_under_the_workspace_dir(
     tmp_path: Path, bot_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """By default the CLI's HOME is `<workspace_dir>/home`, mode 0700, and no secret is set."""
+    """By default the CLI's HOME is the task's own under `<workspace_dir>/home`, mode 0700,
+    and no secret is set."""
     monkeypatch.chdir(tmp_path)
     fake = FakeCli(tmp_path / "cli")
     fake.script({"lines": [init(), result("ok")]})
@@ -68,9 +69,10 @@ def test_the_agent_runs_in_a_private_home_under_the_workspace_dir(
     )
 
     env = fake.calls()[0]["env"]
-    home = tmp_path / "workspaces" / "home"
+    root = tmp_path / "workspaces" / "home"
+    home = root / workspace.name
     assert env["HOME"] == str(home.resolve()) != str(bot_home)
-    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(home.stat().st_mode) == stat.S_IMODE(root.stat().st_mode) == 0o700
     dumped = json.dumps(env)
     for name, value in SECRETS.items():
         assert name not in env and value not in dumped, name

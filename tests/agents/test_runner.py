@@ -93,7 +93,7 @@ def test_no_bot_secret_reaches_the_agent(
     assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9"
     assert env["CLAUDE_CODE_USE_BEDROCK"] == "0"
     assert env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
-    assert env["HOME"] == str(home) and env["PATH"] == os.environ["PATH"]
+    assert env["HOME"] == str(home / workspace.name) and env["PATH"] == os.environ["PATH"]
     assert fake.calls()[0]["cwd"] == str(workspace)
 
 

@@ -283,7 +283,7 @@ def test_a_sandbox_that_cannot_start_fails_the_run_with_bwraps_reason(worktree: 
 def config(config: AgentbotConfig) -> AgentbotConfig:
     """The sample repo, whose test command runs the probe before the suite."""
     repo = config.repos[0]
-    # The report goes to the agent's home (baseline and RED run with it): what the bot's
+    # The report goes to the task's agent home (baseline and RED run with it): what the bot's
     # own test runs write in the worktree stays out of the commit.
     probe = f'{sys.executable} tests/hostile.py "$HOME/test-report.json" targets.json tests/t.txt'
     command = f"{probe} && {repo.test_command}"
@@ -333,7 +333,7 @@ def test_a_hostile_task_ends_cleanly_and_leaks_nothing(
     # The agent's command and the test command really ran the probe; nothing got out.
     agent_report = git("show", "origin/agent/T-1:tests/agent-report.json", cwd=clone)
     assert config.agent.home is not None
-    test_report = (Path(config.agent.home) / "test-report.json").read_text()
+    test_report = (Path(config.agent.home) / "T-1" / "test-report.json").read_text()
     for shown in (agent_report, test_report):
         assert {k: v for k, v in json.loads(shown).items() if v and k[:6] != "write "} == {}
     # What the test runs wrote in the worktree is not the agent's change: not committed.

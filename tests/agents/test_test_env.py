@@ -85,7 +85,8 @@ def test_the_scripted_agents_command_runs_with_the_agents_home(
     )
 
     seen = (workspace / "seen").read_text()
-    assert f"home={agent_home}\n" in seen and f"config={agent_home / '.config'}\n" in seen
+    task_home = agent_home / "repo"
+    assert f"home={task_home}\n" in seen and f"config={task_home / '.config'}\n" in seen
     assert NETRC_SECRET not in seen and "token=none" in seen
 
 
@@ -109,7 +110,7 @@ def test_the_bots_own_test_runs_use_the_agents_home(
     with user.services.db.session() as session:
         task = get_task(session, 1)
     assert task.state == "succeeded", task.error
-    agent_home = Path(str(config.agent.home)).resolve()
+    agent_home = Path(str(config.agent.home)).resolve() / "T-1"
     for run in ("tests_before", "tests_red"):
         output = task.result[run]["output_tail"]
         assert f"home={agent_home}\n" in output and "token=none" in output, run
