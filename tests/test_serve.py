@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from bot.server import TOO_LARGE as TOO_LARGE_BODY
 from bot.server import too_slow
 from bot.web import MAX_SLACK_BODY, TOO_LARGE
 from sandbox.fakeslack import FakeSlack
@@ -268,3 +269,24 @@ def test_a_body_that_stops_short_is_answered_408_and_closed(
     elapsed = time.monotonic() - started
     assert status_and_body(response) == (408, too_slow(BODY_TIMEOUT))
     assert BODY_TIMEOUT - 0.5 <= elapsed < BODY_TIMEOUT + 5
+
+
+def test_a_chunked_body_past_one_mebibyte_is_refused_413(
+    impatient_server: tuple[str, int],
+) -> None:
+    """A body with no declared length is read only up to 1 MiB: past that, 413."""
+    sock = socket.create_connection(impatient_server, timeout=10)
+    chunk = b"x" * 65536
+    try:
+        sock.sendall(
+            b"POST /slack/events HTTP/1.1\r\nHost: agentbot\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for _ in range(MAX_SLACK_BODY // len(chunk)):
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        # One byte past the limit, and nothing after it: bytes still arriving once the
+        # server has answered and closed would be met with a reset.
+        sock.sendall(b"1\r\nx\r\n")
+        response = read_until_closed(sock, BODY_TIMEOUT + 5)
+    finally:
+        sock.close()
+    assert status_and_body(response) == (413, TOO_LARGE_BODY)
