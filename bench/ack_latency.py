@@ -1,8 +1,8 @@
 """Benchmark: how fast `/agent run` is acknowledged, against the floor of a bare Bolt app.
 
 Starts `agentbot serve` on PostgreSQL and Redis, and beside it a minimal Bolt app that
-only acknowledges `/agent` (`bench/minimal_app.py`) under the same gunicorn worker
-class, workers and threads. Sends N signed `/agent run` deliveries, each with its own
+only acknowledges `/agent` (`bench/minimal_app.py`) under the same server
+arrangement, workers and threads. Sends N signed `/agent run` deliveries, each with its own
 trigger id, from C client threads on persistent connections: first to the floor, then
 to Agentbot, once per concurrency level (by default 1, the unloaded latency, and 20,
 which saturates a 2-core machine). Prints p50/p95/p99/max and errors for both and the
@@ -88,7 +88,7 @@ def main() -> int:
 
     print(
         f"{args.n} signed /agent run requests per server and level, "
-        f"gunicorn gthread {args.workers} workers x {args.threads} threads"
+        f"gunicorn + uvicorn {args.workers} workers x {args.threads} threads"
     )
     measured: list[dict[str, Any]] = []
     loads: list[Load] = []
@@ -170,7 +170,7 @@ def main() -> int:
     summary["one task + one queued job per request"] = "yes" if accounting_ok else "NO"
     results = {
         "requests_per_level": args.n,
-        "gunicorn": {"worker_class": "gthread", "workers": args.workers, "threads": args.threads},
+        "gunicorn": {"worker_class": "uvicorn", "workers": args.workers, "threads": args.threads},
         "levels": measured,
         "accounting": accounting,
         "accounting_ok": accounting_ok,

@@ -634,7 +634,7 @@ class Stack:
         wait_until(up, 60, process.name, interval=0.2)
 
     def start_serve(self, workers: int, threads: int) -> Process:
-        """`agentbot serve` (gunicorn gthread), ready when /healthz answers."""
+        """`agentbot serve` (gunicorn running uvicorn workers), ready when /healthz answers."""
         port = free_port()
         process = self.spawn(
             "serve",
@@ -664,11 +664,11 @@ class Stack:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "bench.minimal_app:app",
+                f"bench.minimal_app:asgi_app({threads})",
                 "--bind",
                 f"0.0.0.0:{port}",
                 "--worker-class",
-                "gthread",
+                "uvicorn_worker.UvicornWorker",
                 "--workers",
                 str(workers),
                 "--threads",

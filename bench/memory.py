@@ -101,7 +101,7 @@ def main() -> int:
         serve_warm = process_tree_memory(serve.pid)
 
     results = {
-        "gunicorn": {"worker_class": "gthread", "workers": args.workers, "threads": args.threads},
+        "gunicorn": {"worker_class": "uvicorn", "workers": args.workers, "threads": args.threads},
         "warmup_requests": load.sent,
         "warmup_errors": load.errors,
         "floor_warm": floor_warm,

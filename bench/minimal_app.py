@@ -1,17 +1,20 @@
 """The floor for ack latency: a Bolt app that only verifies and acknowledges `/agent`.
 
-Served by gunicorn with the same worker class, workers and threads as `agentbot
-serve`, it pays for everything Agentbot cannot avoid (HTTP, gunicorn, Bolt's request
+Served the way `agentbot serve` serves its own app (gunicorn's processes running
+uvicorn's worker, whole bodies read before a thread of the same size of pool sees
+them), it pays for everything Agentbot cannot avoid (HTTP, the server, Bolt's request
 parsing and signature check) and nothing Agentbot adds (de-duplication, the task
 row, the queue). The difference between the two is Agentbot's own cost.
 
-Run by `bench/ack_latency.py` as `python -m gunicorn bench.minimal_app:app -k gthread …`.
+Run by `bench/ack_latency.py` as
+`python -m gunicorn 'bench.minimal_app:asgi_app(8)' -k uvicorn_worker.UvicornWorker …`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 from slack_bolt import Ack, App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -35,3 +38,12 @@ def acknowledge(ack: Ack) -> None:
 
 
 app = SlackRequestHandler(bolt)
+
+
+def asgi_app(threads: int) -> Any:
+    """`app` behind the same ASGI layers as `agentbot serve`'s, `threads` threads."""
+    from a2wsgi import WSGIMiddleware
+
+    from bot.server import WholeBody
+
+    return WholeBody(WSGIMiddleware(app, workers=threads), deadline=10.0)

@@ -27,6 +27,7 @@ EXPECTED = [
     ("pickup latency", "pickup_latency"),
     ("throughput with K workers", "throughput"),
     ("memory of serve and worker", "memory"),
+    ("/healthz under slow clients", "slow_clients"),
     ("AWS scan, parallel vs sequential", "aws_scan"),
     ("Cost Explorer calls per digest", "cost*"),
     ("sandbox overhead per run", "sandbox_overhead"),

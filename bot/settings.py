@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     # with `authorization: {credentials: …}` in its scrape config.
     metrics_token: SecretStr = Field(SecretStr(""), validation_alias="METRICS_TOKEN")
     port: int = Field(3000, validation_alias="PORT", ge=1, le=65535)
+    # Seconds `serve` waits for a request's whole body once its headers are in; a
+    # client still sending after that is answered 408 and disconnected.
+    request_body_timeout: float = Field(10.0, validation_alias="REQUEST_BODY_TIMEOUT", gt=0, le=300)
     config_path: Path | None = Field(None, validation_alias="AGENTBOT_CONFIG")
     log_level: str = Field("INFO", validation_alias="LOG_LEVEL")
     # boto3 reads AWS_PROFILE itself but not AWS_REGION (only AWS_DEFAULT_REGION), and

@@ -148,7 +148,7 @@ def test_job_lines_carry_task_user_and_job_and_no_token(
 def test_serve_writes_only_json_lines_with_no_secret(
     settings: Settings, slack: FakeSlack, user: SlackUser, tmp_path: Path
 ):
-    """`agentbot serve` at DEBUG: gunicorn's lines too are JSON; tokens never appear."""
+    """`agentbot serve` at DEBUG: gunicorn's and uvicorn's lines too are JSON; no tokens."""
     port = free_port()
     log_file = tmp_path / "serve.log"
     env = {
@@ -203,9 +203,10 @@ def test_serve_writes_only_json_lines_with_no_secret(
         assert secret not in text
     records = lines(text)  # every line is JSON, or this fails
     loggers = {r["logger"] for r in records}
-    assert {"gunicorn.error", "gunicorn.access", "agentbot.slack"} <= loggers
-    access = [r for r in records if r["logger"] == "gunicorn.access"]
-    assert any("POST /slack/events" in r["event"] for r in access)
+    # gunicorn's master and uvicorn's workers alike, and one access line per request.
+    assert {"gunicorn.error", "uvicorn.error", "uvicorn.access", "agentbot.slack"} <= loggers
+    access = [r for r in records if r["logger"] == "uvicorn.access"]
+    assert any("POST /slack/events" in r["event"] and "200" in r["event"] for r in access)
     assert any(r.get("user") == REQUESTER for r in records if r["logger"] == "agentbot.slack")
 
 
