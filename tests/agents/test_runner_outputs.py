@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from agents.env import CarriedEnvironment
+from agents.sandbox import Sandbox
 from agents.testing import TestRun as SuiteRun
 from agents.testing import run_tests
 from tests.fakes.js_runners import ensure_js_runners, link_node_modules
@@ -38,6 +39,14 @@ def project(root: Path, files: dict[str, str], modules: Path | None = None) -> P
     if modules is not None:
         link_node_modules(root, modules)
     return root
+
+
+def showing(*toolchains: Path | str) -> Sandbox:
+    """The bot's sandbox, with toolchains that live outside the system paths shown read-only.
+
+    An operator does the same with `[agent] sandbox_read_only`.
+    """
+    return Sandbox(read_only=tuple(str(Path(path).resolve()) for path in toolchains))
 
 
 def counts(run: SuiteRun) -> tuple[int, int, int]:
@@ -199,7 +208,9 @@ def test_jest_counts_a_test_file_that_fails_to_load(tmp_path: Path, js_modules: 
         },
         js_modules,
     )
-    run = run_tests("node_modules/.bin/jest --ci", tmp_path, timeout=120)
+    run = run_tests(
+        "node_modules/.bin/jest --ci", tmp_path, timeout=120, sandbox=showing(js_modules)
+    )
     assert "Test suite failed to run" in run.output_tail
     assert counts(run) == (1, 0, 1)
     assert run.red
@@ -226,7 +237,9 @@ def test_vitest_counts_a_test_file_that_fails_to_load(tmp_path: Path, js_modules
         },
         js_modules,
     )
-    run = run_tests("node_modules/.bin/vitest run", tmp_path, timeout=120)
+    run = run_tests(
+        "node_modules/.bin/vitest run", tmp_path, timeout=120, sandbox=showing(js_modules)
+    )
     assert "Failed Suites 1" in run.output_tail
     assert counts(run) == (1, 1, 1)
 
@@ -248,13 +261,13 @@ def test_mocha_that_cannot_load_its_only_file_is_an_error(tmp_path: Path, js_mod
         },
         js_modules,
     )
-    run = run_tests("node_modules/.bin/mocha", tmp_path, timeout=60)
+    run = run_tests("node_modules/.bin/mocha", tmp_path, timeout=60, sandbox=showing(js_modules))
     assert "Exception during run" in run.output_tail
     assert counts(run) == (0, 0, 1)
     assert run.red
 
     (tmp_path / "discount.js").write_text("exports.discount = (p, r) => p - p * r / 100;\n")
-    green = run_tests("node_modules/.bin/mocha", tmp_path, timeout=60)
+    green = run_tests("node_modules/.bin/mocha", tmp_path, timeout=60, sandbox=showing(js_modules))
     assert "1 passing" in green.output_tail
     assert counts(green) == (1, 0, 0)
     assert green.green
@@ -265,7 +278,9 @@ def test_ava_is_read_with_and_without_failures(tmp_path: Path, js_modules: Path)
     project(
         tmp_path,
         {
-            "package.json": '{"name": "shop", "version": "1.0.0", "type": "module"}\n',
+            # node_modules is the shared, read-only install: ava keeps no cache in it.
+            "package.json": '{"name": "shop", "version": "1.0.0", "type": "module", '
+            '"ava": {"cache": false}}\n',
             "sum.js": SUM_ESM,
             "sum.test.js": """\
                 import test from 'ava';
@@ -283,7 +298,7 @@ def test_ava_is_read_with_and_without_failures(tmp_path: Path, js_modules: Path)
         },
         js_modules,
     )
-    run = run_tests("node_modules/.bin/ava", tmp_path, timeout=120)
+    run = run_tests("node_modules/.bin/ava", tmp_path, timeout=120, sandbox=showing(js_modules))
     assert "1 test failed" in run.output_tail
     assert "1 uncaught exception" in run.output_tail
     assert counts(run) == (2, 1, 1)
@@ -293,7 +308,7 @@ def test_ava_is_read_with_and_without_failures(tmp_path: Path, js_modules: Path)
         "import test from 'ava';\nimport { add } from './sum.js';\n"
         "test('adds', t => t.is(add(1, 2), 3));\n"
     )
-    green = run_tests("node_modules/.bin/ava", tmp_path, timeout=120)
+    green = run_tests("node_modules/.bin/ava", tmp_path, timeout=120, sandbox=showing(js_modules))
     assert "1 test passed" in green.output_tail
     assert counts(green) == (1, 0, 0)
     assert green.green
@@ -336,13 +351,25 @@ def test_cargo_test_target_that_does_not_compile_is_an_error(
         """
     project(tmp_path, {"Cargo.toml": CARGO_TOML, "src/lib.rs": lib.format(discount="")})
     command = "cargo test --offline"
-    run = run_tests(command, tmp_path, timeout=300, carried=cargo_environment)
+    run = run_tests(
+        command,
+        tmp_path,
+        timeout=300,
+        carried=cargo_environment,
+        sandbox=showing(*cargo_environment.values.values()),
+    )
     assert "could not compile" in run.output_tail
     assert counts(run) == (0, 0, 1)
     assert run.red
 
     fixed = "pub fn discount(p: i32, r: i32) -> i32 { p - p * r / 100 }"
     (tmp_path / "src" / "lib.rs").write_text(textwrap.dedent(lib.format(discount=fixed)))
-    green = run_tests(command, tmp_path, timeout=300, carried=cargo_environment)
+    green = run_tests(
+        command,
+        tmp_path,
+        timeout=300,
+        carried=cargo_environment,
+        sandbox=showing(*cargo_environment.values.values()),
+    )
     assert counts(green) == (2, 0, 0)
     assert green.green
