@@ -5,7 +5,7 @@
 #                     docker build --build-arg WITH_CLAUDE_CODE=false -t agentbot .
 
 ARG PYTHON_VERSION=3.11
-ARG UV_VERSION=0.13.9
+ARG UV_VERSION=0.13.10
 ARG CLAUDE_CODE_VERSION=2.1.330
 ARG WITH_CLAUDE_CODE=true
 
