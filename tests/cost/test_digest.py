@@ -350,10 +350,11 @@ def test_digest_in_a_zone_ahead_of_utc_covers_the_last_ended_utc_day(
         services, digest={"channel": DIGEST_CHANNEL, "timezone": "Asia/Tokyo", "time": "08:00"}
     )
     monday = date(2025, 3, 17)
+    # February 1 to Monday: all that Sunday's report and Monday's need.
     queue_ce_results(
         aws_endpoint,
-        {"ResultsByTime": history(monday, 44)},
-        {"ResultsByTime": history(monday, 44)},
+        {"ResultsByTime": history(monday, 45)},
+        {"ResultsByTime": history(monday, 45)},
     )
     tuesday_0805 = datetime(2025, 3, 17, 23, 5, tzinfo=UTC)
 
