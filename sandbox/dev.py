@@ -112,6 +112,7 @@ class Sandbox:
         self.aws_ready = threading.Event()
         self._stopping = threading.Event()
         self.aws_summary: str | None = None
+        self.aws_failure: str | None = None
         self.agent_kind = "scripted"
         self.redis_label = "in-process (memory://)"
         self._stoppers: list[Callable[[], None]] = []
@@ -271,6 +272,7 @@ class Sandbox:
         except Exception as exc:
             if not self._stopping.is_set():  # stopping mid-seed is no failure
                 log.warning("the demo AWS estate failed", exc_info=True)
+                self.aws_failure = str(exc)
                 self.say(f"AWS demo estate could not be created: {exc}")
                 self._note("aws", f"AWS demo estate failed: {exc}")
             return
@@ -281,6 +283,21 @@ class Sandbox:
         self._note("aws", f"AWS demo estate ready: {self.aws_summary}")
         if self._after_estate is not None and not self._stopping.is_set():
             self._after_estate()
+
+    def aws_pending(self) -> str | None:
+        """Why `/agent aws …` cannot answer yet, or None once the demo estate is ready.
+
+        A report read from an estate half-created would show it empty ($0.00, a couple
+        of resources), and the cost days it read would be stored as they were.
+        """
+        if self.aws_ready.is_set():
+            return None
+        if self.aws_failure is not None:
+            return f":warning: The demo AWS estate could not be created ({self.aws_failure})."
+        return (
+            ":hourglass_flowing_sand: The demo AWS estate is still being created (it takes "
+            "about ten seconds after start). Try again when the sidebar says it is ready."
+        )
 
     def _note(self, key: str, text: str) -> None:
         if self.workspace is not None:
@@ -349,6 +366,8 @@ class Sandbox:
         # connection, which for `memory://` is the one in-process server there is.
         services = build_services(settings)
         self._stoppers.append(services.db.dispose)
+        if with_aws:
+            services.aws_pending = self.aws_pending
         context = job_context(services)
         install(context)
         workers = [

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import urllib.request
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from agents.aws.cost_report import money
 from jobs.context import current
-from jobs.cost import CostDigest, post_digest
+from jobs.cost import CostDay, CostDigest, CostReportRun, post_digest
 from sandbox.demo_aws import PROD_ACCOUNT_ID, STAGING_ACCOUNT_ID, STAGING_SHARE, cost_history
 from sandbox.dev import COSTS_CHANNEL, DEV_CHANNEL, REQUESTER, DevOptions, Sandbox
 from tests.sandbox.pageclient import Page, find, visible_text
@@ -123,6 +125,47 @@ def test_aws_status_cost_and_the_digest_through_the_page(tmp_path: Path):
         assert total in text and COMPUTE in text.split("*Anomalies*", 1)[1], text
         # The digest stored the days: asking again the same day costs no Cost Explorer call.
         assert "0 Cost Explorer requests for this report" in text, text
+
+
+def test_aws_commands_wait_for_the_estate_and_store_nothing_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Typed while the estate is being created, `aws cost` and `aws status` say so and
+    read nothing; the digest that follows has the real costs."""
+    import sandbox.demo_aws
+
+    release = threading.Event()
+    seed = sandbox.demo_aws.seed_demo_estate
+
+    def held_seed(endpoint_url: str) -> sandbox.demo_aws.DemoEstate:
+        release.wait(timeout=60)
+        return seed(endpoint_url)
+
+    monkeypatch.setattr(sandbox.demo_aws, "seed_demo_estate", held_seed)
+    options = DevOptions(port=0, data_dir=tmp_path / "dev", agent="scripted", aws=True)
+    with Sandbox(options, say=print) as dev:
+        assert dev.workspace is not None and dev.slack is not None
+        for words in ("aws cost", "aws status"):
+            dev.workspace.command(REQUESTER.id, DEV_CHANNEL.id, words)
+        answers = [e.text for e in dev.slack.ephemerals]
+        assert len(answers) == 2, answers
+        assert all("still being created" in text for text in answers), answers
+        assert dev.slack.channel_messages(DEV_CHANNEL.id) == []
+        db = current().db
+        with db.session() as session:
+            assert session.scalars(select(CostDay)).all() == []
+            assert session.scalars(select(CostReportRun)).all() == []
+
+        release.set()
+        assert dev.digest_posted.wait(timeout=120), "the digest was not posted"
+        digest = next(
+            m
+            for m in dev.slack.channel_messages(COSTS_CHANNEL.id)
+            if "AWS cost digest" in m.text and not m.files
+        )
+        assert money(yesterdays_total()) in digest.text + str(digest.blocks), digest.text
+        dev.workspace.command(REQUESTER.id, DEV_CHANNEL.id, "aws cost")
+        assert "still being created" not in dev.slack.ephemerals[-1].text
 
 
 def test_first_digest_counts_as_todays_in_a_zone_ahead_of_utc(tmp_path: Path):
