@@ -11,7 +11,7 @@ Every text it hands Slack goes through `MaskedClient`, which masks credentials f
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+from collections import deque
 from typing import Any
 
 from redis import Redis
@@ -29,11 +29,14 @@ from jobs.config import AgentbotConfig
 from jobs.db import Database
 from jobs.models import Approval, Task
 from jobs.notify import PostedReport, SavingsListing
+from jobs.states import TaskState
 from jobs.tasks import approvals_of, get_task
 
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 60
+# Lines the progress message keeps (render_progress shows them all).
+PROGRESS_LINES = 5
 AGENT_NAMES = {"scripted": "scripted agent", "claude-code": "Claude Code", "codex": "Codex"}
 
 
@@ -64,7 +67,8 @@ class SlackNotifier:
         self.slack = MaskedClient(client, redactor)
         self.redis = redis
         self.config = config
-        self._progress: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=5))
+        # Task id -> the phase (state) its lines belong to, and its latest lines.
+        self._progress: dict[int, tuple[TaskState, deque[str]]] = {}
 
     def _post(self, **message: Any) -> SlackResponse:
         """`chat.postMessage`, with every text in the message masked."""
@@ -124,6 +128,13 @@ class SlackNotifier:
             # the real channel, which later edits must use.
             if response.get("channel") and response["channel"] != task.channel:
                 updates["channel"] = task.channel = str(response["channel"])
+            if not action and blocks.description_is_long(task):
+                # The card shows the head; the thread, first of all, the whole text.
+                self._post(
+                    channel=task.channel,
+                    thread_ts=task.thread_ts,
+                    text=blocks.render_full_description(task),
+                )
         else:
             self._update(channel=task.channel, ts=task.card_ts, blocks=card, text=text)
         if task.plan:
@@ -173,7 +184,8 @@ class SlackNotifier:
     def _finish_progress(self, task: Task) -> None:
         if task.progress_ts is None:
             return
-        lines = list(self._progress.pop(task.id, []))
+        _phase, shown = self._progress.pop(task.id, (task.task_state, deque()))
+        lines = list(shown)
         self._update(
             channel=task.channel,
             ts=task.progress_ts,
@@ -181,15 +193,24 @@ class SlackNotifier:
         )
 
     def progress(self, task_id: int, line: str) -> None:
-        """Edit the task's one progress message (posting it the first time)."""
-        self._progress[task_id].append(line)
+        """Edit the task's one progress message (posting it the first time).
+
+        The message shows the current phase's lines only: executing begins afresh
+        rather than under planning's last lines, and a line repeated is shown once.
+        """
         with self.db.session() as session:
             task = get_task(session, task_id)
         if task.thread_ts is None:
             self.sync(task_id)
             with self.db.session() as session:
                 task = get_task(session, task_id)
-        text = blocks.render_progress(task, list(self._progress[task_id]))
+        phase, lines = self._progress.get(task_id, (None, None))
+        if lines is None or phase != task.task_state:
+            lines = deque(maxlen=PROGRESS_LINES)
+            self._progress[task_id] = (task.task_state, lines)
+        if not lines or lines[-1] != line:
+            lines.append(line)
+        text = blocks.render_progress(task, list(lines))
         if task.progress_ts is None:
             response = self._post(channel=task.channel, thread_ts=task.thread_ts, text=text)
             with self.db.session() as session:
