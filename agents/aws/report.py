@@ -50,11 +50,19 @@ def render_summary_line(report: ScanReport) -> str:
     problems = ", ".join(
         f"{counts[h]} {h.value}" for h in (Health.UNHEALTHY, Health.DEGRADED, Health.UNKNOWN)
     )
-    partial = f"; PARTIAL: {len(report.errors)} scan units failed" if report.errors else ""
-    return (
-        f"{len(report.records)} resources in {len(report.accounts)} accounts x "
-        f"{len(report.regions)} regions: {problems}{partial} (scanned in {_seconds(report)})"
+    partial = (
+        f"; PARTIAL: {_count(len(report.errors), 'scan unit')} failed" if report.errors else ""
     )
+    return (
+        f"{_count(len(report.records), 'resource')} in {_count(len(report.accounts), 'account')}"
+        f" x {_count(len(report.regions), 'region')}: {problems}{partial} "
+        f"(scanned in {_seconds(report)})"
+    )
+
+
+def _count(count: int, noun: str) -> str:
+    """`1 account`, `2 accounts`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def render_report(report: ScanReport, *, max_problems: int = 50) -> RenderableType:

@@ -220,7 +220,7 @@ def test_status_narrows_to_an_account_region_and_service(cli: Cli) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith(
-        "AWS status: 1 resources in 1 accounts x 1 regions: 0 unhealthy, 0 degraded, 0 unknown"
+        "AWS status: 1 resource in 1 account x 1 region: 0 unhealthy, 0 degraded, 0 unknown"
     )
     assert "All scanned resources are healthy." in result.stdout
     assert "Partial failures" not in result.stdout

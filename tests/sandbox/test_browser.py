@@ -172,7 +172,7 @@ def test_approve_reject_and_see_the_digest_chart_in_chromium(
     )
     result = json.loads(drive.stdout.strip().splitlines()[-1]) if drive.stdout.strip() else {}
     assert result.get("ok"), f"{result}\n{drive.stderr[-3000:]}\n{''.join(process.output)}"
-    assert "Pull request" in result["outcomeText"] and "branch agent/T-1" in result["outcomeText"]
+    assert "Branch" in result["outcomeText"] and "agent/T-1" in result["outcomeText"]
     assert "4 passed, 0 failed" in result["outcomeText"]
     assert "succeeded" in result["cardText"] and "@Grace" in result["cardText"]
     rejected = result["rejectedText"]
