@@ -65,6 +65,8 @@ JIRA_PROJECT = "SHOP"
 WEBHOOK_SOURCES = ("github", "sentry", "jira")
 TEST_COMMAND = "python -m pytest -q"
 AGENT_CHOICES = ("auto", "scripted", "claude-code")
+# Claude Code's own install command (its npm package).
+CLAUDE_CODE_INSTALL = "npm install -g @anthropic-ai/claude-code"
 # What each run starts afresh; nothing else under the data directory is touched.
 FRESH = (
     "agentbot.db",
@@ -650,7 +652,11 @@ def claude_code_unavailable() -> str | None:
     from jobs.config import AgentConfig
 
     if shutil.which("claude") is None:
-        return "the `claude` command is not installed"
+        return (
+            "the `claude` command is not installed; install Claude Code with "
+            f"`{CLAUDE_CODE_INSTALL}` and sign in by running `claude` once, or use "
+            "--agent scripted"
+        )
     try:
         agent_factory(AgentConfig(kind="claude-code"))
     except Exception as exc:  # whatever this build lacks, the sandbox falls back
