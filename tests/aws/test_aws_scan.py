@@ -284,7 +284,8 @@ def test_lambda_without_metrics_access_is_unknown(
 def test_unassumable_role_is_one_error_for_the_account(
     base_session: boto3.Session, fleet: Fleet
 ) -> None:
-    """A refused AssumeRole fails that account once, with progress still reaching the total."""
+    """A refused AssumeRole fails that account once, as access denied (not "no
+    credentials"), with progress still reaching the total."""
 
     def refuse(**_: Any) -> None:
         raise ClientError(
@@ -307,7 +308,8 @@ def test_unassumable_role_is_one_error_for_the_account(
                 f"cannot assume {STAGING.role_arn} for account staging: "
                 "AccessDenied: not authorized to assume"
             ),
-            kind="credentials",
+            # Named by what STS said: the credentials were there, the role refused them.
+            kind="access_denied",
         ),
     )
     assert {r.account for r in report.records} == {"prod"}
