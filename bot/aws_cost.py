@@ -11,13 +11,16 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from redis.exceptions import RedisError
 from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents.aws.config import AwsConfig
 from agents.aws.cost_report import Period, render_text
 from agents.aws.optimize import render_text as render_savings_text
 from bot import blocks_cost
+from bot.cli import first_line
 from bot.listeners.fields import button_value, channel_of, row_id, user_of
 from bot.services import Services, build_services
 from bot.settings import ConfigError, Settings
@@ -141,6 +144,13 @@ def print_cost(
         )
     except CostNotConfigured as error:
         print(f"agentbot: {error}", file=err)
+        return 2
+    except RedisError as error:
+        # The report takes a Redis lock so that two reports never pay twice for a day.
+        print(f"agentbot: cannot reach Redis (REDIS_URL): {first_line(error)}", file=err)
+        return 2
+    except SQLAlchemyError as error:
+        print(f"agentbot: cannot use the database (DATABASE_URL): {first_line(error)}", file=err)
         return 2
     finally:
         services.db.dispose()

@@ -307,3 +307,26 @@ def test_cli_twin_prints_the_report_and_its_calls(
     assert "AWS Lambda: $250.00, +$240.00 vs a usual $10.00" in first
     assert "Cost Explorer calls made for this report: 1" in first
     assert "Cost Explorer calls made for this report: 0" in second
+
+
+def test_cli_twin_without_redis_is_one_line(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`agentbot aws cost` with Redis unreachable says so in one line, exit status 2."""
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.delenv("AGENTBOT_CONFIG", raising=False)
+    get_settings.cache_clear()
+    try:
+        status = main(["aws", "cost", "week"])
+    finally:
+        get_settings.cache_clear()
+
+    said = capsys.readouterr()
+    assert status == 2 and said.out == ""
+    assert said.err.startswith("agentbot: cannot reach Redis (REDIS_URL): ")
+    assert len(said.err.splitlines()) == 1
