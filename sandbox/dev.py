@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -76,6 +77,18 @@ FRESH = (
     "remote",
     "workspaces",
     "aws",
+    "terminal.env",
+)
+# Read by point_aws_at's callers: what a terminal twin needs to reach the demo estate.
+AWS_TERMINAL_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
 )
 
 
@@ -175,6 +188,7 @@ class Sandbox:
             people=PEOPLE,
             channels=CHANNELS,
         ).install()
+        self._write_terminal_env(settings, config_path, with_aws=moto_url is not None)
         # Serving starts last, so the page never answers before its routes exist.
         slack.start()
         if self._aws_thread is not None:
@@ -323,6 +337,35 @@ class Sandbox:
         load_config_file(path)  # fail now, naming the key, rather than at the first task
         return path
 
+    @property
+    def terminal_env(self) -> Path:
+        """The shell file that points a terminal at this sandbox (`. terminal.env`)."""
+        return self.data_dir / "terminal.env"
+
+    def _write_terminal_env(self, settings: Settings, config_path: Path, *, with_aws: bool) -> None:
+        """Write what a terminal sources to reach this sandbox: the bot's URL as `$BOT`
+        (for webhooks), and for the `agentbot aws …` twins its configuration, database
+        and, with AWS, the demo estate's endpoint and credentials (the sandbox's own)."""
+        values = {
+            "BOT": self.bot_url,
+            "AGENTBOT_CONFIG": str(config_path),
+            "DATABASE_URL": settings.database_url,
+        }
+        # A Redis of the sandbox's own in each process; a real one is in the shell already.
+        if settings.redis_url == "memory://":
+            values["REDIS_URL"] = "memory://"
+        if with_aws:
+            values |= {name: os.environ[name] for name in AWS_TERMINAL_VARIABLES}
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+        self.terminal_env.write_text(
+            "# Written by `agentbot dev` at every start: `. "
+            + str(self.terminal_env)
+            + "`\n"
+            + "\n".join(lines)
+            + "\n",
+            encoding="utf-8",
+        )
+
     def _settings(
         self, bot_token: str, signing_secret: str, slack: FakeSlack, config_path: Path
     ) -> Settings:
@@ -455,7 +498,12 @@ class Sandbox:
         }[self.agent_kind]
         aws = "off (--no-aws)"
         if self.options.aws:
-            aws = os.environ.get("AWS_ENDPOINT_URL", "") + " (moto), demo estate seeding…"
+            state = (
+                f"demo estate ready: {self.aws_summary}"
+                if self.aws_summary
+                else "demo estate being created (AWS commands wait for it)…"
+            )
+            aws = os.environ.get("AWS_ENDPOINT_URL", "") + f" (moto), {state}"
         rows = [
             ("Slack workspace", f"{self.url}   <- open this"),
             ("Bot", f"{self.bot_url}/slack/events (signed requests, as from Slack)"),
@@ -468,6 +516,15 @@ class Sandbox:
                 "Webhooks",
                 f"{self.bot_url}/webhooks/{'|'.join(WEBHOOK_SOURCES)} "
                 f"(secrets under [webhooks] in {self._here(self.data_dir / 'agentbot.toml')})",
+            ),
+            (
+                "Terminal",
+                f". {self._here(self.terminal_env)}   then $BOT is the bot"
+                + (
+                    ", and `uv run agentbot aws status` reads the demo estate"
+                    if self.options.aws
+                    else ""
+                ),
             ),
         ]
         width = max(len(name) for name, _ in rows)

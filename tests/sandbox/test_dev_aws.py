@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import urllib.request
 from datetime import UTC, datetime, time, timedelta
@@ -20,6 +23,7 @@ from sandbox.dev import COSTS_CHANNEL, DEV_CHANNEL, REQUESTER, DevOptions, Sandb
 from tests.sandbox.pageclient import Page, find, visible_text
 
 COMPUTE = "Amazon Elastic Compute Cloud - Compute"
+AGENTBOT = Path(sys.executable).with_name("agentbot")
 COST_REPORT = "AWS cost report \u00b7 yesterday"
 HEADLINE = "3 unhealthy, 4 degraded of 25 resources in 2 accounts \u00d7 2 regions"
 # What the demo estate holds that a status report must name: (resource, health).
@@ -180,6 +184,30 @@ def test_aws_commands_wait_for_the_estate_and_store_nothing_before_it(
         assert money(yesterdays_total()) in digest.text + str(digest.blocks), digest.text
         dev.workspace.command(REQUESTER.id, DEV_CHANNEL.id, "aws cost")
         assert "still being created" not in dev.slack.ephemerals[-1].text
+
+        # The terminal twin, pointed at the estate by the file the banner names, finds
+        # what the banner says it will.
+        assert dev.aws_summary is not None and dev.terminal_env.name in dev.banner(1.0)
+        ours = ("AWS_", "AGENTBOT_", "DATABASE_URL", "REDIS_URL", "BOT")
+        shell = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+        done = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f'. "$1" && echo "$BOT" && {AGENTBOT} aws status',
+                "-",
+                dev.terminal_env,
+            ],
+            env={**shell, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        bot, status = done.stdout.split("\n", 1)
+        assert bot == dev.bot_url
+        assert "3 unhealthy, 4 degraded" in status.splitlines()[0], status
+        assert "3 unhealthy and 4 degraded" in dev.aws_summary
 
 
 def test_first_digest_counts_as_todays_in_a_zone_ahead_of_utc(tmp_path: Path):
