@@ -37,7 +37,7 @@ MAX_FIELDS = 10
 TEXT_LIMIT = 39_000
 # What a status card shows of a long description; the whole of it goes in its thread.
 DESCRIPTION_HEAD = 280
-DESCRIPTION_HEAD_LINES = 4
+DESCRIPTION_HEAD_LINES = 5  # lines with text; blank ones do not count
 # What a card's "Rejected by" field shows of the reason (the plan shows all of it).
 REASON_HEAD = 300
 TRUNCATED = "… _(truncated)_"
@@ -263,8 +263,7 @@ def description_head(task: Task) -> str:
     """What the card shows of the description: all of it when short, else its head."""
     if not description_is_long(task):
         return escape(task.description)
-    lines = task.description.splitlines()[:DESCRIPTION_HEAD_LINES]
-    head = plain_clip("\n".join(lines), DESCRIPTION_HEAD)
+    head = plain_clip("\n".join(_lines(task)[:DESCRIPTION_HEAD_LINES]), DESCRIPTION_HEAD)
     if not head.endswith("…"):
         head += "…"
     return f"{escape(head)}\n_The full description is in the thread._"
@@ -272,10 +271,11 @@ def description_head(task: Task) -> str:
 
 def description_is_long(task: Task) -> bool:
     """Whether the card shows only the head of the description (the thread has it all)."""
-    return (
-        len(task.description) > DESCRIPTION_HEAD
-        or len(task.description.splitlines()) > DESCRIPTION_HEAD_LINES
-    )
+    return len(task.description) > DESCRIPTION_HEAD or len(_lines(task)) > DESCRIPTION_HEAD_LINES
+
+
+def _lines(task: Task) -> list[str]:
+    return [line for line in task.description.splitlines() if line.strip()]
 
 
 def render_full_description(task: Task) -> str:
