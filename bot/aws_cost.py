@@ -59,7 +59,8 @@ def aws_cost(services: Services, ack: Ack, words: tuple[str, ...], user: str, ch
     period = parse_period(words)
     _check(services, user)
     ack(
-        text=f":moneybag: Making the AWS cost report ({period}); it will appear in a thread here.",
+        text=f":moneybag: Making the AWS cost report ({period}); it will appear here, "
+        "with its details in a thread.",
         response_type="ephemeral",
     )
     thread_ts = _parent(services, channel, f"cost report ({period})", user)
