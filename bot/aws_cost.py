@@ -55,7 +55,7 @@ def _parent(services: Services, channel: str, what: str, user: str) -> str:
 
 
 def aws_cost(services: Services, ack: Ack, words: tuple[str, ...], user: str, channel: str) -> None:
-    """`/agent aws cost [yesterday|week|month]`: acknowledge, then report in a thread."""
+    """`/agent aws cost [yesterday|week|month]`: acknowledge, then the report replaces its note."""
     period = parse_period(words)
     _check(services, user)
     ack(
