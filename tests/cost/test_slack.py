@@ -85,6 +85,8 @@ def test_cost_report_replaces_its_acknowledgement_with_details_in_the_thread(
 
     response = user.command("aws cost week")
     assert "Making the AWS cost report (week)" in user.reply_text(response)
+    # Bolt answers at ack(); the listener posts the note and queues the job after it.
+    slack.wait_for(lambda: user.services.queues.lengths()["default"])
     [coming] = slack.channel_messages(CHANNEL)
     assert "it follows in the thread" in coming.text
     user.work("default")
