@@ -119,6 +119,7 @@ def savings_message(user: SlackUser, slack: FakeSlack) -> Message:
     """Ask for savings and return the recommendations message from its thread."""
     response = user.command("aws optimize")
     assert "Looking for savings" in user.reply_text(response)
+    slack.wait_for(lambda: user.services.queues.lengths()["default"])
     user.work("default")
     done = parent(slack, "AWS savings for")
     assert ":hourglass" not in done.text  # the "it follows" note says it is done
