@@ -11,13 +11,16 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+from redis.exceptions import RedisError
 from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents.aws.config import AwsConfig
 from agents.aws.cost_report import Period, render_text
 from agents.aws.optimize import render_text as render_savings_text
 from bot import blocks_cost
+from bot.cli import first_line
 from bot.listeners.fields import button_value, channel_of, row_id, user_of
 from bot.services import Services, build_services
 from bot.settings import ConfigError, Settings
@@ -52,11 +55,12 @@ def _parent(services: Services, channel: str, what: str, user: str) -> str:
 
 
 def aws_cost(services: Services, ack: Ack, words: tuple[str, ...], user: str, channel: str) -> None:
-    """`/agent aws cost [yesterday|week|month]`: acknowledge, then report in a thread."""
+    """`/agent aws cost [yesterday|week|month]`: acknowledge, then the report replaces its note."""
     period = parse_period(words)
     _check(services, user)
     ack(
-        text=f":moneybag: Making the AWS cost report ({period}); it will appear in a thread here.",
+        text=f":moneybag: Making the AWS cost report ({period}); it will appear here, "
+        "with its details in a thread.",
         response_type="ephemeral",
     )
     thread_ts = _parent(services, channel, f"cost report ({period})", user)
@@ -141,6 +145,13 @@ def print_cost(
         )
     except CostNotConfigured as error:
         print(f"agentbot: {error}", file=err)
+        return 2
+    except RedisError as error:
+        # The report takes a Redis lock so that two reports never pay twice for a day.
+        print(f"agentbot: cannot reach Redis (REDIS_URL): {first_line(error)}", file=err)
+        return 2
+    except SQLAlchemyError as error:
+        print(f"agentbot: cannot use the database (DATABASE_URL): {first_line(error)}", file=err)
         return 2
     finally:
         services.db.dispose()

@@ -82,6 +82,33 @@ class _History:
             self.db.dispose()
 
 
+def _with_words(
+    config: AwsConfig,
+    words: Sequence[str],
+    accounts: Sequence[str] | None,
+    regions: Sequence[str] | None,
+    services: Sequence[str] | None,
+) -> tuple[list[str] | None, list[str] | None, list[str] | None]:
+    """Add the positional words, sorted as Slack sorts them, to the options given.
+
+    Raises:
+        ScopeError: A word is not a configured account, a region or a service.
+    """
+    from bot.aws_status import parse_status_words
+
+    request = parse_status_words(words, config)
+
+    def both(given: Sequence[str] | None, typed: Sequence[str] | None) -> list[str] | None:
+        merged = [*(given or ()), *(typed or ())]
+        return merged or None
+
+    return (
+        both(accounts, request.accounts),
+        both(regions, request.regions),
+        both(services, request.services),
+    )
+
+
 def _changes(stored: StoredScan) -> Text:
     if stored.changes is None or stored.previous_at is None:
         return Text(
@@ -99,6 +126,7 @@ def print_status(
     accounts: Sequence[str] | None = None,
     regions: Sequence[str] | None = None,
     services: Sequence[str] | None = None,
+    words: Sequence[str] = (),
     out: Console | None = None,
     err: Console | None = None,
 ) -> int:
@@ -115,6 +143,8 @@ def print_status(
         accounts: Account names or ids; None means every configured account.
         regions: Regions; None means every configured region.
         services: Service names; None means every configured service.
+        words: Accounts, regions and services in any order, as `/agent aws status`
+            takes them; added to the three above.
         out: Where the report goes (stdout by default).
         err: Where progress and notes go (stderr by default).
 
@@ -136,6 +166,8 @@ def print_status(
         )
     session = settings.aws_session()
     try:
+        if words:
+            accounts, regions, services = _with_words(config, words, accounts, regions, services)
         scope = resolve_scope(
             config, session, accounts=accounts, regions=regions, services=services
         )

@@ -33,6 +33,13 @@ FIELD_LIMIT = 2000
 CONTEXT_LIMIT = 2000
 MAX_BLOCKS = 50
 MAX_FIELDS = 10
+# A chat.postMessage text (Slack truncates past 40,000 characters).
+TEXT_LIMIT = 39_000
+# What a status card shows of a long description; the whole of it goes in its thread.
+DESCRIPTION_HEAD = 280
+DESCRIPTION_HEAD_LINES = 5  # lines with text; blank ones do not count
+# What a card's "Rejected by" field shows of the reason (the plan shows all of it).
+REASON_HEAD = 300
 TRUNCATED = "… _(truncated)_"
 
 STATE_EMOJI = {
@@ -223,14 +230,16 @@ def render_status_card(
         pairs.append(("Approved by", ", ".join(mention(u) for u in approved_by)))
     rejected = [a for a in approvals if a.decision == "reject"]
     if rejected:
-        pairs.append(("Rejected by", mention(rejected[-1].user_id)))
+        last = rejected[-1]
+        reason = f": {escape(plain_clip(last.comment, REASON_HEAD))}" if last.comment else ""
+        pairs.append(("Rejected by", mention(last.user_id) + reason))
     if task.agent_cost_usd:
         pairs.append(("Agent cost", f"${task.agent_cost_usd:.2f}"))
     if task.source != "slack":
         pairs.append(("Source", escape(task.source)))
     blocks: list[Block] = [
         header(title(task)),
-        section(escape(task.description)),
+        section(description_head(task)),
         fields_section(pairs),
     ]
     if state == TaskState.FAILED and task.error:
@@ -248,6 +257,30 @@ def render_status_card(
     label = agent_label(scripted, agent, sandboxed)
     blocks.append(context(f"{label} · {task.key} · updated {_clock(now)}"))
     return finish(blocks)
+
+
+def description_head(task: Task) -> str:
+    """What the card shows of the description: all of it when short, else its head."""
+    if not description_is_long(task):
+        return escape(task.description)
+    head = plain_clip("\n".join(_lines(task)[:DESCRIPTION_HEAD_LINES]), DESCRIPTION_HEAD)
+    if not head.endswith("…"):
+        head += "…"
+    return f"{escape(head)}\n_The full description is in the thread._"
+
+
+def description_is_long(task: Task) -> bool:
+    """Whether the card shows only the head of the description (the thread has it all)."""
+    return len(task.description) > DESCRIPTION_HEAD or len(_lines(task)) > DESCRIPTION_HEAD_LINES
+
+
+def _lines(task: Task) -> list[str]:
+    return [line for line in task.description.splitlines() if line.strip()]
+
+
+def render_full_description(task: Task) -> str:
+    """The whole description, for the thread of a card that shows only its head."""
+    return clip(f"*Full description of {task.key}*\n{escape(task.description)}", TEXT_LIMIT)
 
 
 def _clock(now: datetime | None) -> str:
@@ -356,7 +389,11 @@ def render_outcome(
         runs = result.get("agent_runs", [])
         cost_known = all(r.get("cost_known", True) for r in runs)
         pairs = [
-            ("Pull request", link if link else f"branch `{escape(str(result.get('branch')))}`"),
+            (
+                ("Pull request", link)
+                if link
+                else ("Branch", f"`{escape(str(result.get('branch')))}`")
+            ),
             (
                 "Files changed",
                 f"{len(files)} (+{result.get('lines_added', 0)} -{result.get('lines_removed', 0)})",
@@ -434,7 +471,7 @@ def _runs_note(runs: Sequence[dict[str, Any]]) -> str:
         cost = f"${sum(float(r.get('cost_usd') or 0) for r in runs):.2f}"
     else:
         cost = "cost not reported"
-    return f" · {turns} turns · {cost}"
+    return f" · {turns} turn{'' if turns == 1 else 's'} · {cost}"
 
 
 def _counts(run: dict[str, Any]) -> str:

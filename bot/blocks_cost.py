@@ -1,18 +1,21 @@
 """Block Kit for AWS costs, savings and AWS actions, built by pure functions.
 
-A cost report leads with the figure a reader checks first (the window's total and
-its change), then the month (to date, forecast, budget), the top services, the
-biggest movers and the anomalies, and ends with what the numbers are (metric, record
-types, provisional days, Cost Explorer calls). An AWS action's card, plan and outcome
-replace the code-task ones for tasks whose source is `aws-action`; the decision
-buttons are the code tasks' own, so approving works the same way.
+A cost report is two messages. The one in the channel is read in five seconds: the
+window's total and its changes, the month (to date, forecast, budget), the anomalies
+if any and the top three movers, then the chart. Its thread holds everything else:
+all top services, movers and anomalies, per account, and what the numbers are
+(metric, record types, provisional days, Cost Explorer calls).
+
+An AWS action's card, plan and outcome replace the code-task ones for tasks whose
+source is `aws-action`; the decision buttons are the code tasks' own, so approving
+works the same way.
 """
 
 from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, DividerBlock, SectionBlock
@@ -22,6 +25,7 @@ from agents.aws.cost_report import (
     COMPARED_WITH,
     PERIOD_TITLES,
     RUN_RATE_DAYS,
+    Anomaly,
     Change,
     CostReport,
     basis_line,
@@ -50,6 +54,7 @@ from bot.blocks import (
     plain_clip,
     section,
 )
+from bot.blocks_aws import plural
 from jobs.models import Approval, Task
 from jobs.notify import SavingsListing
 from jobs.states import CANCELLABLE, TaskState
@@ -82,68 +87,122 @@ def _service_line(name: str, change: Change) -> str:
     )
 
 
-def render_cost_report(
-    report: CostReport,
-    *,
-    title: str,
-    savings: SavingsListing | None = None,
-    chart_follows: bool = True,
+SUMMARY_MOVERS = 3
+SUMMARY_ANOMALIES = 3
+
+
+def _figure_line(report: CostReport) -> str:
+    """The window's total, with its change on the day (or period) before and on the
+    same weekday last week."""
+    period = report.period
+    window = f"{report.as_of:%a %d %b}" if period == "yesterday" else report.window.label
+    parts = [
+        f"*{money(report.total.amount)}* {PERIOD_TITLES[period].lower()} ({window})",
+        f"{_arrow(report.total)}{describe_change(report.total)} on {COMPARED_WITH[period]}",
+    ]
+    week = report.week_ago
+    if week is not None:
+        last_week = report.as_of - timedelta(days=7)
+        parts.append(f"{_arrow(week)}{describe_change(week)} on {last_week:%a %d %b}")
+    return " · ".join(parts)
+
+
+def _month_line(report: CostReport) -> str:
+    """Month to date against last month, the forecast, and the budget state."""
+    mtd = report.month_to_date
+    month_name = calendar.month_name[report.as_of.month]
+    last_month = report.month_window.start - timedelta(days=1)
+    change = (
+        f"{describe_change(mtd)} on the same point in {calendar.month_name[last_month.month]}"
+        if mtd.delta is not None
+        else "no earlier month to compare"
+    )
+    parts = [
+        f"Month to date *{money(mtd.amount)}* ({change})",
+        f"forecast *{money(report.forecast)}* for {month_name}",
+    ]
+    if report.budget is not None:
+        budget = report.budget
+        state = budget.state.value
+        parts.append(
+            f"budget {money(budget.budget)} {BUDGET_EMOJI[state]} *{state}* "
+            f"({budget.month_to_date / budget.budget:.0%} used, forecast "
+            f"{budget.forecast / budget.budget:.0%})"
+        )
+    return " · ".join(parts)
+
+
+def _anomaly_line(anomaly: Anomaly) -> str:
+    return (
+        f"• {anomaly.day:%b %d} *{escape(plain_clip(anomaly.service, 80))}*: "
+        f"{money(anomaly.amount)}, *{signed_money(anomaly.size)}* vs a usual "
+        f"{money(anomaly.expected)}"
+    )
+
+
+def render_cost_summary(
+    report: CostReport, *, title: str, chart_where: str | None = "below"
 ) -> list[dict[str, Any]]:
-    """The cost report (the digest or one asked for) as blocks.
+    """The channel message of a cost report: what a reader takes in at a glance.
+
+    A headline (the total and its changes, then the month, forecast and budget), the
+    anomalies if any, the top three movers; all the rest is in `render_cost_details`,
+    posted in its thread. Like Vantage's reports and AWS Cost Anomaly Detection's
+    alerts it leads with the total and what moved; unlike them it carries the
+    month-end forecast and the movers beside the anomalies, and says in the thread
+    which metric, record types and provisional days the figures rest on.
 
     Args:
         report: The report.
         title: Its header.
-        savings: Savings recommendations to add (the digest's weekly section).
-        chart_follows: Say that the chart follows right below the report.
+        chart_where: Where the chart is ("below", "in the thread"), None without one.
+
+    Returns:
+        Serialized blocks, validated and within Slack's limits.
+    """
+    blocks: list[Block] = [
+        header(title),
+        section(_figure_line(report) + "\n" + _month_line(report)),
+    ]
+    if report.anomalies:
+        lines = [_anomaly_line(a) for a in report.anomalies[:SUMMARY_ANOMALIES]]
+        more = len(report.anomalies) - SUMMARY_ANOMALIES
+        if more > 0:
+            lines.append(f"…and {more} more in the thread")
+        blocks.append(section(":rotating_light: *Anomalies*\n" + "\n".join(lines)))
+    if report.movers:
+        lines = [
+            f"• {escape(plain_clip(m.service, 80))}: {_arrow(m.change)}{describe_change(m.change)}"
+            for m in report.movers[:SUMMARY_MOVERS]
+        ]
+        blocks.append(
+            section(f"*Top movers on {COMPARED_WITH[report.period]}*\n" + "\n".join(lines))
+        )
+    elif not report.top_services:
+        blocks.append(section("No costs recorded for this window."))
+    tail = ":thread: All services, per account, and how these figures were made: in the thread"
+    if report.missing_days or report.notes:
+        tail = ":warning: Some figures are incomplete; the thread says why"
+    if chart_where is not None:
+        tail += f" · :chart_with_upwards_trend: 30-day chart {chart_where}"
+    blocks.append(context(tail))
+    return finish(blocks)
+
+
+def render_cost_details(
+    report: CostReport, *, savings: SavingsListing | None = None
+) -> list[dict[str, Any]]:
+    """The thread under a cost report's summary: every figure behind it.
+
+    Top services, every mover, every anomaly, per account, provisional and missing
+    days, notes, the weekly savings when given, and the metric, record types and Cost
+    Explorer requests the report made.
 
     Returns:
         Serialized blocks, validated and within Slack's limits.
     """
     period = report.period
-    blocks: list[Block] = [
-        header(title),
-        section(
-            f"*{PERIOD_TITLES[period]} ({report.window.label}): {money(report.total.amount)}*  "
-            f"{_arrow(report.total)}{describe_change(report.total)} vs {COMPARED_WITH[period]}"
-        ),
-    ]
-    pairs: list[tuple[str, str]] = []
-    if report.week_ago is not None:
-        week = report.week_ago
-        pairs.append(
-            (
-                "vs same weekday last week",
-                f"{_arrow(week)}{describe_change(week)}"
-                + (f" (was {money(week.previous)})" if week.previous is not None else ""),
-            )
-        )
-    mtd = report.month_to_date
-    pairs.append(
-        (
-            f"Month to date ({report.month_window.start:%b} 1 to {report.as_of.day})",
-            f"{money(mtd.amount)} · {describe_change(mtd)} vs same point last month",
-        )
-    )
-    month_name = calendar.month_name[report.as_of.month]
-    pairs.append(
-        (
-            f"Forecast for {month_name}",
-            f"{money(report.forecast)} (run rate {money(report.run_rate)}/day over "
-            f"{RUN_RATE_DAYS} days; {report.days_left} days left)",
-        )
-    )
-    if report.budget is not None:
-        budget = report.budget
-        state = budget.state.value
-        pairs.append(
-            (
-                f"Budget {money(budget.budget)}",
-                f"{BUDGET_EMOJI[state]} *{state}* · {budget.month_to_date / budget.budget:.0%} "
-                f"used, forecast {budget.forecast / budget.budget:.0%}",
-            )
-        )
-    blocks.append(fields_section(pairs))
+    blocks: list[Block] = []
     if report.top_services:
         lines = [_service_line(s.service, s.change) for s in report.top_services]
         blocks.append(
@@ -172,6 +231,11 @@ def render_cost_report(
     if len(report.accounts) > 1:
         lines = [_service_line(name, change) for name, change in report.accounts[:MAX_ACCOUNTS]]
         blocks.append(section("*By account*\n" + "\n".join(lines)))
+    run_rate = (
+        f"Forecast: month to date plus the run rate, {money(report.run_rate)}/day over the "
+        f"last {RUN_RATE_DAYS} days, for the {plural(report.days_left, 'day')} left."
+    )
+    blocks.append(context(run_rate))
     if report.provisional_days:
         days = ", ".join(f"{d:%b %d}" for d in report.provisional_days)
         blocks.append(
@@ -180,8 +244,8 @@ def render_cost_report(
     if report.missing_days:
         blocks.append(
             context(
-                f":warning: No cost data for {len(report.missing_days)} of the days this report "
-                "compares with; those figures are incomplete."
+                f":warning: No cost data for {plural(len(report.missing_days), 'day')} this "
+                "report compares with; those figures are incomplete."
             )
         )
     for note in report.notes:
@@ -189,10 +253,7 @@ def render_cost_report(
     if savings is not None:
         blocks.append(DividerBlock())
         blocks.extend(savings_blocks(savings, weekly=True))
-    tail = basis_line(report)
-    if chart_follows:
-        tail += " · :chart_with_upwards_trend: 30-day chart below"
-    blocks.append(context(escape(tail)))
+    blocks.append(context(escape(basis_line(report))))
     return finish(blocks)
 
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from jobs.config import AgentbotConfig
 
 log = logging.getLogger("agentbot")
+# As `/agent aws cost` takes them (agents.aws.cost_report.PERIODS, not imported to parse).
+COST_PERIODS = ("yesterday", "week", "month")
 
 
 def _setup_logging(settings: Settings, config: AgentbotConfig | None = None) -> None:
@@ -183,7 +185,11 @@ def cmd_aws_status(args: argparse.Namespace) -> int:
     from bot.aws_terminal import print_status
 
     return print_status(
-        get_settings(), accounts=args.account, regions=args.region, services=args.service
+        get_settings(),
+        accounts=args.account,
+        regions=args.region,
+        services=args.service,
+        words=args.words,
     )
 
 
@@ -191,7 +197,7 @@ def cmd_aws_cost(args: argparse.Namespace) -> int:
     """Print the AWS cost report and the Cost Explorer calls it made (`/agent aws cost`)."""
     from bot.aws_cost import print_cost
 
-    return print_cost(get_settings(), args.period)
+    return print_cost(get_settings(), args.period_word or args.period)
 
 
 def cmd_aws_optimize(args: argparse.Namespace) -> int:
@@ -212,6 +218,12 @@ def _add_aws(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "status", help=cmd_aws_status.__doc__, description=cmd_aws_status.__doc__
     )
     status.add_argument(
+        "words",
+        nargs="*",
+        metavar="ACCOUNT|REGION|SERVICE",
+        help="what to check, in any order, as `/agent aws status` takes it (default: all)",
+    )
+    status.add_argument(
         "--account", action="append", help="account name or id (repeatable; default: all)"
     )
     status.add_argument("--region", action="append", help="region (repeatable; default: all)")
@@ -221,11 +233,13 @@ def _add_aws(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status.set_defaults(func=cmd_aws_status)
     cost = reports.add_parser("cost", help=cmd_aws_cost.__doc__, description=cmd_aws_cost.__doc__)
     cost.add_argument(
-        "--period",
-        choices=("yesterday", "week", "month"),
-        default="yesterday",
-        help="default: yesterday",
+        "period_word",
+        nargs="?",
+        choices=COST_PERIODS,
+        metavar="PERIOD",
+        help="yesterday, week or month, as `/agent aws cost` takes it (default: yesterday)",
     )
+    cost.add_argument("--period", choices=COST_PERIODS, default="yesterday", help="the same")
     cost.set_defaults(func=cmd_aws_cost)
     optimize = reports.add_parser(
         "optimize", help=cmd_aws_optimize.__doc__, description=cmd_aws_optimize.__doc__

@@ -11,7 +11,7 @@ Every text it hands Slack goes through `MaskedClient`, which masks credentials f
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+from collections import deque
 from typing import Any
 
 from redis import Redis
@@ -29,11 +29,14 @@ from jobs.config import AgentbotConfig
 from jobs.db import Database
 from jobs.models import Approval, Task
 from jobs.notify import PostedReport, SavingsListing
+from jobs.states import TaskState
 from jobs.tasks import approvals_of, get_task
 
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 60
+# Lines the progress message keeps (render_progress shows them all).
+PROGRESS_LINES = 5
 AGENT_NAMES = {"scripted": "scripted agent", "claude-code": "Claude Code", "codex": "Codex"}
 
 
@@ -64,7 +67,8 @@ class SlackNotifier:
         self.slack = MaskedClient(client, redactor)
         self.redis = redis
         self.config = config
-        self._progress: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=5))
+        # Task id -> the phase (state) its lines belong to, and its latest lines.
+        self._progress: dict[int, tuple[TaskState, deque[str]]] = {}
 
     def _post(self, **message: Any) -> SlackResponse:
         """`chat.postMessage`, with every text in the message masked."""
@@ -124,6 +128,13 @@ class SlackNotifier:
             # the real channel, which later edits must use.
             if response.get("channel") and response["channel"] != task.channel:
                 updates["channel"] = task.channel = str(response["channel"])
+            if not action and blocks.description_is_long(task):
+                # The card shows the head; the thread, first of all, the whole text.
+                self._post(
+                    channel=task.channel,
+                    thread_ts=task.thread_ts,
+                    text=blocks.render_full_description(task),
+                )
         else:
             self._update(channel=task.channel, ts=task.card_ts, blocks=card, text=text)
         if task.plan:
@@ -173,7 +184,8 @@ class SlackNotifier:
     def _finish_progress(self, task: Task) -> None:
         if task.progress_ts is None:
             return
-        lines = list(self._progress.pop(task.id, []))
+        _phase, shown = self._progress.pop(task.id, (task.task_state, deque()))
+        lines = list(shown)
         self._update(
             channel=task.channel,
             ts=task.progress_ts,
@@ -181,15 +193,24 @@ class SlackNotifier:
         )
 
     def progress(self, task_id: int, line: str) -> None:
-        """Edit the task's one progress message (posting it the first time)."""
-        self._progress[task_id].append(line)
+        """Edit the task's one progress message (posting it the first time).
+
+        The message shows the current phase's lines only: executing begins afresh
+        rather than under planning's last lines, and a line repeated is shown once.
+        """
         with self.db.session() as session:
             task = get_task(session, task_id)
         if task.thread_ts is None:
             self.sync(task_id)
             with self.db.session() as session:
                 task = get_task(session, task_id)
-        text = blocks.render_progress(task, list(self._progress[task_id]))
+        phase, lines = self._progress.get(task_id, (None, None))
+        if lines is None or phase != task.task_state:
+            lines = deque(maxlen=PROGRESS_LINES)
+            self._progress[task_id] = (task.task_state, lines)
+        if not lines or lines[-1] != line:
+            lines.append(line)
+        text = blocks.render_progress(task, list(lines))
         if task.progress_ts is None:
             response = self._post(channel=task.channel, thread_ts=task.thread_ts, text=text)
             with self.db.session() as session:
@@ -231,38 +252,59 @@ class SlackNotifier:
         report: CostReport,
         *,
         title: str,
-        thread_ts: str | None = None,
+        replace_ts: str | None = None,
         chart: bytes | None = None,
         savings: SavingsListing | None = None,
     ) -> PostedReport:
-        """Post a cost report, then its chart (a PNG) right below it.
+        """Post a cost report's summary, its chart, and its details in the summary's thread.
 
-        The chart goes where the report went: a report asked for in a thread gets its
-        chart in that thread; the digest, posted in its channel, gets its chart in the
-        channel too, so whoever reads the channel sees both without opening a thread.
+        The digest (no `replace_ts`) is posted in its channel with the chart right
+        below, so whoever reads the channel sees both without opening a thread. A
+        report asked for edits the message that said it was coming into the summary
+        (so that message no longer says it is coming), with the chart in its thread.
 
-        A chart that cannot be uploaded does not take the report down with it: the
-        failure is logged and returned, and the report stays posted. Nothing raised by
-        the upload escapes, so the digest, once its message is accepted, is never
-        posted a second time because of its chart.
+        A chart or details message that cannot be posted does not take the summary
+        down with it: the failure is logged (and, for the chart, returned), and the
+        summary stays posted. Nothing raised after the summary escapes, so the digest,
+        once its message is accepted, is never posted a second time.
         """
-        response = self._post(
-            channel=channel,
-            thread_ts=thread_ts,
-            text=blocks_cost.report_text(report, title),
-            blocks=blocks_cost.render_cost_report(
-                report, title=title, savings=savings, chart_follows=chart is not None
+        where = "below" if replace_ts is None else "in the thread"
+        summary = {
+            "text": blocks_cost.report_text(report, title),
+            "blocks": blocks_cost.render_cost_summary(
+                report, title=title, chart_where=where if chart is not None else None
             ),
-        )
-        posted = PostedReport(
-            channel=str(response.get("channel") or channel), ts=str(response["ts"])
-        )
-        if chart is None:
-            return posted
+        }
+        if replace_ts is None:
+            response = self._post(channel=channel, **summary)
+            posted = PostedReport(
+                channel=str(response.get("channel") or channel), ts=str(response["ts"])
+            )
+        else:
+            self._update(channel=channel, ts=replace_ts, **summary)
+            posted = PostedReport(channel=channel, ts=replace_ts)
+        if chart is not None:
+            posted = self._cost_chart(
+                posted, report, title, chart, in_thread=replace_ts is not None
+            )
+        try:
+            self._post(
+                channel=posted.channel,
+                thread_ts=posted.ts,
+                text=f"{title}: every figure behind it",
+                blocks=blocks_cost.render_cost_details(report, savings=savings),
+            )
+        except (SlackApiError, SlackRequestError, OSError) as error:
+            log.warning("the cost report's details could not be posted: %s", error)
+        return posted
+
+    def _cost_chart(
+        self, posted: PostedReport, report: CostReport, title: str, chart: bytes, *, in_thread: bool
+    ) -> PostedReport:
         try:
             upload = self.slack.upload(
                 channel=posted.channel,
-                thread_ts=thread_ts,
+                thread_ts=posted.ts if in_thread else None,
                 file=chart,
                 filename=f"aws-cost-{report.as_of.isoformat()}.png",
                 title=f"AWS cost, last 30 days to {report.as_of.isoformat()}",
@@ -290,6 +332,10 @@ class SlackNotifier:
         """Post a short plain message."""
         response = self._post(channel=channel, thread_ts=thread_ts, text=text)
         return PostedReport(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
+
+    def replace_text(self, channel: str, ts: str, text: str) -> None:
+        """Edit one of the bot's messages into a short plain one (`chat.update`), masked."""
+        self._update(channel=channel, ts=ts, text=text)
 
     def post_ephemeral(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None

@@ -6,7 +6,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from threading import Lock
 
 from redis import Redis
@@ -153,6 +153,9 @@ class Services:
     slack: WebClient
     access: AccessPolicy
     lifecycle: Lifecycle
+    # Why the AWS reports cannot run yet (an estate still being set up), or None when
+    # they can. Asked before every `/agent aws …`; a sentence means nothing is queued.
+    aws_pending: Callable[[], str | None] = field(default=lambda: None)
 
 
 def build_services(settings: Settings, config: AgentbotConfig | None = None) -> Services:

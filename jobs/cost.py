@@ -805,13 +805,13 @@ def cost_report_job(channel: str, thread_ts: str, period: Period, user: str) -> 
             channel,
             report,
             title=f"AWS cost report · {period}",
-            thread_ts=thread_ts,
+            replace_ts=thread_ts,
             chart=chart_for(report),
         )
     except CostNotConfigured as exc:
-        ctx.notifier.post_text(channel, str(exc), thread_ts=thread_ts)
+        ctx.notifier.replace_text(channel, thread_ts, f":warning: {exc}")
     except Exception:
-        ctx.notifier.post_text(channel, REPORT_FAILED, thread_ts=thread_ts)
+        ctx.notifier.replace_text(channel, thread_ts, f":warning: {REPORT_FAILED}")
         raise
 
 
@@ -822,13 +822,26 @@ def savings_job(channel: str, thread_ts: str, user: str) -> None:
     try:
         listing = savings_listing(ctx.db, ctx.config, ctx.aws_session)
         ctx.notifier.savings_report(channel, listing, thread_ts=thread_ts)
+        ctx.notifier.replace_text(channel, thread_ts, savings_done(listing, user))
     except CostNotConfigured as exc:
-        ctx.notifier.post_text(channel, str(exc), thread_ts=thread_ts)
+        ctx.notifier.replace_text(channel, thread_ts, f":warning: {exc}")
     except Exception:
-        ctx.notifier.post_text(
-            channel, REPORT_FAILED.replace("cost report", "savings scan"), thread_ts=thread_ts
-        )
+        failed = REPORT_FAILED.replace("cost report", "savings scan")
+        ctx.notifier.replace_text(channel, thread_ts, f":warning: {failed}")
         raise
+
+
+def savings_done(listing: SavingsListing, user: str) -> str:
+    """What the "savings recommendations … follow in the thread" note becomes once done."""
+    report = listing.report
+    count = len(report.recommendations)
+    found = (
+        f"{count} recommendation{'' if count == 1 else 's'}, about "
+        f"${report.total_savings:,.2f}/month"
+        if count
+        else "nothing to save"
+    )
+    return f":mag: AWS savings for <@{user}>: {found}. The details are in the thread."
 
 
 _PERIODS: dict[str, Period] = {"yesterday": "yesterday", "week": "week", "month": "month"}

@@ -34,14 +34,16 @@ class Notifier(Protocol):
         report: CostReport,
         *,
         title: str,
-        thread_ts: str | None = None,
+        replace_ts: str | None = None,
         chart: bytes | None = None,
         savings: SavingsListing | None = None,
     ) -> PostedReport:
-        """Post a cost report (the digest, or one asked for), its chart right below it.
+        """Post a cost report (the digest, or one asked for): a short summary, its chart,
+        and every other figure in the summary's thread.
 
-        The chart goes where the report went: in `thread_ts`'s thread for a report
-        asked for in a thread, in the channel itself for one posted there (the digest).
+        The digest's summary is posted in the channel with its chart right below. A
+        report asked for replaces `replace_ts`, the message that said it was coming,
+        and its chart goes in the thread.
         """
 
     def savings_report(
@@ -51,6 +53,9 @@ class Notifier(Protocol):
 
     def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
         """Post a short plain message, e.g. why a report is not coming."""
+
+    def replace_text(self, channel: str, ts: str, text: str) -> None:
+        """Edit one of the bot's messages into a short plain one (a "coming" note done)."""
 
     def post_ephemeral(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None
@@ -80,7 +85,7 @@ class NullNotifier:
         report: CostReport,
         *,
         title: str,
-        thread_ts: str | None = None,
+        replace_ts: str | None = None,
         chart: bytes | None = None,
         savings: SavingsListing | None = None,
     ) -> PostedReport:
@@ -96,6 +101,9 @@ class NullNotifier:
     def post_text(self, channel: str, text: str, *, thread_ts: str | None = None) -> PostedReport:
         """Post nothing."""
         return PostedReport(channel=channel, ts="")
+
+    def replace_text(self, channel: str, ts: str, text: str) -> None:
+        """Edit nothing."""
 
     def post_ephemeral(
         self, channel: str, user: str, text: str, *, thread_ts: str | None = None

@@ -76,16 +76,23 @@ class DemoEstate:
 
     accounts: dict[str, str] = field(default_factory=dict)  # name -> account id
     regions: tuple[str, ...] = REGIONS
+    # Everything created, savings findings (a volume, an Elastic IP) included.
     resources: int = 0
+    # What `aws status` will call unhealthy and degraded, in its own words.
     unhealthy: list[str] = field(default_factory=list)
+    degraded: list[str] = field(default_factory=list)
     cost_days: int = 0
 
     def summary(self) -> str:
-        """One line: accounts, regions, resources, problems, cost history."""
+        """One line: accounts, regions, the problems a status report finds, cost history.
+
+        It names problems as the report does (unhealthy, degraded), and no resource
+        total: what was created here includes savings findings the report does not count.
+        """
         return (
             f"{len(self.accounts)} accounts, {len(self.regions)} regions, "
-            f"{self.resources} resources ({len(self.unhealthy)} unhealthy), "
-            f"{self.cost_days} days of cost history"
+            f"{len(self.unhealthy)} unhealthy and {len(self.degraded)} degraded resources "
+            f"to find, {self.cost_days} days of cost history"
         )
 
 
@@ -189,7 +196,7 @@ def _seed_prod_east(account: _Account, estate: DemoEstate) -> None:
     legacy = _instance(ec2, "legacy-reports", "m5.large")
     ec2.stop_instances(InstanceIds=[legacy])
     estate.resources += 4
-    estate.unhealthy.append("ec2 legacy-reports (stopped)")
+    estate.degraded.append("ec2 legacy-reports (stopped)")
 
     # moto reports every running instance's status checks as ok; the failing check
     # shows up the way operators usually see it first, as an alarm on the metric.
@@ -228,7 +235,7 @@ def _seed_prod_east(account: _Account, estate: DemoEstate) -> None:
         )
     rds.stop_db_instance(DBInstanceIdentifier="billing-db")
     estate.resources += 2
-    estate.unhealthy.append("rds billing-db (stopped)")
+    estate.degraded.append("rds billing-db (stopped)")
 
     ecs = account("ecs", region)
     ecs.create_cluster(clusterName="shop")
@@ -251,7 +258,7 @@ def _seed_prod_east(account: _Account, estate: DemoEstate) -> None:
     _lambda(account, region, "resize-images", {"Invocations": 40, "Errors": 9})
     _lambda(account, region, "send-receipts", {"Invocations": 900, "Errors": 0})
     estate.resources += 2
-    estate.unhealthy.append("lambda resize-images (errors)")
+    estate.degraded.append("lambda resize-images (errors)")
 
     # Savings for the optimizer: a forgotten gp2 volume and an Elastic IP nobody uses.
     ec2.create_volume(
@@ -329,7 +336,7 @@ def _seed_staging(account: _Account, estate: DemoEstate) -> None:
     spare = _instance(ec2, "staging-load-test", "c5.xlarge")
     ec2.stop_instances(InstanceIds=[spare])
     estate.resources += 1
-    estate.unhealthy.append("ec2 staging-load-test (stopped)")
+    estate.degraded.append("ec2 staging-load-test (stopped)")
 
 
 # -- costs ---------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -65,6 +66,8 @@ JIRA_PROJECT = "SHOP"
 WEBHOOK_SOURCES = ("github", "sentry", "jira")
 TEST_COMMAND = "python -m pytest -q"
 AGENT_CHOICES = ("auto", "scripted", "claude-code")
+# Claude Code's own install command (its npm package).
+CLAUDE_CODE_INSTALL = "npm install -g @anthropic-ai/claude-code"
 # What each run starts afresh; nothing else under the data directory is touched.
 FRESH = (
     "agentbot.db",
@@ -74,6 +77,18 @@ FRESH = (
     "remote",
     "workspaces",
     "aws",
+    "terminal.env",
+)
+# Read by point_aws_at's callers: what a terminal twin needs to reach the demo estate.
+AWS_TERMINAL_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_EC2_METADATA_DISABLED",
 )
 
 
@@ -112,6 +127,7 @@ class Sandbox:
         self.aws_ready = threading.Event()
         self._stopping = threading.Event()
         self.aws_summary: str | None = None
+        self.aws_failure: str | None = None
         self.agent_kind = "scripted"
         self.redis_label = "in-process (memory://)"
         self._stoppers: list[Callable[[], None]] = []
@@ -172,6 +188,7 @@ class Sandbox:
             people=PEOPLE,
             channels=CHANNELS,
         ).install()
+        self._write_terminal_env(settings, config_path, with_aws=moto_url is not None)
         # Serving starts last, so the page never answers before its routes exist.
         slack.start()
         if self._aws_thread is not None:
@@ -271,6 +288,7 @@ class Sandbox:
         except Exception as exc:
             if not self._stopping.is_set():  # stopping mid-seed is no failure
                 log.warning("the demo AWS estate failed", exc_info=True)
+                self.aws_failure = str(exc)
                 self.say(f"AWS demo estate could not be created: {exc}")
                 self._note("aws", f"AWS demo estate failed: {exc}")
             return
@@ -281,6 +299,21 @@ class Sandbox:
         self._note("aws", f"AWS demo estate ready: {self.aws_summary}")
         if self._after_estate is not None and not self._stopping.is_set():
             self._after_estate()
+
+    def aws_pending(self) -> str | None:
+        """Why `/agent aws …` cannot answer yet, or None once the demo estate is ready.
+
+        A report read from an estate half-created would show it empty ($0.00, a couple
+        of resources), and the cost days it read would be stored as they were.
+        """
+        if self.aws_ready.is_set():
+            return None
+        if self.aws_failure is not None:
+            return f":warning: The demo AWS estate could not be created ({self.aws_failure})."
+        return (
+            ":hourglass_flowing_sand: The demo AWS estate is still being created (it takes "
+            "about ten seconds after start). Try again when the sidebar says it is ready."
+        )
 
     def _note(self, key: str, text: str) -> None:
         if self.workspace is not None:
@@ -303,6 +336,35 @@ class Sandbox:
         )
         load_config_file(path)  # fail now, naming the key, rather than at the first task
         return path
+
+    @property
+    def terminal_env(self) -> Path:
+        """The shell file that points a terminal at this sandbox (`. terminal.env`)."""
+        return self.data_dir / "terminal.env"
+
+    def _write_terminal_env(self, settings: Settings, config_path: Path, *, with_aws: bool) -> None:
+        """Write what a terminal sources to reach this sandbox: the bot's URL as `$BOT`
+        (for webhooks), and for the `agentbot aws …` twins its configuration, database
+        and, with AWS, the demo estate's endpoint and credentials (the sandbox's own)."""
+        values = {
+            "BOT": self.bot_url,
+            "AGENTBOT_CONFIG": str(config_path),
+            "DATABASE_URL": settings.database_url,
+        }
+        # A Redis of the sandbox's own in each process; a real one is in the shell already.
+        if settings.redis_url == "memory://":
+            values["REDIS_URL"] = "memory://"
+        if with_aws:
+            values |= {name: os.environ[name] for name in AWS_TERMINAL_VARIABLES}
+        lines = [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+        self.terminal_env.write_text(
+            "# Written by `agentbot dev` at every start: `. "
+            + str(self.terminal_env)
+            + "`\n"
+            + "\n".join(lines)
+            + "\n",
+            encoding="utf-8",
+        )
 
     def _settings(
         self, bot_token: str, signing_secret: str, slack: FakeSlack, config_path: Path
@@ -349,6 +411,8 @@ class Sandbox:
         # connection, which for `memory://` is the one in-process server there is.
         services = build_services(settings)
         self._stoppers.append(services.db.dispose)
+        if with_aws:
+            services.aws_pending = self.aws_pending
         context = job_context(services)
         install(context)
         workers = [
@@ -434,7 +498,12 @@ class Sandbox:
         }[self.agent_kind]
         aws = "off (--no-aws)"
         if self.options.aws:
-            aws = os.environ.get("AWS_ENDPOINT_URL", "") + " (moto), demo estate seeding…"
+            state = (
+                f"demo estate ready: {self.aws_summary}"
+                if self.aws_summary
+                else "demo estate being created (AWS commands wait for it)…"
+            )
+            aws = os.environ.get("AWS_ENDPOINT_URL", "") + f" (moto), {state}"
         rows = [
             ("Slack workspace", f"{self.url}   <- open this"),
             ("Bot", f"{self.bot_url}/slack/events (signed requests, as from Slack)"),
@@ -447,6 +516,15 @@ class Sandbox:
                 "Webhooks",
                 f"{self.bot_url}/webhooks/{'|'.join(WEBHOOK_SOURCES)} "
                 f"(secrets under [webhooks] in {self._here(self.data_dir / 'agentbot.toml')})",
+            ),
+            (
+                "Terminal",
+                f". {self._here(self.terminal_env)}   then $BOT is the bot"
+                + (
+                    ", and `uv run agentbot aws status` reads the demo estate"
+                    if self.options.aws
+                    else ""
+                ),
             ),
         ]
         width = max(len(name) for name, _ in rows)
@@ -631,7 +709,11 @@ def claude_code_unavailable() -> str | None:
     from jobs.config import AgentConfig
 
     if shutil.which("claude") is None:
-        return "the `claude` command is not installed"
+        return (
+            "the `claude` command is not installed; install Claude Code with "
+            f"`{CLAUDE_CODE_INSTALL}` and sign in by running `claude` once, or use "
+            "--agent scripted"
+        )
     try:
         agent_factory(AgentConfig(kind="claude-code"))
     except Exception as exc:  # whatever this build lacks, the sandbox falls back

@@ -15,12 +15,12 @@ event, the one event the app's manifest subscribes to.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import mimetypes
 import re
 import secrets
+import sys
 import threading
 import time
 import urllib.error
@@ -45,6 +45,20 @@ APP_ID = "AAGENTBOT"
 EVENT_ACK_SECONDS = 3.0
 # What a Slack client sends for `@agentbot` typed at a word's start: the bot's user id.
 TYPED_MENTION = re.compile(rf"(?<![\w<@])@{BOT_NAME}\b", re.IGNORECASE)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A threading HTTP server for which a reader who went away is no error.
+
+    A closed tab, or a person switch that drops the page's long poll, leaves the
+    answer nowhere to go; the standard server prints a traceback for each.
+    """
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Say nothing when the client hung up; otherwise report as the standard server does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -228,7 +242,7 @@ class FakeSlack:
         self._failures: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._clock = itertools.count(1)
+        self._last_micros = 0
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
         self.subscription: EventSubscription | None = None
         self.event_deliveries: list[EventDelivery] = []
@@ -236,7 +250,7 @@ class FakeSlack:
         # sandbox serves its page and its UI actions from this same server.
         self.routes: dict[tuple[str, str], Route] = {}
         self._version = 0
-        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server = _QuietServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -487,7 +501,12 @@ class FakeSlack:
     # -- the API -----------------------------------------------------------------------
 
     def _next_ts(self) -> str:
-        return f"{1_700_000_000 + next(self._clock)}.000100"
+        # As Slack's: the moment of posting (so the page can show it), in microseconds,
+        # and unique, so that a ts names one message.
+        with self._lock:
+            micros = max(time.time_ns() // 1000, self._last_micros + 1)
+            self._last_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _notify(self, kind: str, payload: dict[str, Any]) -> None:
         self._version += 1

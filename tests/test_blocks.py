@@ -218,3 +218,47 @@ def test_every_card_of_an_unsandboxed_task_says_so() -> None:
         blocks.render_outcome(task),
     ]
     assert all("unsandboxed" not in str(card) for card in sandboxed)
+
+
+def test_rejected_card_says_why() -> None:
+    """The card of a rejected task names who rejected it and the reason they gave."""
+    rendered = blocks.render_status_card(
+        make_task(state="rejected"),
+        [Approval(task_id=12, user_id="UGRACE", decision="reject", comment="needs a test first")],
+        now=NOW,
+    )
+    fields = [f["text"] for f in rendered[2]["fields"]]
+    assert "*Rejected by*\n<@UGRACE>: needs a test first" in fields
+
+
+def test_a_long_description_shows_its_head_on_the_card() -> None:
+    """A 4 kB description: the card shows a short head and points to the thread."""
+    description = "The checkout total is wrong when a coupon applies.\n" + "detail " * 600
+    rendered = blocks.render_status_card(make_task(description=description), now=NOW)
+    shown = rendered[1]["text"]["text"]
+    assert shown.startswith("The checkout total is wrong when a coupon applies.")
+    assert len(shown) < 400 and "The full description is in the thread" in shown
+    assert blocks.description_is_long(make_task(description=description))
+    full = blocks.render_full_description(make_task(description=description))
+    assert full.count("detail") == 600
+    short = blocks.render_status_card(make_task(), now=NOW)[1]["text"]["text"]
+    assert short == "fix the login redirect"
+
+
+def test_outcome_without_a_pull_request_names_the_branch_and_counts_turns() -> None:
+    """No pull request: the field says Branch, and one turn is one turn."""
+    result = {
+        "branch": "agent/T-12",
+        "agent_runs": [{"phase": "execute", "turns": 1, "cost_usd": 0.01}],
+        "github": "unconfigured",
+    }
+    rendered = blocks.render_outcome(make_task(state="succeeded", result=result))
+    fields = [f["text"] for block in rendered for f in block.get("fields", [])]
+    assert "*Branch*\n`agent/T-12`" in fields
+    assert not any(f.startswith("*Pull request*") for f in fields)
+    plan = make_task(
+        state="awaiting_approval",
+        plan=many_steps_plan(1),
+        result={"agent_runs": [{"phase": "plan", "turns": 1, "cost_usd": 0.01}]},
+    )
+    assert " · 1 turn · $0.01" in str(blocks.render_plan(plan))

@@ -110,8 +110,10 @@ def test_long_unicode_and_shell_metacharacters_are_kept_verbatim(
     # Slack accepted every message (the fake enforces Slack's limits) and the card
     # shows the text escaped, not interpreted.
     assert all(c.status == 200 for c in slack.calls)
-    assert any("truncated" in str(block) for block in card.blocks)
+    assert any("The full description is in the thread" in str(block) for block in card.blocks)
     assert "&lt; y" in str(card.blocks)
+    first = user.thread()[0]
+    assert "&lt; y" in first.text and first.text.count("x") >= 3900
     # Nothing in it was run: the redirections never created their files.
     worktree = Path(user.services.config.agent.workspace_dir) / "worktrees" / "acme_calc" / "T-1"
     assert (worktree / "pricing.py").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, date, datetime
 
@@ -14,6 +15,8 @@ from bot.runtime import job_context
 from bot.services import Services
 from jobs.config import AgentbotConfig
 from jobs.cost import make_report
+from jobs.states import TaskState
+from jobs.tasks import transition
 from sandbox.fakeslack import TEAM_DOMAIN, FakeSlack
 from tests.conftest import CHANNEL, SIGNING_SECRET
 from tests.cost.conftest import (  # noqa: F401 (fixtures)
@@ -65,6 +68,57 @@ def test_thread_messages_and_progress_are_masked(
     progress = next(text for text in thread if "Running git fetch" in text)
     assert MASKED_REMOTE in progress and "Token [REDACTED] refused" in progress
     assert "ghp_secret123" not in sent(slack) and SLACK_TOKEN not in sent(slack)
+
+
+def test_progress_shows_each_phase_in_order_and_once(
+    user: SlackUser, services: Services, slack: FakeSlack
+) -> None:
+    """Executing starts its own lines: planning's last lines never come before its
+    first, and a line sent twice in a row shows once."""
+    user.command("run fix the discount calculation")
+    user.work("default")
+    slack_side = notifier(services)
+
+    def move(*states: TaskState) -> None:
+        with services.db.session() as session:
+            for source, target in itertools.pairwise(states):
+                assert transition(session, 1, source, target)
+
+    move(TaskState.QUEUED, TaskState.PLANNING)
+    slack_side.progress(1, "Preparing the workspace")
+    slack_side.progress(1, "Reading the repository")
+    slack_side.progress(1, "Reading the repository")
+    planning = progress_text(user)
+    move(
+        TaskState.PLANNING,
+        TaskState.AWAITING_APPROVAL,
+        TaskState.APPROVED,
+        TaskState.EXECUTING,
+    )
+    slack_side.progress(1, "Preparing the workspace")
+    executing = progress_text(user)
+
+    assert planning.splitlines()[1:] == ["• Preparing the workspace", "• Reading the repository"]
+    assert executing.startswith(":hammer_and_wrench: *Executing*")
+    assert executing.splitlines()[1:] == ["• Preparing the workspace"]
+
+
+def test_a_long_description_is_whole_in_the_thread(user: SlackUser) -> None:
+    """A 4 kB description: the card carries its head, the thread's first message all of it."""
+    description = "Checkout totals are wrong with coupons. " + "Steps to reproduce: ... " * 160
+    user.command(f"run {description}")
+    user.work("default")
+
+    card = texts(user.card())
+    first, *_ = user.thread()
+    assert len(card) < 1000 and "The full description is in the thread" in card
+    assert description.strip() in first.text
+
+
+def progress_text(user: SlackUser) -> str:
+    """The task's one progress message, as it reads now."""
+    [message] = [m for m in user.thread() if "Preparing the workspace" in m.text]
+    return message.text
 
 
 def test_cost_report_blocks_and_chart_comment_are_masked(

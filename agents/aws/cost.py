@@ -125,8 +125,8 @@ def fetch_daily_costs(
         include_credits_refunds: False filters out the Credit and Refund record types.
 
     Returns:
-        The lines, every day of the range with its Estimated flag (a day with no cost
-        at all is still covered), and the number of requests made.
+        The lines, every day the answer covered with its Estimated flag (a covered
+        day with no cost at all is still a day), and the number of requests made.
 
     Raises:
         CostExplorerError: A request failed, or the answer was still unfinished after
@@ -185,21 +185,14 @@ def fetch_daily_costs(
             "pages; none of it was stored",
             fetch.calls,
         )
-    # Cost Explorer answers for every day of the range; any it left out had no cost.
-    for day in _days(start, end):
-        fetch.days.setdefault(day, False)
+    # Cost Explorer answers every day of the range, even one with no cost. A day the
+    # answer left out was not covered (an account not set up yet, an empty answer): it
+    # stays unknown, to be asked for again, rather than stored as a complete $0 day.
     fetch.lines = [
         CostLine(day=day, account_id=account, service=service, amount=amount)
         for (day, account, service), amount in sorted(amounts.items())
     ]
     return fetch
-
-
-def _days(start: date, end: date) -> Iterable[date]:
-    day = start
-    while day < end:
-        yield day
-        day += timedelta(days=1)
 
 
 def days_to_fetch(

@@ -7,16 +7,21 @@ renderables, strings or values, so the CLI, Slack formatting and tests share the
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
 from agents.aws.collectors import Health, ResourceRecord
 from agents.aws.config import ResourceType
 from agents.aws.scanner import ALL_REGIONS, ScanError, ScanReport
+
+# Below this width the "Needs attention" table puts type, place and steward under the name.
+WIDE_TABLE = 120
+PROBLEMS_TITLE = "Needs attention (worst first)"
 
 _HEALTH_STYLE = {
     Health.UNHEALTHY: "bold red",
@@ -50,11 +55,19 @@ def render_summary_line(report: ScanReport) -> str:
     problems = ", ".join(
         f"{counts[h]} {h.value}" for h in (Health.UNHEALTHY, Health.DEGRADED, Health.UNKNOWN)
     )
-    partial = f"; PARTIAL: {len(report.errors)} scan units failed" if report.errors else ""
-    return (
-        f"{len(report.records)} resources in {len(report.accounts)} accounts x "
-        f"{len(report.regions)} regions: {problems}{partial} (scanned in {_seconds(report)})"
+    partial = (
+        f"; PARTIAL: {_count(len(report.errors), 'scan unit')} failed" if report.errors else ""
     )
+    return (
+        f"{_count(len(report.records), 'resource')} in {_count(len(report.accounts), 'account')}"
+        f" x {_count(len(report.regions), 'region')}: {problems}{partial} "
+        f"(scanned in {_seconds(report)})"
+    )
+
+
+def _count(count: int, noun: str) -> str:
+    """`1 account`, `2 accounts`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def render_report(report: ScanReport, *, max_problems: int = 50) -> RenderableType:
@@ -97,24 +110,11 @@ def render_report(report: ScanReport, *, max_problems: int = 50) -> RenderableTy
             str(counts[Health.UNKNOWN]),
         )
     parts.append(stewards)
+    parts.append(_places_table(report))
 
     problems = report.problems()
     if problems:
-        table = Table(title="Needs attention (worst first)", title_justify="left")
-        for column in ("Health", "Type", "Resource", "Account", "Region", "Steward"):
-            table.add_column(column, no_wrap=column != "Resource")
-        table.add_column("Reason")
-        for record in problems[:max_problems]:
-            table.add_row(
-                _health_text(record.health),
-                record.type.value,
-                record.label,
-                record.account,
-                record.region,
-                f"{record.steward} ({record.autonomy})",
-                record.reason or record.state,
-            )
-        parts.append(table)
+        parts.append(_Problems(problems[:max_problems]))
         if len(problems) > max_problems:
             parts.append(Text(f"... and {len(problems) - max_problems} more not shown"))
     else:
@@ -139,6 +139,93 @@ def render_report(report: ScanReport, *, max_problems: int = 50) -> RenderableTy
             )
         parts.append(failures)
     return Group(*parts)
+
+
+class _Problems:
+    """The "Needs attention" table, laid out for the terminal's width.
+
+    Seven columns need about 120 characters; in a narrower terminal they would squeeze
+    the reason (what a reader came for) down to "R…". There, each resource's type,
+    place and steward go on a line under its name instead, beside a wide reason.
+    """
+
+    def __init__(self, records: Sequence[ResourceRecord]) -> None:
+        self.records = records
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self._wide() if options.max_width >= WIDE_TABLE else self._narrow()
+
+    def _wide(self) -> Table:
+        table = Table(title=PROBLEMS_TITLE, title_justify="left")
+        for column in ("Health", "Type", "Resource", "Account", "Region", "Steward"):
+            table.add_column(column, no_wrap=column != "Resource")
+        table.add_column("Reason")
+        for record in self.records:
+            table.add_row(
+                _health_text(record.health),
+                record.type.value,
+                record.label,
+                record.account,
+                record.region,
+                f"{record.steward} ({record.autonomy})",
+                record.reason or record.state,
+            )
+        return table
+
+    def _narrow(self) -> Table:
+        table = Table(title=PROBLEMS_TITLE, title_justify="left", show_lines=True)
+        table.add_column("Health", no_wrap=True)
+        table.add_column("Resource", ratio=1, overflow="fold")
+        table.add_column("Reason", ratio=1)
+        for record in self.records:
+            where = Text(
+                f"\n{record.type.value} · {record.account}/{record.region}\n"
+                f"{record.steward} ({record.autonomy})",
+                style="dim",
+            )
+            table.add_row(
+                _health_text(record.health),
+                Text.assemble(record.label, where),
+                record.reason or record.state,
+            )
+        return table
+
+
+def _places_table(report: ScanReport) -> Table:
+    """Resources and problems per account, and per region within it (as the Slack card)."""
+    table = Table(title="By account and region", title_justify="left")
+    table.add_column("Account")
+    table.add_column("Region")
+    table.add_column("Resources", justify="right")
+    for health in (Health.UNHEALTHY, Health.DEGRADED, Health.UNKNOWN):
+        table.add_column(health.value.capitalize(), justify="right")
+    counts = report.by_account_region
+    accounts = list(report.accounts) + sorted({a for a, _ in counts} - set(report.accounts))
+    for account in accounts:
+        places = [(region, found) for (a, region), found in counts.items() if a == account]
+        failed = [e for e in report.errors if e.account == account and e.region == ALL_REGIONS]
+        if failed and not places:
+            table.add_row(account, "all", Text("not scanned", style="red"), "", "", "")
+            continue
+        total: Counter[Health] = Counter()
+        for _region, found in places:
+            total.update(found)
+        table.add_row(*_count_cells(Text(account, style="bold"), Text("all", style="bold"), total))
+        if len(places) > 1:
+            for region, found in sorted(places):
+                table.add_row(*_count_cells("", region, found))
+    return table
+
+
+def _count_cells(
+    account: str | Text, region: str | Text, counts: Mapping[Health, int]
+) -> tuple[str | Text, ...]:
+    return (
+        account,
+        region,
+        str(sum(counts.values())),
+        *(str(counts.get(h, 0)) for h in (Health.UNHEALTHY, Health.DEGRADED, Health.UNKNOWN)),
+    )
 
 
 def render_text(report: ScanReport, *, width: int = 120, max_problems: int = 50) -> str:

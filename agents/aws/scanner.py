@@ -338,6 +338,10 @@ def _describe_failure(error: Exception) -> tuple[ErrorKind, str]:
     )
 
     if isinstance(error, AssumeRoleError):
+        # Named by what STS said (AccessDenied is not "no credentials"), told in full.
+        cause = error.__cause__
+        if isinstance(cause, ClientError | BotoCoreError):
+            return _describe_failure(cause)[0], str(error)
         return ErrorKind.CREDENTIALS, str(error)
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})

@@ -179,6 +179,11 @@ def _aws(services: Services, ack: Ack, cmd: Command, user: str, channel: str) ->
     if services.config.aws is None:
         ack(text=AWS_NOT_CONFIGURED, response_type="ephemeral")
         return
+    pending = services.aws_pending()
+    if pending is not None:
+        # Nothing is queued, so nothing is read (or stored) from an estate not ready.
+        ack(text=pending, response_type="ephemeral")
+        return
     report, *words = cmd.args or ("",)
     handler = AWS_HANDLERS.get(report.lower())
     if handler is None:

@@ -18,6 +18,7 @@ const EMOJI = {
   white_check_mark: "✅", white_circle: "⚪", x: "❌", zzz: "💤", package: "📦",
   card_file_box: "🗃️", desktop_computer: "🖥️", floppy_disk: "💾", globe_with_meridians: "🌐",
   electric_plug: "🔌", satellite: "📡", chart: "💹", receipt: "🧾", hourglass_done: "⌛",
+  arrow_down_small: "🔽", arrow_up_small: "🔼", paperclip: "📎", thread: "🧵",
 };
 
 const app = {
@@ -39,8 +40,19 @@ function esc(text) {
   ));
 }
 
+// A known code becomes its emoji, in a span whose fonts are the emoji fonts first; an
+// unknown one stays as typed, as Slack shows an emoji it does not have.
 function emoji(html) {
-  return html.replace(/:([a-z0-9_+\-]+):/g, (all, name) => EMOJI[name] || all);
+  return html.replace(/:([a-z0-9_+\-]+):/g, (all, name) => (
+    EMOJI[name] ? `<span class="emoji" title=":${name}:">${EMOJI[name]}</span>` : all
+  ));
+}
+
+function clock(ts) {
+  const when = new Date(parseFloat(ts) * 1000);
+  if (Number.isNaN(when.getTime())) return "";
+  const time = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return `<time class="time" datetime="${when.toISOString()}" title="${esc(when.toLocaleString())}">${time}</time>`;
 }
 
 function personName(id) {
@@ -198,8 +210,14 @@ function renderBlocks(blocks, modal) {
 
 // -- messages --------------------------------------------------------------------------
 
+// Replies anyone can see, and those only this person was shown (a mention's private
+// answer lives in the thread of the message that mentioned the bot).
 function replyCount(message) {
-  return app.state.messages.filter((m) => m.channel === message.channel && m.thread_ts === message.ts).length;
+  const s = app.state;
+  const shown = s.messages.filter((m) => m.channel === message.channel && m.thread_ts === message.ts);
+  const mine = s.ephemerals.filter((e) => e.channel === message.channel && e.thread_ts === message.ts
+    && !app.dismissed.has(e.ts));
+  return shown.length + mine.length;
 }
 
 function renderFiles(files) {
@@ -207,7 +225,8 @@ function renderFiles(files) {
   const items = files.map((f) => {
     const url = `/files/${encodeURIComponent(f.id)}`;
     if (/\.(png|jpe?g|gif|svg|webp)$/i.test(f.name || "")) {
-      return `<a href="${url}" target="_blank"><img src="${url}" alt="${esc(f.title || f.name)}"></a>`;
+      return `<a href="${url}" target="_blank" data-enlarge="${url}" title="Click to see it larger">`
+        + `<img src="${url}" alt="${esc(f.title || f.name)}"></a>`;
     }
     return `<div><a href="${url}" target="_blank">📄 ${esc(f.title || f.name)}</a></div>`;
   });
@@ -227,7 +246,7 @@ function renderMessage(m, { inThread }) {
   return `<div class="message" data-ts="${esc(m.ts)}" data-channel="${esc(m.channel)}" data-ephemeral="false">`
     + `<div class="avatar${bot ? " bot" : ""}">${esc(name.slice(0, 1))}</div>`
     + `<div class="msg-body"><div class="meta"><span class="author">${esc(name)}</span>`
-    + `${bot ? '<span class="badge">APP</span>' : ""}${edited}</div>`
+    + `${bot ? '<span class="badge">APP</span>' : ""}${clock(m.ts)}${edited}</div>`
     + `${content}${renderFiles(m.files)}${replies}</div></div>`;
 }
 
@@ -237,7 +256,7 @@ function renderEphemeral(e) {
     + '<div class="avatar bot">A</div><div class="msg-body">'
     + '<div class="only-you">👁 Only visible to you · '
     + `<button type="button" class="dismiss" data-dismiss="${esc(e.ts)}">Dismiss</button></div>`
-    + `<div class="meta"><span class="author">Agentbot</span><span class="badge">APP</span></div>`
+    + `<div class="meta"><span class="author">Agentbot</span><span class="badge">APP</span>${clock(e.ts)}</div>`
     + `${content}</div></div>`;
 }
 
@@ -429,6 +448,16 @@ function wire() {
     render();
   });
 
+  document.addEventListener("click", (e) => {
+    const link = e.target.closest("a[data-enlarge]");
+    if (!link || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    enlarge(link.dataset.enlarge, link.querySelector("img").alt);
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") closeEnlarged();
+  });
+
   document.addEventListener("click", async (e) => {
     const target = e.target.closest("button");
     if (!target) return;
@@ -466,6 +495,25 @@ function wire() {
     await post("/ui/submit", { view_id: form.dataset.viewId, values });
     if (submit) submit.disabled = false;
   });
+}
+
+// An image seen larger, over the page, as Slack opens one; a click or Escape closes it.
+function enlarge(url, alt) {
+  closeEnlarged();
+  const overlay = document.createElement("div");
+  overlay.className = "overlay lightbox";
+  overlay.id = "lightbox";
+  overlay.innerHTML = `<figure><img src="${esc(url)}" alt="${esc(alt)}"><figcaption>${esc(alt)} · `
+    + `<a href="${esc(url)}" target="_blank">open in a new tab</a></figcaption></figure>`;
+  overlay.addEventListener("click", (e) => {
+    if (!e.target.closest("a")) closeEnlarged();
+  });
+  document.body.appendChild(overlay);
+}
+
+function closeEnlarged() {
+  const open = document.getElementById("lightbox");
+  if (open) open.remove();
 }
 
 async function clickButton(button) {

@@ -53,7 +53,7 @@ def test_completion_card_shows_pr_cost_turns_and_sessions() -> None:
 def test_completion_card_without_github_says_branch_only() -> None:
     """No GitHub for the repo: the branch is the result and the card says why."""
     text = str(succeeded(github="unconfigured"))
-    assert "branch `agent/T-12`" in text
+    assert "*Branch*\\n`agent/T-12`" in text and "Pull request" not in text
     assert "No GitHub access is configured for this repo: branch only." in text
 
 

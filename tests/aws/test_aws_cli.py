@@ -220,10 +220,26 @@ def test_status_narrows_to_an_account_region_and_service(cli: Cli) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith(
-        "AWS status: 1 resources in 1 accounts x 1 regions: 0 unhealthy, 0 degraded, 0 unknown"
+        "AWS status: 1 resource in 1 account x 1 region: 0 unhealthy, 0 degraded, 0 unknown"
     )
     assert "All scanned resources are healthy." in result.stdout
     assert "Partial failures" not in result.stdout
+
+
+def test_status_takes_the_words_slack_takes_in_any_order(cli: Cli) -> None:
+    """`agentbot aws status staging ec2 eu-west-1`, as the README and `/agent aws status`
+    write it, checks the same scope as the flags; a word that is none of them is refused."""
+    result = run(cli, "ec2", "staging", WEST)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(
+        "AWS status: 1 resource in 1 account x 1 region: 0 unhealthy"
+    )
+
+    result = run(cli, "staging", "lunch")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("agentbot: `lunch` is not a configured account, a region")
+    assert len(result.stderr.splitlines()) == 1
 
 
 def test_bad_scope_is_one_line_and_a_non_zero_exit(cli: Cli) -> None:

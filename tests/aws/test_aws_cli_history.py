@@ -215,7 +215,7 @@ def test_without_a_schema_the_report_says_to_migrate(terminal: Terminal, tmp_pat
     run_instance(terminal.ec2, "web-a")
 
     missing = terminal.status(**sqlite)
-    assert "AWS status: 1 resources in 1 accounts x 1 regions" in missing.stdout
+    assert "AWS status: 1 resource in 1 account x 1 region" in missing.stdout
     assert "Since the previous scan" not in missing.stdout
     assert missing.stderr.strip() == (
         f"Scan not stored: there is no database at {path} yet. "
@@ -225,7 +225,7 @@ def test_without_a_schema_the_report_says_to_migrate(terminal: Terminal, tmp_pat
 
     path.touch()  # a database without the schema
     bare = terminal.status(**sqlite)
-    assert "AWS status: 1 resources" in bare.stdout
+    assert "AWS status: 1 resource in 1 account" in bare.stdout
     assert bare.stderr.strip() == (
         "Scan not stored: the database (DATABASE_URL) lacks aws_scans, aws_scan_resources. "
         "Run `agentbot migrate` to keep scans and see what changed between them."
@@ -242,7 +242,7 @@ def test_an_unreachable_database_still_prints_the_report(terminal: Terminal) -> 
     run_instance(terminal.ec2, "web-a")
 
     result = terminal.status(**down)
-    assert "AWS status: 1 resources" in result.stdout
+    assert "AWS status: 1 resource in 1 account" in result.stdout
     assert result.stderr.strip().startswith(
         "Scan not stored: cannot reach the database (DATABASE_URL): "
     )

@@ -285,7 +285,8 @@ def test_lambda_without_metrics_access_is_unknown(
 def test_unassumable_role_is_one_error_for_the_account(
     base_session: boto3.Session, fleet: Fleet
 ) -> None:
-    """A refused AssumeRole fails that account once, with progress still reaching the total."""
+    """A refused AssumeRole fails that account once, as access denied (not "no
+    credentials"), with progress still reaching the total."""
 
     def refuse(**_: Any) -> None:
         raise ClientError(
@@ -308,7 +309,8 @@ def test_unassumable_role_is_one_error_for_the_account(
                 f"cannot assume {STAGING.role_arn} for account staging: "
                 "AccessDenied: not authorized to assume"
             ),
-            kind="credentials",
+            # Named by what STS said: the credentials were there, the role refused them.
+            kind="access_denied",
         ),
     )
     assert {r.account for r in report.records} == {"prod"}
@@ -462,7 +464,8 @@ def test_rendering_leads_with_totals_and_problems(
 ) -> None:
     """The terminal view shows totals by health and steward, then problems worst first."""
     impair_instance(base_session, fleet.web_impaired)
-    text = render_text(scan(make_config(), base_session), width=200)
+    report = scan(make_config(), base_session)
+    text = render_text(report, width=200)
 
     sections = ["Totals by health", "By steward", "Needs attention (worst first)"]
     assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
@@ -497,6 +500,36 @@ def test_rendering_leads_with_totals_and_problems(
     ]
     problems = text[text.index("Needs attention") :]
     assert problems.index("unhealthy") < problems.index("degraded")
+
+    # Per account, and per region within it, as the Slack card has them.
+    places = text[text.index("By account and region") : text.index("Needs attention")]
+    place_rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in places.splitlines()
+        if line.startswith("│")
+    ]
+    assert [row[:2] for row in place_rows if row[1] == "all"] == [
+        ["prod", "all"],
+        ["staging", "all"],
+    ]
+    assert ["", EAST] in [row[:2] for row in place_rows]
+
+
+def test_at_80_columns_the_reasons_stay_readable(base_session: boto3.Session, fleet: Fleet) -> None:
+    """In an 80-column terminal no line is wider than 80 and each reason is whole."""
+    impair_instance(base_session, fleet.web_impaired)
+    text = render_text(scan(make_config(), base_session), width=80)
+
+    assert max(len(line) for line in text.splitlines()) <= 80
+    problems = text[text.index("Needs attention") :]
+    flat = " ".join(
+        cell.strip()
+        for line in problems.splitlines()
+        for cell in line.split("│")[3:4]
+        if cell.strip()
+    )
+    assert "instance status check impaired (reachability failed)" in flat
+    assert f"web-3 ({fleet.web_impaired})" in problems
 
 
 def throttle(session: boto3.Session, operation: str, times: int) -> list[str]:

@@ -81,7 +81,8 @@ def costs(aws_endpoint: str) -> None:
 def test_digest_posts_once_at_the_local_time_with_its_chart(
     services: Services, slack: FakeSlack, costs: None
 ) -> None:
-    """Not before 09:00 Paris time; then once, with the figures and a PNG chart."""
+    """Not before 09:00 Paris time; then once: a summary read at a glance, the PNG chart
+    right below it, and every other figure in its thread."""
     assert digest(services, DUE - timedelta(minutes=10)).status == "not yet"
     assert digests(slack) == []
 
@@ -93,29 +94,39 @@ def test_digest_posts_once_at_the_local_time_with_its_chart(
     [message] = digests(slack)
     body = texts(message)
     assert "AWS cost digest · Fri 14 Mar 2025 (UTC)" in body
-    assert "Yesterday (2025-03-14): $448.00" in body
-    assert "+$250.00 (+126.3%) vs the day before" in body
-    assert "+$250.00 (+126.3%) (was $198.00)" in body  # the same weekday last week
-    assert "$2,962.00 · +$259.00 (+9.6%) vs same point last month" in body
-    assert "Forecast for March" in body and "$6,862.29" in body
-    assert "at risk" in body and "Budget $6,000.00" in body
-    assert "AWS Lambda — *$250.00* (:arrow_up_small: +$240.00" in body
-    assert "AWS Lambda*: $250.00, *+$240.00* vs a usual $10.00" in body  # the anomaly
-    assert "Provisional: Mar 14" in body
-    assert "UnblendedCost · credits and refunds excluded" in body
-    assert "1 Cost Explorer request for this report" in body
+    # The headline: the day, its change on the day before and on last Friday.
+    assert "*$448.00* yesterday (Fri 14 Mar)" in body
+    assert ":arrow_up_small: +$250.00 (+126.3%) on the day before" in body
+    assert ":arrow_up_small: +$250.00 (+126.3%) on Fri 07 Mar" in body
+    # The month against last month, the forecast, and the budget.
+    assert "Month to date *$2,962.00* (+$259.00 (+9.6%) on the same point in February)" in body
+    assert "forecast *$6,862.29* for March" in body
+    assert "budget $6,000.00 :warning: *at risk*" in body
+    assert "Mar 14 *AWS Lambda*: $250.00, *+$240.00* vs a usual $10.00" in body  # the anomaly
     assert "30-day chart below" in body
+    # Five seconds' reading: the rest waits in the thread.
+    lines = [line for line in body.splitlines() if line.strip()]
+    assert len(lines) <= 12, body
+    for detail in ("Top services", "By account", "Provisional", "Cost Explorer request"):
+        assert detail not in body
 
     # The chart is in the channel, right after the digest, not hidden in a thread.
     channel = slack.channel_messages(DIGEST_CHANNEL)
     [chart] = charts(slack)
     assert channel.index(chart) == channel.index(message) + 1
-    assert slack.thread(DIGEST_CHANNEL, message.ts) == []
     assert "AWS cost digest · Fri 14 Mar 2025 (UTC): daily UnblendedCost" in chart.text
     [file] = chart.files
     stored = slack.files[file["id"]]
     assert stored["name"] == "aws-cost-2025-03-14.png"
     assert png_size(stored["data"]) == (1000, 450)
+
+    [thread] = slack.thread(DIGEST_CHANNEL, message.ts)
+    more = texts(thread)
+    assert "AWS Lambda — *$250.00* (:arrow_up_small: +$240.00" in more
+    assert "*By account*" in more
+    assert "Provisional: Mar 14" in more
+    assert "UnblendedCost · credits and refunds excluded" in more
+    assert "1 Cost Explorer request for this report" in more
 
     with services.db.session() as session:
         row = session.execute(select(CostDigest)).scalar_one()
@@ -230,7 +241,8 @@ def test_weekly_savings_section_on_the_configured_day(
     digest(services)
 
     [message] = digests(slack)
-    body = texts(message)
+    [thread] = slack.thread(DIGEST_CHANNEL, message.ts)
+    body = texts(thread)
     assert "Weekly savings check: 1 recommendation, about $3.65/month" in body
     assert "Unused Elastic IP" in body
 
@@ -301,8 +313,8 @@ def test_above_threshold_posts_only_a_total_above_it(
 @pytest.mark.parametrize(
     ("budget", "line"),
     [
-        (2000, ":red_circle: *over* · 148% used, forecast 343%"),
-        (10_000, ":large_green_circle: *on track* · 30% used, forecast 69%"),
+        (2000, ":red_circle: *over* (148% used, forecast 343%)"),
+        (10_000, ":large_green_circle: *on track* (30% used, forecast 69%)"),
     ],
 )
 def test_budget_state_in_the_digest(
@@ -318,22 +330,21 @@ def test_budget_state_in_the_digest(
 
     [message] = digests(slack)
     body = texts(message)
-    assert f"Budget ${budget:,.2f}" in body
-    assert line in body
+    assert f"budget ${budget:,.2f} {line}" in body
 
 
 def test_biggest_movers_in_the_digest(services: Services, slack: FakeSlack, costs: None) -> None:
-    """The services that moved most against the day before, largest change first."""
+    """The three services that moved most against the day before, largest change first."""
     digest(services)
 
     [message] = digests(slack)
     [movers] = [
         block["text"]["text"]
         for block in message.blocks
-        if block.get("text", {}).get("text", "").startswith("*Biggest movers")
+        if block.get("text", {}).get("text", "").startswith("*Top movers")
     ]
     assert movers.splitlines() == [
-        "*Biggest movers vs the day before*",
+        "*Top movers on the day before*",
         f"• {LAMBDA}: :arrow_up_small: +$240.00 (+2400.0%)",
         f"• {EC2}: :arrow_up_small: +$15.00 (+13.3%)",
         f"• {S3}: :arrow_down_small: -$5.00 (-25.0%)",
@@ -350,10 +361,11 @@ def test_digest_in_a_zone_ahead_of_utc_covers_the_last_ended_utc_day(
         services, digest={"channel": DIGEST_CHANNEL, "timezone": "Asia/Tokyo", "time": "08:00"}
     )
     monday = date(2025, 3, 17)
+    # February 1 to Monday: all that Sunday's report and Monday's need.
     queue_ce_results(
         aws_endpoint,
-        {"ResultsByTime": history(monday, 44)},
-        {"ResultsByTime": history(monday, 44)},
+        {"ResultsByTime": history(monday, 45)},
+        {"ResultsByTime": history(monday, 45)},
     )
     tuesday_0805 = datetime(2025, 3, 17, 23, 5, tzinfo=UTC)
 
@@ -368,6 +380,6 @@ def test_digest_in_a_zone_ahead_of_utc_covers_the_last_ended_utc_day(
     assert (wednesday.status, wednesday.day) == ("posted", monday)
     first, second = digests(slack)
     assert "AWS cost digest · Sun 16 Mar 2025 (UTC)" in texts(first)
-    assert "Yesterday (2025-03-16): $198.00" in texts(first)
+    assert "*$198.00* yesterday (Sun 16 Mar)" in texts(first)
     assert "AWS cost digest · Mon 17 Mar 2025 (UTC)" in texts(second)
-    assert "Yesterday (2025-03-17): $448.00" in texts(second)
+    assert "*$448.00* yesterday (Mon 17 Mar)" in texts(second)

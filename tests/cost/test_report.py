@@ -253,6 +253,31 @@ def test_an_answer_longer_than_max_pages_is_not_stored_as_complete(
     assert run.ce_calls == 2 and "unfinished" in (run.error or "")
 
 
+def test_days_an_answer_did_not_cover_are_not_stored_as_zero(
+    services: Services, aws_endpoint: str
+) -> None:
+    """An answer without the days asked for (an estate not set up yet) stores none of
+    them: the next report asks again and shows the real cost, not $0.00."""
+    next_day = AS_OF + timedelta(days=1)
+    # moto answers a request it has seen as before, so the next report is a day on.
+    queue_ce_results(
+        aws_endpoint,
+        {"ResultsByTime": []},
+        {"ResultsByTime": history(next_day, HISTORY_DAYS + 1)},
+    )
+
+    empty = report(services)
+    with services.db.session() as session:
+        stored = session.execute(select(func.count()).select_from(CostDay)).scalar_one()
+    later = report(services, now=NOW + timedelta(days=1))
+
+    assert empty.total.amount == 0 and len(empty.missing_days) == HISTORY_DAYS
+    assert stored == 0
+    assert later.ce_calls == 1
+    assert later.total.amount == pytest.approx(448.00)
+    assert later.missing_days == []
+
+
 def test_cli_twin_prints_the_report_and_its_calls(
     services: Services,
     settings: Settings,
@@ -282,3 +307,26 @@ def test_cli_twin_prints_the_report_and_its_calls(
     assert "AWS Lambda: $250.00, +$240.00 vs a usual $10.00" in first
     assert "Cost Explorer calls made for this report: 1" in first
     assert "Cost Explorer calls made for this report: 0" in second
+
+
+def test_cli_twin_without_redis_is_one_line(
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`agentbot aws cost` with Redis unreachable says so in one line, exit status 2."""
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.delenv("AGENTBOT_CONFIG", raising=False)
+    get_settings.cache_clear()
+    try:
+        status = main(["aws", "cost", "week"])
+    finally:
+        get_settings.cache_clear()
+
+    said = capsys.readouterr()
+    assert status == 2 and said.out == ""
+    assert said.err.startswith("agentbot: cannot reach Redis (REDIS_URL): ")
+    assert len(said.err.splitlines()) == 1

@@ -75,25 +75,32 @@ def task(user: SlackUser, task_id: int = 1) -> Task:
         return get_task(session, task_id)
 
 
-def test_cost_report_in_the_thread_of_its_acknowledgement(
+def test_cost_report_replaces_its_acknowledgement_with_details_in_the_thread(
     user: SlackUser, slack: FakeSlack, aws_endpoint: str
 ) -> None:
-    """`/agent aws cost week`: an ack, a parent message, then the report and chart under it."""
+    """`/agent aws cost week`: an ack, then the "it follows" message becomes the summary,
+    with the chart and every other figure in its thread."""
     as_of = datetime.now(UTC).date() - timedelta(days=1)
     queue_ce_results(aws_endpoint, {"ResultsByTime": history(as_of, 70)})
 
     response = user.command("aws cost week")
     assert "Making the AWS cost report (week)" in user.reply_text(response)
+    # Bolt answers at ack(); the listener posts the note and queues the job after it.
+    slack.wait_for(lambda: user.services.queues.lengths()["default"])
+    [coming] = slack.channel_messages(CHANNEL)
+    assert "it follows in the thread" in coming.text
     user.work("default")
 
-    thread = slack.thread(CHANNEL, parent(slack, "cost report (week)").ts)
-    report, chart = thread
-    body = texts(report)
-    assert f"Last 7 days ({(as_of - timedelta(days=6)).isoformat()} to" in body
+    [summary] = slack.channel_messages(CHANNEL)
+    body = texts(summary)
+    assert summary.ts == coming.ts and "it follows in the thread" not in body
+    assert "AWS cost report · week" in body
     # The week: 6 usual days (1,158) and the Lambda spike day (448).
-    assert "$1,606.00" in body
-    assert "vs the 7 days before" in body
-    assert "1 Cost Explorer request for this report" in body
+    assert f"*$1,606.00* last 7 days ({(as_of - timedelta(days=6)).isoformat()} to" in body
+    assert "on the 7 days before" in body
+    assert "30-day chart in the thread" in body
+    chart, details = slack.thread(CHANNEL, summary.ts)
+    assert "1 Cost Explorer request for this report" in texts(details)
     [file] = chart.files
     assert slack.files[file["id"]]["data"].startswith(b"\x89PNG")
 
@@ -112,8 +119,11 @@ def savings_message(user: SlackUser, slack: FakeSlack) -> Message:
     """Ask for savings and return the recommendations message from its thread."""
     response = user.command("aws optimize")
     assert "Looking for savings" in user.reply_text(response)
+    slack.wait_for(lambda: user.services.queues.lengths()["default"])
     user.work("default")
-    [message] = slack.thread(CHANNEL, parent(slack, "savings recommendations").ts)
+    done = parent(slack, "AWS savings for")
+    assert ":hourglass" not in done.text  # the "it follows" note says it is done
+    [message] = slack.thread(CHANNEL, done.ts)
     return message
 
 

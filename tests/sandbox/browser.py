@@ -16,6 +16,8 @@ from pathlib import Path
 
 PLAYWRIGHT_CORE_VERSION = "1.65.1"
 CHROMIUM = Path("/usr/bin/chromium")
+# Debian's fonts-noto-color-emoji: without it the screenshots show emoji as boxes.
+EMOJI_FONT = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENSURE_CHROMIUM = REPO_ROOT / "scripts" / "ensure-chromium.sh"
 
@@ -39,7 +41,7 @@ def ensure_chromium() -> Path | None:
     Returns:
         Its path, or None when it cannot be installed here (not root, no apt, offline).
     """
-    if CHROMIUM.exists():
+    if CHROMIUM.exists() and EMOJI_FONT.exists():
         return CHROMIUM
     if os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(

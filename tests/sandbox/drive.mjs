@@ -37,6 +37,7 @@ try {
   await page.goto(`${url}/?user=U0ADA`);
   await page.getByText("connected to the sandbox").waitFor();
   mark("page_ready");
+  const paneAtStart = await page.locator("#thread-pane").isVisible();
 
   await page.locator("#composer").fill("/agent run fix the discount calculation");
   await page.locator("#composer").press("Enter");
@@ -70,6 +71,7 @@ try {
 
   // Ada asks for something else; Grace rejects it, saying why, in the reason modal.
   await page.locator("#close-thread").click();
+  const paneAfterClose = await page.locator("#thread-pane").isVisible();
   await page.locator("#user").selectOption("U0ADA");
   await page.getByText("connected to the sandbox").waitFor();
   await page.locator("#composer").fill("/agent run rewrite pricing in rust");
@@ -94,6 +96,7 @@ try {
   await rejected.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, "05-rejected-with-reason.png") });
   const rejectedText = await rejected.innerText();
+  const rejectedCardText = await second.innerText();
 
   // The demo AWS estate seeds in the background; the sidebar says when it is there,
   // and the day's cost digest follows in #aws-costs with its chart.
@@ -120,9 +123,12 @@ try {
   await chart.scrollIntoViewIfNeeded();
   await page.screenshot({ path: join(shots, "06-digest-chart.png") });
   const digestText = await digest.innerText();
+  // Every emoji code the bot sent shows as an emoji, none as `:name:` text.
+  const rawEmoji = (await page.locator("#messages").innerText()).match(/:[a-z][a-z0-9_+]*:/g) || [];
 
   console.log(JSON.stringify({
     ok: true, timings, outcomeText, cardText, rejectedText, estateText, digestText, chartSize, problems,
+    paneAtStart, paneAfterClose, rejectedCardText, rawEmoji,
   }));
 } catch (err) {
   await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});

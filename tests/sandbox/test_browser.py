@@ -172,7 +172,7 @@ def test_approve_reject_and_see_the_digest_chart_in_chromium(
     )
     result = json.loads(drive.stdout.strip().splitlines()[-1]) if drive.stdout.strip() else {}
     assert result.get("ok"), f"{result}\n{drive.stderr[-3000:]}\n{''.join(process.output)}"
-    assert "Pull request" in result["outcomeText"] and "branch agent/T-1" in result["outcomeText"]
+    assert "Branch" in result["outcomeText"] and "agent/T-1" in result["outcomeText"]
     assert "4 passed, 0 failed" in result["outcomeText"]
     assert "succeeded" in result["cardText"] and "@Grace" in result["cardText"]
     rejected = result["rejectedText"]
@@ -183,6 +183,11 @@ def test_approve_reject_and_see_the_digest_chart_in_chromium(
     width, height = result["chartSize"]
     assert width > 300 and height > 150, "the digest chart did not render as an image"
     assert result["problems"] == []
+    # The thread pane is there only with a thread open, and closes with its close button.
+    assert result["paneAtStart"] is False and result["paneAfterClose"] is False
+    # The card itself says why it was rejected, not only who rejected it.
+    assert "we keep pricing in Python; fix the bug instead" in result["rejectedCardText"]
+    assert result["rawEmoji"] == [], result["rawEmoji"]
     for shot in SHOTS:
         assert (ARTIFACTS / f"{shot}.png").stat().st_size > 10_000
     (ARTIFACTS / "timings.json").write_text(

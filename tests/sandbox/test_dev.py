@@ -25,6 +25,7 @@ from sandbox.dev import (
     SAMPLE_REPO,
     DevOptions,
     Sandbox,
+    choose_agent,
     claude_agent_env,
     dev_config,
     to_toml,
@@ -211,3 +212,14 @@ def test_a_production_database_url_in_the_shell_has_no_say_in_the_sandbox(
         page.post("/ui/command", user=REQUESTER.id, channel=DEV_CHANNEL.id, text="run fix it")
         page.wait(REQUESTER.id, lambda s: find(s, "T-1", thread=False))
     assert (data / "agentbot.db").is_file()
+
+
+def test_claude_code_asked_for_but_missing_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`agentbot dev --agent claude-code` with no `claude` on PATH names the install command."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError) as raised:
+        choose_agent("claude-code")
+    assert "npm install -g @anthropic-ai/claude-code" in str(raised.value)
+    assert "--agent scripted" in str(raised.value)

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 import urllib.request
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import select
 
 from agents.aws.cost_report import money
 from jobs.context import current
-from jobs.cost import CostDigest, post_digest
+from jobs.cost import CostDay, CostDigest, CostReportRun, post_digest
 from sandbox.demo_aws import PROD_ACCOUNT_ID, STAGING_ACCOUNT_ID, STAGING_SHARE, cost_history
 from sandbox.dev import COSTS_CHANNEL, DEV_CHANNEL, REQUESTER, DevOptions, Sandbox
 from tests.sandbox.pageclient import Page, find, visible_text
 
 COMPUTE = "Amazon Elastic Compute Cloud - Compute"
+AGENTBOT = Path(sys.executable).with_name("agentbot")
 COST_REPORT = "AWS cost report \u00b7 yesterday"
 HEADLINE = "3 unhealthy, 4 degraded of 25 resources in 2 accounts \u00d7 2 regions"
 # What the demo estate holds that a status report must name: (resource, health).
@@ -48,6 +54,16 @@ def report_in(state: dict[str, Any], title: str, *, thread: bool) -> dict[str, A
             continue
         if title in visible_text(message) and "*Anomalies*" in visible_text(message):
             return message
+    return None
+
+
+def details_of(state: dict[str, Any], report: dict[str, Any]) -> dict[str, Any] | None:
+    """The message in a report's thread with every figure behind its summary."""
+    for message in state["messages"]:
+        if message.get("thread_ts") == report["ts"] and "Cost Explorer request" in visible_text(
+            message
+        ):
+            return dict(message)
     return None
 
 
@@ -83,7 +99,7 @@ def test_aws_status_cost_and_the_digest_through_the_page(tmp_path: Path):
         assert digest is not None and digest["channel"] == COSTS_CHANNEL.id
         text = visible_text(digest)
         assert total in text, text
-        anomalies = text.split("*Anomalies*", 1)[1].split("*By account*", 1)[0]
+        anomalies = text.split("*Anomalies*", 1)[1].split("*Top movers", 1)[0]
         assert COMPUTE in anomalies, text
         chart = chart_for(state, digest)
         assert chart is not None
@@ -113,16 +129,85 @@ def test_aws_status_cost_and_the_digest_through_the_page(tmp_path: Path):
         state = page.wait(
             REQUESTER.id,
             lambda s: (
-                (r := find(s, "AWS cost report · yesterday", thread=True)) and chart_for(s, r)
+                (r := report_in(s, COST_REPORT, thread=False))
+                and chart_for(s, r)
+                and details_of(s, r)
             ),
             timeout=120,
         )
-        report = report_in(state, COST_REPORT, thread=True)
+        report = report_in(state, COST_REPORT, thread=False)
         assert report is not None and report["channel"] == DEV_CHANNEL.id
         text = visible_text(report)
         assert total in text and COMPUTE in text.split("*Anomalies*", 1)[1], text
+        details = details_of(state, report)
+        assert details is not None
         # The digest stored the days: asking again the same day costs no Cost Explorer call.
-        assert "0 Cost Explorer requests for this report" in text, text
+        assert "0 Cost Explorer requests for this report" in visible_text(details)
+
+
+def test_aws_commands_wait_for_the_estate_and_store_nothing_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Typed while the estate is being created, `aws cost` and `aws status` say so and
+    read nothing; the digest that follows has the real costs."""
+    import sandbox.demo_aws
+
+    release = threading.Event()
+    seed = sandbox.demo_aws.seed_demo_estate
+
+    def held_seed(endpoint_url: str) -> sandbox.demo_aws.DemoEstate:
+        release.wait(timeout=60)
+        return seed(endpoint_url)
+
+    monkeypatch.setattr(sandbox.demo_aws, "seed_demo_estate", held_seed)
+    options = DevOptions(port=0, data_dir=tmp_path / "dev", agent="scripted", aws=True)
+    with Sandbox(options, say=print) as dev:
+        assert dev.workspace is not None and dev.slack is not None
+        for words in ("aws cost", "aws status"):
+            dev.workspace.command(REQUESTER.id, DEV_CHANNEL.id, words)
+        answers = [e.text for e in dev.slack.ephemerals]
+        assert len(answers) == 2, answers
+        assert all("still being created" in text for text in answers), answers
+        assert dev.slack.channel_messages(DEV_CHANNEL.id) == []
+        db = current().db
+        with db.session() as session:
+            assert session.scalars(select(CostDay)).all() == []
+            assert session.scalars(select(CostReportRun)).all() == []
+
+        release.set()
+        assert dev.digest_posted.wait(timeout=120), "the digest was not posted"
+        digest = next(
+            m
+            for m in dev.slack.channel_messages(COSTS_CHANNEL.id)
+            if "AWS cost digest" in m.text and not m.files
+        )
+        assert money(yesterdays_total()) in digest.text + str(digest.blocks), digest.text
+        dev.workspace.command(REQUESTER.id, DEV_CHANNEL.id, "aws cost")
+        assert "still being created" not in dev.slack.ephemerals[-1].text
+
+        # The terminal twin, pointed at the estate by the file the banner names, finds
+        # what the banner says it will.
+        assert dev.aws_summary is not None and dev.terminal_env.name in dev.banner(1.0)
+        ours = ("AWS_", "AGENTBOT_", "DATABASE_URL", "REDIS_URL", "BOT")
+        shell = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+        done = subprocess.run(
+            [
+                "bash",
+                "-c",
+                f'. "$1" && echo "$BOT" && {AGENTBOT} aws status',
+                "-",
+                dev.terminal_env,
+            ],
+            env={**shell, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        bot, status = done.stdout.split("\n", 1)
+        assert bot == dev.bot_url
+        assert "3 unhealthy, 4 degraded" in status.splitlines()[0], status
+        assert "3 unhealthy and 4 degraded" in dev.aws_summary
 
 
 def test_first_digest_counts_as_todays_in_a_zone_ahead_of_utc(tmp_path: Path):

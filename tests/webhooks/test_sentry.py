@@ -48,8 +48,11 @@ def test_issue_alert_creates_a_task_carrying_the_stack_trace(
     card = texts(user.card())
     assert "T-1 · ReferenceError: heck is not defined" in card
     assert "Culprit: ?(&lt;anonymous&gt;)" in card
-    assert "&lt;anonymous&gt;:3 in ?" in card
-    assert "/js/prod/runner-4.1.7.min.js:1 in ?" in card
+    # The stack trace makes the description long: the card has its head, the thread all.
+    assert "The full description is in the thread" in card
+    full = user.thread()[0].text
+    assert "&lt;anonymous&gt;:3 in ?" in full
+    assert "/js/prod/runner-4.1.7.min.js:1 in ?" in full
     assert "sentry: Very Important Alert Rule!" in card
 
 
