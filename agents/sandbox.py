@@ -34,6 +34,7 @@ import select
 import shutil
 import socket
 import socketserver
+import subprocess
 import sys
 import tempfile
 import threading
@@ -181,6 +182,34 @@ class Sandbox:
     def lending(self, source: str, target: str) -> Sandbox:
         """The same sandbox showing the file `source` read-only at `target` inside."""
         return replace(self, lent=(*self.lent, (source, target)))
+
+    def problem(self) -> str | None:
+        """Why this sandbox cannot start on this machine, or None when it can.
+
+        Starts one `true` inside it, with an egress proxy as an agent run has, so a
+        missing socat or refused user namespaces show before any task needs them.
+        """
+        if not self.enabled:
+            return None
+        probe = self.allowing([Endpoint("127.0.0.1", 9)])
+        with tempfile.TemporaryDirectory(prefix="agentbot-probe-") as scratch:
+            try:
+                with probe.launch(
+                    ["/bin/true"], workspace=Path(scratch), home=None, env={"PATH": os.defpath}
+                ) as launch:
+                    done = subprocess.run(
+                        launch.argv,
+                        env=launch.env,
+                        pass_fds=launch.pass_fds,
+                        capture_output=True,
+                        text=True,
+                        timeout=30,
+                        check=False,
+                    )
+                    launch.verify(done.stdout + done.stderr)
+            except (SandboxError, subprocess.TimeoutExpired) as exc:
+                return str(exc)
+        return None
 
     @contextlib.contextmanager
     def launch(

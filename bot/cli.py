@@ -117,6 +117,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
             'The agent sandbox is off ([agent] sandbox = "off"): coding agents and test '
             "commands run unsandboxed, with this worker's files and network around them."
         )
+    else:
+        from agents.sandbox import Sandbox
+
+        # Fail closed, but say so now rather than at the first task.
+        problem = Sandbox().problem()
+        if problem is not None:
+            logging.getLogger("agentbot.worker").error(
+                "Every agent task will fail here: %s", problem
+            )
     install(job_context(services))
     worker = AgentbotWorker(
         [services.queues.queue(name) for name in queues],
@@ -176,6 +185,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir),
         agent=args.agent,
         aws=not args.no_aws,
+        sandboxed=not args.unsandboxed,
     )
     return run_dev(options)
 
@@ -289,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: Claude Code when installed and signed in, else the scripted agent",
     )
     dev.add_argument("--no-aws", action="store_true", help="skip the demo AWS estate")
+    dev.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="run the agent and the tests without the agent sandbox (no bubblewrap here)",
+    )
     dev.set_defaults(func=cmd_dev)
 
     _add_aws(sub)

@@ -102,6 +102,8 @@ class DevOptions:
     data_dir: Path = Path(".agentbot/dev")
     agent: str = "auto"
     aws: bool = True
+    # False for `--unsandboxed`: `[agent] sandbox = "off"`, said on every card.
+    sandboxed: bool = True
     # The IANA zone of the daily digest's 09:00 (the demo estate's costs are UTC days).
     digest_timezone: str = "UTC"
 
@@ -129,6 +131,8 @@ class Sandbox:
         self.aws_summary: str | None = None
         self.aws_failure: str | None = None
         self.agent_kind = "scripted"
+        # Why the agent sandbox cannot start here, if it cannot (see `_start`).
+        self.sandbox_problem: str | None = None
         self.redis_label = "in-process (memory://)"
         self._stoppers: list[Callable[[], None]] = []
         self.slack: FakeSlack | None = None
@@ -174,6 +178,10 @@ class Sandbox:
 
         remote = make_sample_repo(self.data_dir / "remote" / "shop-pricing.git")
         self.agent_kind = choose_agent(self.options.agent)
+        if self.options.sandboxed:
+            from agents.sandbox import Sandbox as AgentSandbox
+
+            self.sandbox_problem = AgentSandbox().problem()
         config_path = self._write_config(remote, moto_url is not None)
         settings = self._settings(bot_token, signing_secret, slack, config_path)
 
@@ -325,7 +333,13 @@ class Sandbox:
 
     def _write_config(self, remote: Path, with_aws: bool) -> Path:
         agent_env = claude_agent_env() if self.agent_kind == "claude-code" else None
-        data = dev_config(remote, self.data_dir / "workspaces", self.agent_kind, agent_env)
+        data = dev_config(
+            remote,
+            self.data_dir / "workspaces",
+            self.agent_kind,
+            agent_env,
+            sandboxed=self.options.sandboxed,
+        )
         data = with_webhooks(data, self.webhook_secrets)
         if with_aws:
             data = with_demo_aws(data, timezone=self.options.digest_timezone)
@@ -510,6 +524,7 @@ class Sandbox:
             ("Database", f"SQLite {self._here(self.data_dir / 'agentbot.db')}"),
             ("Redis", self.redis_label),
             ("Agent", agent),
+            ("Agent sandbox", self._sandbox_line()),
             ("Sample repo", f"{SAMPLE_REPO} -> {self._here(self.data_dir / 'remote')}"),
             ("AWS", aws),
             (
@@ -544,6 +559,17 @@ class Sandbox:
             )
         return "\n".join(lines)
 
+    def _sandbox_line(self) -> str:
+        if not self.options.sandboxed:
+            return "off (--unsandboxed): the agent and the tests run as you, cards say so"
+        if self.sandbox_problem is None:
+            return "bubblewrap: the agent and the tests see only the task's worktree"
+        reason = self.sandbox_problem.split(". ", 1)[0].removeprefix("The sandbox could not start")
+        return (
+            f"UNAVAILABLE{reason}. Every task fails until `apt-get install bubblewrap "
+            "socat` (Debian, Ubuntu), or start again with --unsandboxed"
+        )
+
     @staticmethod
     def _here(path: Path) -> str:
         try:
@@ -556,7 +582,12 @@ class Sandbox:
 
 
 def dev_config(
-    remote: Path, workspaces: Path, agent_kind: str, agent_env: dict[str, str] | None = None
+    remote: Path,
+    workspaces: Path,
+    agent_kind: str,
+    agent_env: dict[str, str] | None = None,
+    *,
+    sandboxed: bool = True,
 ) -> dict[str, Any]:
     """The sandbox's AGENTBOT_CONFIG, as data: one repo, Ada requests, Grace approves.
 
@@ -565,8 +596,11 @@ def dev_config(
         workspaces: Where task worktrees (and the agent's private HOME) go.
         agent_kind: `scripted` or `claude-code`.
         agent_env: Variables set for the agent CLI (`[agent] env`), if any.
+        sandboxed: False for `[agent] sandbox = "off"`.
     """
     agent: dict[str, Any] = {"kind": agent_kind, "workspace_dir": str(workspaces)}
+    if not sandboxed:
+        agent["sandbox"] = "off"
     if agent_env:
         agent["env"] = dict(agent_env)
     return {

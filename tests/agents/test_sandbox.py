@@ -347,3 +347,19 @@ def test_an_egress_entry_that_is_not_host_port_is_refused_saying_so(entry: str) 
     """A bad allowlist entry stops the configuration from loading, with what is expected."""
     with pytest.raises(ValueError, match=r"is not host:port \(e\.g\. pypi\.org:443\)"):
         AgentConfig(egress=(entry,))
+
+
+def test_a_sandbox_that_can_start_has_no_problem_and_one_that_cannot_says_why(
+    worktree: Path,
+) -> None:
+    """The start-up probe runs a real command inside: None here, bwrap's reason elsewhere."""
+    assert Sandbox().problem() is None
+    missing = Sandbox(bwrap=str(worktree / "no-such-bwrap")).problem()
+    assert missing is not None and "bubblewrap (bwrap) is not installed" in missing
+    refusing = worktree / "bwrap"
+    refusing.write_text(
+        "#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n"
+    )
+    refusing.chmod(0o755)
+    said = Sandbox(bwrap=str(refusing)).problem()
+    assert said is not None and "setting up uid map: Permission denied" in said

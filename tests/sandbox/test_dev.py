@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import shutil
 import subprocess
 import time
 import tomllib
@@ -223,3 +224,51 @@ def test_claude_code_asked_for_but_missing_says_how_to_install_it(
         choose_agent("claude-code")
     assert "npm install -g @anthropic-ai/claude-code" in str(raised.value)
     assert "--agent scripted" in str(raised.value)
+
+
+def test_unsandboxed_start_says_so_in_the_banner_the_config_and_the_card(tmp_path: Path):
+    """`--unsandboxed` is the explicit opt-out: written as `sandbox = "off"`, shown everywhere."""
+    options = DevOptions(
+        port=0, data_dir=tmp_path / "dev", agent="scripted", aws=False, sandboxed=False
+    )
+    with Sandbox(options, say=[].append) as sandbox:
+        written = tomllib.loads((sandbox.data_dir / "agentbot.toml").read_text())
+        assert written["agent"]["sandbox"] == "off"
+        assert "off (--unsandboxed)" in sandbox.banner(1.0)
+        page = Page(sandbox.url)
+        page.post(
+            "/ui/command",
+            user=REQUESTER.id,
+            channel=DEV_CHANNEL.id,
+            text="/agent run fix the discount calculation",
+        )
+        state = page.wait(REQUESTER.id, lambda s: find(s, "unsandboxed", thread=False))
+        card = find(state, "unsandboxed", thread=False)
+        assert card is not None and "fix the discount calculation" in visible_text(card)
+
+
+def test_a_machine_without_bubblewrap_is_told_at_start_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """No bwrap on PATH: the banner says every task would fail, and what to install or pass."""
+    found = shutil.which
+    monkeypatch.setattr(
+        shutil, "which", lambda name, *a, **k: None if name == "bwrap" else found(name, *a, **k)
+    )
+    options = DevOptions(port=0, data_dir=tmp_path / "dev", agent="scripted", aws=False)
+    with Sandbox(options, say=[].append) as sandbox:
+        banner = sandbox.banner(1.0)
+        written = tomllib.loads((sandbox.data_dir / "agentbot.toml").read_text())
+    line = next(row for row in banner.splitlines() if "Agent sandbox" in row)
+    assert "UNAVAILABLE: bubblewrap (bwrap) is not installed" in line
+    assert "apt-get install bubblewrap socat" in line and "--unsandboxed" in line
+    # Fail closed: the sandbox is not switched off behind the person's back.
+    assert "sandbox" not in written["agent"]
+
+
+def test_a_machine_with_bubblewrap_shows_the_sandbox_on(tmp_path: Path):
+    """Where bubblewrap works (as here), the banner says the agent is contained."""
+    options = DevOptions(port=0, data_dir=tmp_path / "dev", agent="scripted", aws=False)
+    with Sandbox(options, say=[].append) as sandbox:
+        line = next(row for row in sandbox.banner(1.0).splitlines() if "Agent sandbox" in row)
+    assert line.split("Agent sandbox", 1)[1].strip().startswith("bubblewrap:")
