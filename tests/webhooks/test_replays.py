@@ -19,6 +19,12 @@ def iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def later(stamp: str) -> str:
+    """GitHub's `2026-01-01T00:00:00Z`, one second on."""
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (moment + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_a_replayed_approval_comment_never_approves_a_newer_task(
     hooks: Hooks, services: Services, user: SlackUser
 ) -> None:
@@ -33,6 +39,8 @@ def test_a_replayed_approval_comment_never_approves_a_newer_task(
     }
     services.lifecycle.cancel(1, APPROVER)
     relabelled = load("github_issues_labeled.json")
+    # A new labelling is a new body (GitHub dates it anew), even within the same second.
+    relabelled["issue"]["updated_at"] = later(relabelled["issue"]["updated_at"])
     assert hooks.github(relabelled, "issues").status == 201
     user.work("default", "plan")
     assert [t.state for t in tasks(services)] == ["cancelled", "awaiting_approval"]
