@@ -7,6 +7,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import psycopg
 import pytest
 from redis import Redis
@@ -24,6 +25,11 @@ from sandbox.sample import make_sample_repo
 from tests.fakes.github_server import FakeGitHub
 from tests.services import RedisServer
 from tests.slackclient import SlackUser
+
+# Property tests check what a function does with any input, not how fast: on a shared,
+# noisy machine a per-example deadline fails tests that nothing is wrong with.
+hypothesis.settings.register_profile("agentbot", deadline=None)
+hypothesis.settings.load_profile("agentbot")
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "AGENTBOT_TEST_POSTGRES_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
