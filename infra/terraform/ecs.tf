@@ -213,10 +213,12 @@ resource "aws_ecs_task_definition" "worker" {
       # neither seccomp=unconfined nor systempaths=unconfined. It is acceptable here
       # because nothing but workers runs on these instances (worker-instances.tf), the
       # process runs as the image's non-root user, so it holds no capabilities, and
-      # bubblewrap drops every capability inside the sandbox where the agent and the
-      # repos' tests run.
+      # no-new-privileges keeps it from gaining any through a setuid binary; bubblewrap
+      # drops every capability inside the sandbox where the agent and the repos' tests
+      # run.
       privileged             = true
       user                   = "10001:10001"
+      dockerSecurityOptions  = ["no-new-privileges"]
       entryPoint             = local.entry_point
       command                = ["worker"]
       environment            = local.environment
@@ -293,9 +295,9 @@ resource "aws_appautoscaling_target" "worker" {
 }
 
 # Agents and test suites are CPU-bound, so busy workers show as CPU and more are added.
-# This scales the service; the instances follow through the capacity provider's managed
-# scaling (worker-instances.tf). (On Kubernetes the workers scale on the queues' lengths instead; see
-# infra/k8s/worker.yaml.)
+# This scales the service; the instances follow through the capacity provider's
+# managed scaling (worker-instances.tf). (On Kubernetes the workers scale on the
+# queues' lengths instead; see infra/k8s/worker.yaml.)
 #
 # Scale-in is on because busy workers protect themselves. ECS picks the task a scale-in
 # stops without regard to what it is doing, and a stopped task gets only stopTimeout

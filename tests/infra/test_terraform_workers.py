@@ -96,6 +96,8 @@ def test_worker_container_is_privileged_as_the_images_non_root_user(root: Module
     assert uid.isdigit() and int(uid) != 0 and gid.isdigit() and int(gid) != 0
     image_user = parse_dockerfile(ROOT / "Dockerfile").stage("runtime").all("USER")[-1].value
     assert user == image_user
+    # ...who cannot become root again through a setuid binary (bubblewrap needs none).
+    assert 'dockerSecurityOptions = ["no-new-privileges"]' in worker
     # Still its current settings: secrets, logs, read-only root, health check, stop time.
     for setting in (
         "secrets = local.secrets",
