@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 
 from tests.aws.fleet import moto_server
@@ -107,6 +108,48 @@ def test_worker_container_is_privileged_as_the_images_non_root_user(root: Module
         "stopTimeout = 120",
     ):
         assert setting in worker, setting
+
+
+def _ecs_container_fields() -> set[str]:
+    """Every field name a container definition may hold, from the ECS API's own model."""
+    model = botocore.session.get_session().get_service_model("ecs")
+    names: set[str] = set()
+    seen: set[str] = set()
+    pending = [model.shape_for("ContainerDefinition")]
+    while pending:
+        shape = pending.pop()
+        if shape.name in seen:
+            continue
+        seen.add(shape.name)
+        if shape.type_name == "structure":
+            names |= set(shape.members)
+            pending += shape.members.values()
+        elif shape.type_name == "list":
+            pending.append(shape.member)
+        elif shape.type_name == "map":
+            pending.append(shape.value)
+    return names
+
+
+def _unknown_fields(expression: str, known: set[str]) -> list[str]:
+    # Object keys of the HCL expression; hyphenated ones are log-driver options.
+    keys = re.findall(r"[{,]\s*([A-Za-z][\w-]*) = ", expression)
+    return sorted({k for k in keys if "-" not in k} - known)
+
+
+def test_container_definitions_use_only_the_ecs_apis_fields(root: Module):
+    """ECS takes container definitions as they are: every field is one its API defines."""
+    known = _ecs_container_fields()
+    for name in ("bot", "worker", "cron"):
+        assert _unknown_fields(_container(root, name), known) == [], name
+    for local in ("environment", "secrets", "scratch_mounts"):
+        value = root.locals[local]
+        if isinstance(value, str):  # an expression (concat, for)
+            assert _unknown_fields(value, known) == [], local
+        else:
+            assert set().union(*value) <= known, local
+    misspelled = _container(root, "worker").replace("privileged =", "priviledged =")
+    assert _unknown_fields(misspelled, known) == ["priviledged"]
 
 
 def test_nothing_but_workers_is_placed_on_the_worker_instances(root: Module):
