@@ -1,5 +1,6 @@
-# One image, three ECS services on Fargate: the bot (behind the load balancer), the
-# workers (autoscaled) and the scheduler (exactly one).
+# One image, three ECS services: the bot (behind the load balancer) and the scheduler
+# (exactly one) on Fargate; the workers (autoscaled) on their own EC2 instances
+# (worker-instances.tf), where the agent sandbox can start.
 
 locals {
   port = 3000
@@ -167,9 +168,15 @@ resource "aws_ecs_service" "bot" {
 
 # -- workers ---------------------------------------------------------------------------
 
+# awsvpc, as on Fargate: each worker keeps an interface of its own in the `tasks`
+# security group, which PostgreSQL and Redis admit, and cannot reach the instance's
+# metadata service (ECS_AWSVPC_BLOCK_IMDS). Without ENI trunking an instance holds one
+# task fewer than its interfaces (two on the default m6i.large); at the default sizes
+# only one worker fits an instance anyway. Bridge mode would put every worker behind
+# the instance's security group and let them reach the instance role's credentials.
 resource "aws_ecs_task_definition" "worker" {
   family                   = "${var.name}-worker"
-  requires_compatibilities = ["FARGATE"]
+  requires_compatibilities = ["EC2"]
   network_mode             = "awsvpc"
   cpu                      = var.worker_cpu
   memory                   = var.worker_memory
@@ -181,21 +188,19 @@ resource "aws_ecs_task_definition" "worker" {
     cpu_architecture        = "X86_64"
   }
 
-  # Git mirrors, worktrees and the repos' test runs.
-  ephemeral_storage {
-    size_in_gib = 50
-  }
-
-  volume {
-    name = "tmp"
-  }
-
-  volume {
-    name = "home"
-  }
-
-  volume {
-    name = "workspaces"
+  # Docker volumes on the instance's disk (worker_instance_volume_size), one set per
+  # task: Docker fills a new volume from the image, ownership included, so the image's
+  # user can write its VOLUME paths. Git mirrors, worktrees and the repos' tests live
+  # in `workspaces`.
+  dynamic "volume" {
+    for_each = toset(["tmp", "home", "workspaces"])
+    content {
+      name = volume.value
+      docker_volume_configuration {
+        scope  = "task"
+        driver = "local"
+      }
+    }
   }
 
   container_definitions = jsonencode([
@@ -203,6 +208,17 @@ resource "aws_ecs_task_definition" "worker" {
       name                   = "worker"
       image                  = var.image
       essential              = true
+      # Privileged is the only way an ECS task gives bubblewrap the clone/unshare
+      # syscalls (no seccomp filter) and an unmasked /proc to mount; ECS accepts
+      # neither seccomp=unconfined nor systempaths=unconfined. It is acceptable here
+      # because nothing but workers runs on these instances (worker-instances.tf), the
+      # process runs as the image's non-root user, so it holds no capabilities, and
+      # no-new-privileges keeps it from gaining any through a setuid binary; bubblewrap
+      # drops every capability inside the sandbox where the agent and the repos' tests
+      # run.
+      privileged             = true
+      user                   = "10001:10001"
+      dockerSecurityOptions  = ["no-new-privileges"]
       entryPoint             = local.entry_point
       command                = ["worker"]
       environment            = local.environment
@@ -211,7 +227,7 @@ resource "aws_ecs_task_definition" "worker" {
       mountPoints = concat(local.scratch_mounts, [
         { sourceVolume = "workspaces", containerPath = "/var/lib/agentbot", readOnly = false },
       ])
-      # Fargate's longest. RQ's warm shutdown finishes the current job if it can; a job
+      # As long as on Fargate. RQ's warm shutdown finishes the current job if it can; a job
       # still running then is killed, and the reconciler fails its task with a message.
       stopTimeout = 120
       healthCheck = {
@@ -238,7 +254,18 @@ resource "aws_ecs_service" "worker" {
   cluster         = aws_ecs_cluster.this.id
   task_definition = aws_ecs_task_definition.worker.arn
   desired_count   = var.worker_min_count
-  launch_type     = "FARGATE"
+
+  # Only this service uses the worker instances' capacity provider.
+  capacity_provider_strategy {
+    capacity_provider = aws_ecs_capacity_provider.worker.name
+    weight            = 1
+  }
+
+  # Fill an instance before using another, so managed scaling can empty and remove one.
+  ordered_placement_strategy {
+    type  = "binpack"
+    field = "memory"
+  }
 
   network_configuration {
     subnets          = var.private_subnet_ids
@@ -255,6 +282,8 @@ resource "aws_ecs_service" "worker" {
   lifecycle {
     ignore_changes = [desired_count]
   }
+
+  depends_on = [aws_ecs_cluster_capacity_providers.this]
 }
 
 resource "aws_appautoscaling_target" "worker" {
@@ -266,8 +295,9 @@ resource "aws_appautoscaling_target" "worker" {
 }
 
 # Agents and test suites are CPU-bound, so busy workers show as CPU and more are added.
-# (On Kubernetes the workers scale on the queues' lengths instead; see
-# infra/k8s/worker.yaml.)
+# This scales the service; the instances follow through the capacity provider's
+# managed scaling (worker-instances.tf). (On Kubernetes the workers scale on the
+# queues' lengths instead; see infra/k8s/worker.yaml.)
 #
 # Scale-in is on because busy workers protect themselves. ECS picks the task a scale-in
 # stops without regard to what it is doing, and a stopped task gets only stopTimeout
@@ -276,6 +306,8 @@ resource "aws_appautoscaling_target" "worker" {
 # length of each job, the job's timeout plus a margin, and releases it when the job is
 # over: scale-in and deployments then stop only idle workers. Should the endpoint be
 # unreachable the job still runs, unprotected, and the worker logs a warning.
+# The instance under a busy worker stays too: the capacity provider's managed termination
+# protection keeps an instance from the group's scale-in while any worker runs on it.
 resource "aws_appautoscaling_policy" "worker_cpu" {
   name               = "${var.name}-worker-cpu"
   policy_type        = "TargetTrackingScaling"

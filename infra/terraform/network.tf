@@ -1,5 +1,6 @@
 # Security groups: the load balancer faces the internet; tasks accept traffic only from
-# it; PostgreSQL and Redis accept traffic only from the tasks.
+# it; PostgreSQL and Redis accept traffic only from the tasks. The workers' EC2
+# instances accept nothing.
 
 resource "aws_security_group" "alb" {
   name        = "${var.name}-alb"
@@ -97,4 +98,20 @@ resource "aws_vpc_security_group_ingress_rule" "redis_from_tasks" {
   ip_protocol                  = "tcp"
   from_port                    = 6379
   to_port                      = 6379
+}
+
+# The worker instances' own interface (each worker task has its own, in `tasks`): the
+# ECS agent reaches ECS, ECR, S3 (image layers) and CloudWatch over HTTPS. No ingress.
+resource "aws_security_group" "worker_instances" {
+  name        = "${var.name}-worker-instances"
+  description = "Agentbot worker EC2 instances"
+  vpc_id      = var.vpc_id
+}
+
+resource "aws_vpc_security_group_egress_rule" "worker_instances_https" {
+  security_group_id = aws_security_group.worker_instances.id
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
 }

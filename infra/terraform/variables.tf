@@ -72,15 +72,39 @@ variable "worker_scale_in_cooldown" {
 }
 
 variable "worker_cpu" {
-  description = "Fargate CPU units per worker (the agent and the repos' tests run there)."
+  description = "CPU units (1024 a vCPU) reserved for each worker task (the agent and the repos' tests run there)."
   type        = number
   default     = 2048
 }
 
 variable "worker_memory" {
-  description = "Fargate memory (MiB) per worker."
+  description = "Memory (MiB) reserved for each worker task."
   type        = number
   default     = 4096
+}
+
+variable "worker_instance_type" {
+  description = "EC2 instance type of the worker instances (x86_64). The default holds one worker at the default worker_cpu and worker_memory; without ENI trunking an instance holds at most one worker fewer than its network interfaces."
+  type        = string
+  default     = "m6i.large"
+}
+
+variable "worker_instance_min_count" {
+  description = "Fewest worker EC2 instances; ECS managed scaling sets the count between this and the most."
+  type        = number
+  default     = 1
+}
+
+variable "worker_instance_max_count" {
+  description = "Most worker EC2 instances; at the defaults one worker runs per instance, so keep it at least worker_max_count."
+  type        = number
+  default     = 8
+}
+
+variable "worker_instance_volume_size" {
+  description = "Root disk (GiB) of each worker instance: the image, and the workers' git mirrors, worktrees and test runs."
+  type        = number
+  default     = 100
 }
 
 variable "db_instance_class" {

@@ -251,7 +251,7 @@ def test_worker_autoscaling_scales_in_only_tasks_the_workers_leave_unprotected(
 ):
     """Workers are added under load and removed when idle; busy ones protect their task.
 
-    A stopped Fargate task gets at most 120 s (stopTimeout) to finish its job, far less
+    A stopped worker task gets at most 120 s (stopTimeout) to finish its job, far less
     than an execute job may take: scale-in is safe only because the worker holds ECS task
     scale-in protection for each job (jobs.ecs_protection), which the task role permits.
     """
