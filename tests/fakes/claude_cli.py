@@ -14,18 +14,17 @@ by a ``.gitignore`` written inside it. Typical use::
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.fakes.npm_install import install_lock, keep_out_of_git, npm_install
 
 CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
 # Pinned so recorded streams and the notes stay true; bump deliberately, then re-run the
@@ -100,26 +99,6 @@ def installed_version(executable: Path, timeout: float = 30.0) -> str | None:
     return proc.stdout.split()[0]
 
 
-@contextmanager
-def _install_lock(directory: Path) -> Iterator[None]:
-    # Parallel test workers may all ask for the CLI at once; only one may run npm.
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / ".install.lock").open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _keep_out_of_git(cache_root: Path) -> None:
-    # A self-ignoring .gitignore keeps the cache untracked without editing the repo's own.
-    cache_root.mkdir(parents=True, exist_ok=True)
-    marker = cache_root / ".gitignore"
-    if not marker.exists():
-        marker.write_text("*\n")
-
-
 def ensure_claude_cli(
     prefix: Path | None = None,
     *,
@@ -144,44 +123,19 @@ def ensure_claude_cli(
     executable = claude_executable(prefix)
     if installed_version(executable) == version:
         return executable
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ClaudeCliUnavailableError("npm is not on PATH; install Node.js to get it")
     if prefix == default_cache_dir(version):
-        _keep_out_of_git(prefix.parent.parent)
-    with _install_lock(prefix.parent):
+        keep_out_of_git(prefix.parent.parent)
+    with install_lock(prefix.parent):
         # Another worker may have finished the install while this one waited for the lock.
         if installed_version(executable) == version:
             return executable
-        cmd = [
-            npm,
-            "install",
-            "--prefix",
-            str(prefix),
-            "--save-exact",
-            # The native binary ships as an optional dependency; a user config that omits
-            # optional packages would leave only a stub that cannot run.
-            "--include=optional",
-            "--no-audit",
-            "--no-fund",
-            "--update-notifier=false",
-            "--loglevel=error",
-            f"{CLAUDE_CODE_PACKAGE}@{version}",
-        ]
-        try:
-            proc = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ClaudeCliUnavailableError(f"npm install timed out after {timeout}s") from exc
-        if proc.returncode != 0:
-            raise ClaudeCliUnavailableError(
-                f"npm install failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
-            )
+        npm_install(
+            prefix,
+            [f"{CLAUDE_CODE_PACKAGE}@{version}"],
+            timeout=timeout,
+            error=ClaudeCliUnavailableError,
+            optional=True,
+        )
     found = installed_version(executable)
     if found != version:
         raise ClaudeCliUnavailableError(f"installed CLI reports {found!r}, expected {version}")

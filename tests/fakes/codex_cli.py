@@ -17,7 +17,6 @@ repository root, kept out of git like the Claude Code cache. Typical use::
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -27,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.codex import provider_args
-from tests.fakes.claude_cli import _install_lock, _keep_out_of_git, parse_stream
+from tests.fakes.claude_cli import parse_stream
+from tests.fakes.npm_install import install_lock, keep_out_of_git, npm_install
 
 CODEX_PACKAGE = "@openai/codex"
 # Pinned so recorded streams and the notes stay true; bump deliberately, then re-run the
@@ -100,38 +100,19 @@ def ensure_codex_cli(
     executable = codex_executable(prefix)
     if installed_version(executable) == version:
         return executable
-    npm = shutil.which("npm")
-    if npm is None:
-        raise CodexCliUnavailableError("npm is not on PATH; install Node.js to get it")
     if prefix == default_cache_dir(version):
-        _keep_out_of_git(prefix.parent.parent)
-    with _install_lock(prefix.parent):
+        keep_out_of_git(prefix.parent.parent)
+    with install_lock(prefix.parent):
         if installed_version(executable) == version:
             return executable
-        cmd = [
-            npm,
-            "install",
-            "--prefix",
-            str(prefix),
-            "--save-exact",
-            # The native binary is the optional dependency @openai/codex-linux-x64.
-            "--include=optional",
-            "--no-audit",
-            "--no-fund",
-            "--update-notifier=false",
-            "--loglevel=error",
-            f"{CODEX_PACKAGE}@{version}",
-        ]
-        try:
-            proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CodexCliUnavailableError(f"npm install timed out after {timeout}s") from exc
-        if proc.returncode != 0:
-            raise CodexCliUnavailableError(
-                f"npm install failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
-            )
+        # The native binary is the optional dependency @openai/codex-linux-x64.
+        npm_install(
+            prefix,
+            [f"{CODEX_PACKAGE}@{version}"],
+            timeout=timeout,
+            error=CodexCliUnavailableError,
+            optional=True,
+        )
     found = installed_version(executable)
     if found != version:
         raise CodexCliUnavailableError(f"installed CLI reports {found!r}, expected {version}")

@@ -16,11 +16,9 @@ versions Debian and Ubuntu ship.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 from pathlib import Path
 
-from tests.fakes.claude_cli import _install_lock, _keep_out_of_git
+from tests.fakes.npm_install import install_lock, keep_out_of_git, npm_install
 
 RUNNERS = {"mocha": "11.8.0", "jest": "30.5.2", "vitest": "3.2.7", "ava": "6.4.1"}
 
@@ -55,38 +53,10 @@ def ensure_js_runners(prefix: Path | None = None, timeout: float = 600.0) -> Pat
     prefix = prefix or default_prefix()
     if _installed(prefix):
         return prefix / "node_modules"
-    npm = shutil.which("npm")
-    if npm is None:
-        raise JsRunnersUnavailableError("npm is not on PATH; install Node.js to get it")
-    _keep_out_of_git(_REPO_ROOT / ".cache")
-    with _install_lock(prefix.parent):
+    keep_out_of_git(_REPO_ROOT / ".cache")
+    with install_lock(prefix.parent):
         if not _installed(prefix):
-            command = [
-                npm,
-                "install",
-                "--prefix",
-                str(prefix),
-                "--save-exact",
-                "--no-audit",
-                "--no-fund",
-                "--update-notifier=false",
-                "--loglevel=error",
-                *_pins(),
-            ]
-            try:
-                done = subprocess.run(
-                    command,
-                    capture_output=True,
-                    text=True,
-                    timeout=timeout,
-                    stdin=subprocess.DEVNULL,
-                )
-            except subprocess.TimeoutExpired as exc:
-                raise JsRunnersUnavailableError(f"npm install timed out after {timeout}s") from exc
-            if done.returncode != 0:
-                raise JsRunnersUnavailableError(
-                    f"npm install failed ({done.returncode}): {done.stderr.strip()[-2000:]}"
-                )
+            npm_install(prefix, _pins(), timeout=timeout, error=JsRunnersUnavailableError)
             (prefix / ".complete").write_text(" ".join(_pins()) + "\n")
     return prefix / "node_modules"
 
