@@ -264,7 +264,7 @@ class Sandbox:
         moto takes a second to import and several to seed; the workspace does not
         wait for either.
         """
-        port = free_port()
+        port = free_port(later=True)
         url = f"http://127.0.0.1:{port}"
         point_aws_at(url, self.data_dir / "aws")
         self._stoppers.append(self._stop_moto)
@@ -799,11 +799,28 @@ def claude_agent_env() -> dict[str, str]:
     return {"CLAUDE_CONFIG_DIR": str(login)} if login is not None else {}
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# Below Linux's default ephemeral range (32768-60999), where the kernel picks the ports
+# of outgoing connections and of every bind to port 0 on the machine.
+UNEPHEMERAL_PORTS = range(20000, 32768)
+
+
+def free_port(*, later: bool = False) -> int:
+    """A loopback port nobody listens on right now.
+
+    Args:
+        later: The server binds it only seconds from now (moto, after its import), so
+            take it from outside the ephemeral range: in the meantime, the kernel could
+            hand an ephemeral port to any other connection or server on the machine.
+    """
+    candidates = [secrets.choice(UNEPHEMERAL_PORTS) for _ in range(50)] if later else [0]
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    return free_port()
 
 
 def point_aws_at(endpoint_url: str, config_dir: Path) -> None:
