@@ -36,7 +36,7 @@ from pydantic import (
 
 from agents.base import AgentError
 from agents.env import bot_environment, is_denied
-from agents.sandbox import parse_endpoint
+from agents.sandbox import HostPorts, parse_endpoint
 
 McpRole = Literal["planner", "executor"]
 TaskSource = Literal["sentry", "jira", "github"]
@@ -115,7 +115,7 @@ class McpServerConfig(_Strict):
     headers: dict[str, str] = Field(
         default_factory=dict, description="sent to a remote server; secrets as {env:NAME}"
     )
-    egress: tuple[str, ...] = Field(
+    egress: HostPorts = Field(
         (),
         description="host:port pairs a stdio server itself calls (its service's API); they "
         "join the runs of the roles that get it",
@@ -138,13 +138,6 @@ class McpServerConfig(_Strict):
         for tool in value:
             if tool != ALL_TOOLS and not TOOL_NAME.match(tool):
                 raise ValueError(f"{tool!r} is not a tool name")
-        return value
-
-    @field_validator("egress")
-    @classmethod
-    def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            parse_endpoint(entry)
         return value
 
     @model_validator(mode="after")

@@ -41,7 +41,10 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator
 
 from agents.base import AgentError
 
@@ -96,6 +99,17 @@ def parse_endpoint(text: str) -> Endpoint:
     if match is None or not 0 < port < 65536:
         raise ValueError(f"{text!r} is not host:port (e.g. pypi.org:443)")
     return Endpoint((match["v6"] or match["host"]).lower(), port)
+
+
+def _checked_endpoints(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        parse_endpoint(entry)
+    return entries
+
+
+# A configuration field of `host:port` pairs (an egress allowlist), refused at load,
+# naming the field, when one entry is not such a pair.
+HostPorts = Annotated[tuple[str, ...], AfterValidator(_checked_endpoints)]
 
 
 def endpoint_of_url(url: str) -> Endpoint:

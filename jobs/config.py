@@ -16,7 +16,7 @@ from agents.aws.config import AwsConfig
 from agents.aws.cost_config import CostConfig
 from agents.env import CarriedEnvironment, is_denied
 from agents.mcp import SERVER_NAME, McpServerConfig
-from agents.sandbox import Endpoint, parse_endpoint
+from agents.sandbox import Endpoint, HostPorts, parse_endpoint
 
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # https://github.com/o/n(.git), git@github.com:o/n(.git), ssh://git@github.com/o/n(.git)
@@ -133,19 +133,12 @@ class RepoConfig(_Strict):
         default_factory=EnvironmentConfig,
         description="more for this repo's test command and agent, on top of [environment]",
     )
-    agent_egress: tuple[str, ...] = Field(
+    agent_egress: HostPorts = Field(
         (), description="host:port pairs the agent may reach for this repo (package registries)"
     )
-    test_egress: tuple[str, ...] = Field(
+    test_egress: HostPorts = Field(
         (), description="host:port pairs the test command may reach; none means no network"
     )
-
-    @field_validator("agent_egress", "test_egress")
-    @classmethod
-    def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            parse_endpoint(entry)
-        return value
 
     @property
     def agent_endpoints(self) -> frozenset[Endpoint]:
@@ -259,7 +252,7 @@ class AgentConfig(_Strict):
         description='where agents and test commands run; "off" runs them unsandboxed, '
         "and every card of their tasks says so",
     )
-    egress: tuple[str, ...] = Field(
+    egress: HostPorts = Field(
         (), description="host:port pairs every agent run may reach besides its model's endpoint"
     )
     sandbox_read_only: tuple[str, ...] = Field(
@@ -271,13 +264,6 @@ class AgentConfig(_Strict):
     mcp: dict[str, McpServerConfig] = Field(
         default_factory=dict, description="MCP servers the agents may use, by name"
     )
-
-    @field_validator("egress")
-    @classmethod
-    def _host_port(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            parse_endpoint(entry)
-        return value
 
     @property
     def sandboxed(self) -> bool:
