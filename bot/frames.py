@@ -23,6 +23,8 @@ LISTS_OF_OBJECTS = ("actions", "authorizations")
 SLACK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ID_LIMITS = {"user_id": 64, "channel_id": 64, "team_id": 64, "trigger_id": 128, "event_id": 128}
 NESTED_ID_LIMITS = (("user", "id", 64), ("channel", "id", 64), ("event", "user", 64))
+# A click's `action_ts` (`1712345678.123456`) keys its de-duplication record.
+ACTION_TS_LIMIT = 64
 # The only payloads Slack posts as JSON (the Events API); commands and interactivity
 # come as forms.
 JSON_TYPES = frozenset({"event_callback", "url_verification", "app_rate_limited"})
@@ -81,6 +83,10 @@ def _id_problem(body: dict[str, Any]) -> str | None:
         (f"{outer}.{inner}", (body.get(outer) or {}).get(inner), limit)
         for outer, inner, limit in NESTED_ID_LIMITS
         if isinstance(body.get(outer), dict)
+    ]
+    found += [
+        ("actions.action_ts", action.get("action_ts"), ACTION_TS_LIMIT)
+        for action in body.get("actions") or ()
     ]
     for name, value, limit in found:
         if value is None:

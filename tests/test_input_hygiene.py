@@ -135,3 +135,26 @@ def test_a_json_body_on_the_form_endpoint_is_refused(
     assert (status, body.decode()) == ("400 Bad Request", UNREADABLE)
     assert rows(user, Task) == 0
     no_tracebacks(caplog)
+
+
+def test_a_click_whose_action_ts_slack_never_sends_is_refused_by_the_web_layer(
+    user: SlackUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A signed click with a 5,000-character `action_ts` (it keys the click's
+    de-duplication record) is answered 400: nothing stored, no traceback."""
+    web = WebApp(user.services, build_app(user.services))
+    click = {
+        "type": "block_actions",
+        "user": {"id": APPROVER, "username": "approver", "team_id": "TSANDBOX"},
+        "team": {"id": "TSANDBOX", "domain": "sandbox"},
+        "channel": {"id": "CDEV", "name": "dev"},
+        "trigger_id": "trig-1",
+        "actions": [{"type": "button", "action_id": blocks.APPROVE, "action_ts": "1" * 5000}],
+    }
+    with caplog.at_level(logging.INFO):
+        status, body = post(
+            web, urlencode({"payload": json.dumps(click)}), "application/x-www-form-urlencoded"
+        )
+    assert (status, body.decode()) == ("400 Bad Request", UNREADABLE)
+    assert rows(user, SlackDelivery) == 0
+    no_tracebacks(caplog)
