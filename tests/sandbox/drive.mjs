@@ -18,6 +18,19 @@ const REASON = "we keep pricing in Python; fix the bug instead";
 const timings = {};
 const started = Date.now();
 const mark = (name) => { timings[name] = Date.now() - started; };
+// A message the bot edits is drawn anew, so an element found a moment ago can leave the
+// DOM while Playwright scrolls to it; find it again rather than fail the run.
+const scrollTo = async (locator) => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await locator.scrollIntoViewIfNeeded({ timeout: 5_000 });
+      return;
+    } catch (err) {
+      if (attempt >= 10 || !/not attached|not stable/.test(String(err))) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+};
 
 mkdirSync(shots, { recursive: true });
 const browser = await chromium.launch({
@@ -63,7 +76,7 @@ try {
   await outcome.waitFor();
   await card.getByText("succeeded").waitFor();
   mark("succeeded");
-  await outcome.scrollIntoViewIfNeeded();
+  await scrollTo(outcome);
   await page.screenshot({ path: join(shots, "03-completion-card.png") });
 
   const outcomeText = await outcome.innerText();
@@ -93,7 +106,7 @@ try {
   await rejected.waitFor();
   await second.getByText("rejected").first().waitFor();
   mark("rejected");
-  await rejected.scrollIntoViewIfNeeded();
+  await scrollTo(rejected);
   await page.screenshot({ path: join(shots, "05-rejected-with-reason.png") });
   const rejectedText = await rejected.innerText();
   const rejectedCardText = await second.innerText();
@@ -120,7 +133,7 @@ try {
   await page.waitForFunction((img) => img.complete && img.naturalWidth > 0, await chart.elementHandle());
   const chartSize = await chart.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
   mark("digest_chart");
-  await chart.scrollIntoViewIfNeeded();
+  await scrollTo(chart);
   await page.screenshot({ path: join(shots, "06-digest-chart.png") });
   const digestText = await digest.innerText();
   // Every emoji code the bot sent shows as an emoji, none as `:name:` text.
