@@ -7,6 +7,7 @@ import logging
 from slack_bolt import App
 
 from bot import dedupe, errors
+from bot.aws import listeners as aws_listeners
 from bot.listeners import actions, commands, events, views
 from bot.logging import ContextCopyingExecutor, slack_log_context
 from bot.services import Services
@@ -42,6 +43,7 @@ def build_app(services: Services) -> App:
     errors.register(app, services)
     commands.register(app, services)
     actions.register(app, services)
+    aws_listeners.register(app, services)
     views.register(app, services)
     events.register(app, services)
     return app

@@ -192,7 +192,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 def cmd_aws_status(args: argparse.Namespace) -> int:
     """Scan AWS accounts and regions and print resource health (the `/agent aws status` twin)."""
-    from bot.aws_terminal import print_status
+    from bot.aws.terminal import print_status
 
     return print_status(
         get_settings(),
@@ -205,14 +205,14 @@ def cmd_aws_status(args: argparse.Namespace) -> int:
 
 def cmd_aws_cost(args: argparse.Namespace) -> int:
     """Print the AWS cost report and the Cost Explorer calls it made (`/agent aws cost`)."""
-    from bot.aws_cost import print_cost
+    from bot.aws.cost import print_cost
 
     return print_cost(get_settings(), args.period_word or args.period)
 
 
 def cmd_aws_optimize(args: argparse.Namespace) -> int:
     """Print savings recommendations with their evidence (`/agent aws optimize`)."""
-    from bot.aws_cost import print_savings
+    from bot.aws.cost import print_savings
 
     return print_savings(get_settings())
 

@@ -21,10 +21,11 @@ from slack_sdk.web import SlackResponse
 from sqlalchemy import update
 
 from agents.aws.cost_report import CostReport
-from bot import blocks, blocks_cost
+from bot import blocks
+from bot.aws import cost_blocks
 from bot.logging import Redactor
 from bot.masked_client import MaskedClient
-from jobs.aws_actions import AWS_ACTION_SOURCE
+from jobs.aws.actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig
 from jobs.db import Database
 from jobs.models import Approval, Task
@@ -108,10 +109,10 @@ class SlackNotifier:
                 self._render(task, approvals)
 
     def _render(self, task: Task, decided: list[Approval]) -> None:
-        # An AWS action has its own card, plan and outcome (bot.blocks_cost).
+        # An AWS action has its own card, plan and outcome (bot.aws.cost_blocks).
         action = task.source == AWS_ACTION_SOURCE
         card = (
-            blocks_cost.render_action_card(task, decided)
+            cost_blocks.render_action_card(task, decided)
             if action
             else blocks.render_status_card(
                 task, decided, agent=self.agent, scripted=self.scripted, sandboxed=self.sandboxed
@@ -140,7 +141,7 @@ class SlackNotifier:
         if task.plan:
             required = self.config.access.approvals_required
             plan = (
-                blocks_cost.render_action_plan(task, decided, required=required)
+                cost_blocks.render_action_plan(task, decided, required=required)
                 if action
                 else blocks.render_plan(
                     task,
@@ -162,7 +163,7 @@ class SlackNotifier:
         if task.task_state.is_terminal and task.outcome_ts is None:
             self._finish_progress(task)
             outcome = (
-                blocks_cost.render_action_outcome(task)
+                cost_blocks.render_action_outcome(task)
                 if action
                 else blocks.render_outcome(
                     task, agent=self.agent, scripted=self.scripted, sandboxed=self.sandboxed
@@ -270,8 +271,8 @@ class SlackNotifier:
         """
         where = "below" if replace_ts is None else "in the thread"
         summary = {
-            "text": blocks_cost.report_text(report, title),
-            "blocks": blocks_cost.render_cost_summary(
+            "text": cost_blocks.report_text(report, title),
+            "blocks": cost_blocks.render_cost_summary(
                 report, title=title, chart_where=where if chart is not None else None
             ),
         }
@@ -292,7 +293,7 @@ class SlackNotifier:
                 channel=posted.channel,
                 thread_ts=posted.ts,
                 text=f"{title}: every figure behind it",
-                blocks=blocks_cost.render_cost_details(report, savings=savings),
+                blocks=cost_blocks.render_cost_details(report, savings=savings),
             )
         except (SlackApiError, SlackRequestError, OSError) as error:
             log.warning("the cost report's details could not be posted: %s", error)
@@ -308,7 +309,7 @@ class SlackNotifier:
                 file=chart,
                 filename=f"aws-cost-{report.as_of.isoformat()}.png",
                 title=f"AWS cost, last 30 days to {report.as_of.isoformat()}",
-                initial_comment=blocks_cost.chart_comment(report, title),
+                initial_comment=cost_blocks.chart_comment(report, title),
             )
         except (SlackApiError, SlackRequestError, OSError) as error:
             log.warning("the cost chart could not be uploaded: %s", error)
@@ -323,8 +324,8 @@ class SlackNotifier:
         response = self._post(
             channel=channel,
             thread_ts=thread_ts,
-            text=blocks_cost.savings_text(listing),
-            blocks=blocks_cost.render_savings(listing),
+            text=cost_blocks.savings_text(listing),
+            blocks=cost_blocks.render_savings(listing),
         )
         return PostedReport(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
 

@@ -17,7 +17,7 @@ from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner
 from agents.sandbox import Sandbox, parse_endpoint
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
-from bot.aws_status import SlackAwsReporter
+from bot.aws.status import SlackAwsReporter
 from bot.logging import Redactor, secrets_of
 from bot.notifier import SlackNotifier
 from bot.services import Services

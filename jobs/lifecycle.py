@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from agents.base import Plan
 from jobs.access import AccessPolicy
-from jobs.aws_actions import AWS_ACTION_SOURCE
+from jobs.aws.actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig, RepoConfig
 from jobs.db import Database
 from jobs.exceptions import BadRequest, Conflict, LimitReached, NotAllowed, Unavailable

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from agents.aws.cost_report import CostReport
     from agents.aws.optimize import OptimizeReport
     from agents.aws.scanner import ScanScope
-    from jobs.aws import AwsStatus
+    from jobs.aws.status_scan import AwsStatus
 
 
 class Notifier(Protocol):

@@ -37,7 +37,8 @@ from agents.workspace import (
     conventional_subject,
     git,
 )
-from jobs import aws_actions, origin
+from jobs import origin
+from jobs.aws import actions as aws_actions
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
 from jobs.exceptions import AgentbotError, TaskNotFound

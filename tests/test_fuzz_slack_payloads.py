@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from slack_bolt import BoltResponse
 from sqlalchemy import func, select
 
-from bot import blocks, blocks_cost
+from bot import blocks
+from bot.aws import cost_blocks
 from bot.web import WebApp
 from jobs.models import Approval, Task, TaskEvent
 from sandbox.fakeslack import FakeSlack
@@ -39,7 +40,7 @@ ACTIONS = [
     blocks.REJECT,
     blocks.CANCEL,
     blocks.RETRY,
-    blocks_cost.CREATE_ACTION,
+    cost_blocks.CREATE_ACTION,
 ]
 VIEWS = [blocks.REJECT_VIEW, blocks.APPROVE_VIEW]
 

@@ -8,7 +8,7 @@ from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
-from bot import aws_cost, blocks
+from bot import blocks
 from bot.listeners.fields import button_value, channel_of, task_id_of, user_of
 from bot.services import Services
 from jobs.exceptions import BadRequest, Conflict, NotAllowed
@@ -81,6 +81,3 @@ def register(app: App, services: Services) -> None:
     def retry(ack: Ack, body: dict[str, Any]) -> None:
         services.lifecycle.retry(_task_id(body), user_of(body))
         ack()
-
-    # "Create action" beside a savings recommendation (bot.aws_cost).
-    aws_cost.register_actions(app, services)

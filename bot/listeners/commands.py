@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
 from sqlalchemy.orm import Session
 
-from bot import aws_cost, aws_status, blocks, blocks_cost, dedupe
+from bot import blocks, dedupe
+from bot.aws import cost_blocks
+from bot.aws import listeners as aws_listeners
 from bot.commands import USAGE, Command, parse
 from bot.services import Services
-from jobs.aws_actions import AWS_ACTION_SOURCE
-from jobs.exceptions import BadRequest, NotAllowed
+from jobs.aws.actions import AWS_ACTION_SOURCE
+from jobs.exceptions import NotAllowed
 from jobs.lifecycle import NO_REASON
 from jobs.tasks import Viewer, approvals_of, get_task, list_tasks
-
-AWS_NOT_CONFIGURED = (
-    "AWS is not configured for this Agentbot yet: add accounts and regions to the config file."
-)
-AWS_USAGE = (
-    "`/agent aws status [account] [region] [service]` · `/agent aws cost [yesterday|week|month]`"
-    " · `/agent aws optimize`"
-)
 
 
 def register(app: App, services: Services) -> None:
@@ -116,7 +109,7 @@ def _status(services: Services, ack: Ack, cmd: Command, user: str, channel: str)
         approvals = list(approvals_of(session, task.id))
     kind = services.config.agent.kind
     card = (
-        blocks_cost.render_action_card(task, approvals)
+        cost_blocks.render_action_card(task, approvals)
         if task.source == AWS_ACTION_SOURCE
         else blocks.render_status_card(
             task,
@@ -175,38 +168,6 @@ def _cancel(services: Services, ack: Ack, cmd: Command, user: str, channel: str)
     ack(text=f":black_square_for_stop: {task.key} is cancelled.", response_type="ephemeral")
 
 
-def _aws(services: Services, ack: Ack, cmd: Command, user: str, channel: str) -> None:
-    if services.config.aws is None:
-        ack(text=AWS_NOT_CONFIGURED, response_type="ephemeral")
-        return
-    pending = services.aws_pending()
-    if pending is not None:
-        # Nothing is queued, so nothing is read (or stored) from an estate not ready.
-        ack(text=pending, response_type="ephemeral")
-        return
-    report, *words = cmd.args or ("",)
-    handler = AWS_HANDLERS.get(report.lower())
-    if handler is None:
-        raise BadRequest(f"Which AWS report? {AWS_USAGE}")
-    handler(services, ack, tuple(words), user, channel)
-
-
-def _aws_status(
-    services: Services, ack: Ack, words: tuple[str, ...], user: str, channel: str
-) -> None:
-    text = aws_status.request_status(services, words, user=user, channel=channel)
-    ack(text=text, response_type="ephemeral")
-
-
-AwsHandler = Callable[[Services, Ack, tuple[str, ...], str, str], None]
-# `/agent aws <report> …`: one handler per report, given the words after its name.
-AWS_HANDLERS: dict[str, AwsHandler] = {
-    "status": _aws_status,
-    "cost": aws_cost.aws_cost,
-    "optimize": aws_cost.aws_optimize,
-}
-
-
 # Every subcommand but `run`, which `perform` calls with its delivery to claim.
 HANDLERS = {
     "status": _status,
@@ -215,5 +176,5 @@ HANDLERS = {
     "reject": _reject,
     "retry": _retry,
     "cancel": _cancel,
-    "aws": _aws,
+    "aws": aws_listeners.perform,
 }

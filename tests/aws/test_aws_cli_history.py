@@ -19,7 +19,7 @@ import boto3
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from jobs.aws_snapshots import AwsScan
+from jobs.aws.snapshots import AwsScan
 from jobs.config import AgentbotConfig
 from jobs.db import normalize_url
 from jobs.queues import DEFAULT

@@ -23,14 +23,14 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import func, select, update
 
-import jobs.aws
+import jobs.aws.status_scan
 from agents.aws.collectors import Health, ResourceRecord
 from agents.aws.config import AwsAccount, AwsConfig, ResourceType, Service
 from agents.aws.scanner import ALL_REGIONS, ErrorKind, ScanError, ScanReport
-from bot import blocks_aws
+from bot.aws import status_blocks
 from bot.services import Services
-from jobs.aws import AwsStatus
-from jobs.aws_snapshots import AwsScan, AwsScanResource
+from jobs.aws.snapshots import AwsScan, AwsScanResource
+from jobs.aws.status_scan import AwsStatus
 from jobs.config import AgentbotConfig
 from jobs.context import current, install
 from jobs.queues import DEFAULT
@@ -346,7 +346,7 @@ def test_scanning_message_shows_progress_until_the_card_replaces_it(
 ) -> None:
     """While the scan runs, the one scanning message counts checks done; then it is the card."""
     # Forked workers inherit this: every finished check may edit the message.
-    monkeypatch.setattr(jobs.aws, "PROGRESS_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(jobs.aws.status_scan, "PROGRESS_INTERVAL_SECONDS", 0.0)
     ask(user, "staging")
 
     [card] = slack.channel_messages(CHANNEL)
@@ -378,9 +378,9 @@ def test_large_estate_fits_slack_and_attaches_the_full_list(
     assert len(card.blocks) <= 50
     assert f"*Needs attention* ({BULK_STOPPED}, worst first)" in body
     shown = [line for line in lines_of(card) if " · EC2 instance · bulk/" in line]
-    assert len(shown) == blocks_aws.MAX_PROBLEMS
+    assert len(shown) == status_blocks.MAX_PROBLEMS
     assert (
-        f"_…and {BULK_STOPPED - blocks_aws.MAX_PROBLEMS} more resources in the attached file._"
+        f"_…and {BULK_STOPPED - status_blocks.MAX_PROBLEMS} more resources in the attached file._"
         in body
     )
     assert (
@@ -444,7 +444,7 @@ def test_huge_estate_card_stays_within_slack_limits() -> None:
         finished_at=now,
         units_total=40 * 10 * 9,
     )
-    card = blocks_aws.render_status_card(
+    card = status_blocks.render_status_card(
         AwsStatus(report=report, scan_id=1, cached=True, as_of=now + timedelta(seconds=5))
     )
 
@@ -457,7 +457,7 @@ def test_huge_estate_card_stays_within_slack_limits() -> None:
     # Cut to fit, the places with failed checks lead the list.
     places = shown[shown.index("*By account and region*") :]
     assert places.count(":warning:") == 20
-    full = list(csv.reader(io.StringIO(blocks_aws.render_full_list(report))))
+    full = list(csv.reader(io.StringIO(status_blocks.render_full_list(report))))
     assert len(full) == 1 + len(records) + len(errors)
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.aws.config import Service
-from bot.aws_status import REGION
+from bot.aws.status import REGION
 from jobs.config import AgentbotConfig
 from sandbox.fakeslack import FakeSlack
 from tests.aws.fleet import EAST, PROD, STAGING, STAGING_ID, WEST, make_config

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from agents.aws.cost_config import ActionKind, ActionsConfig
 from bot import blocks
-from bot.blocks_cost import CREATE_ACTION
+from bot.aws.cost_blocks import CREATE_ACTION
 from jobs.models import Task
 from jobs.tasks import get_task
 from sandbox.fakeslack import FakeSlack, Message

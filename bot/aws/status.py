@@ -18,12 +18,12 @@ from slack_sdk.errors import SlackApiError
 
 from agents.aws.config import AwsConfig, Service
 from agents.aws.scanner import ScanScope, ScopeError, resolve_scope
-from bot import blocks_aws
+from bot.aws import status_blocks
 from bot.logging import Redactor
 from bot.masked_client import MaskedClient
 from bot.services import Services
 from bot.settings import ConfigError
-from jobs.aws import AwsStatus, enqueue_status
+from jobs.aws.status_scan import AwsStatus, enqueue_status
 from jobs.exceptions import BadRequest, NotAllowed, Unavailable
 from jobs.notify import ChatMessage
 
@@ -122,7 +122,7 @@ def request_status(services: Services, words: Sequence[str], *, user: str, chann
             services=request.services,
         )
     except ScopeError as error:
-        raise BadRequest(f"{error}.\nUsage: {blocks_aws.USAGE}") from None
+        raise BadRequest(f"{error}.\nUsage: {status_blocks.USAGE}") from None
     except ConfigError as error:
         raise Unavailable(f"Agentbot's AWS settings need fixing: {error}") from None
     enqueue_status(
@@ -133,7 +133,7 @@ def request_status(services: Services, words: Sequence[str], *, user: str, chann
         regions=request.regions,
         services=request.services,
     )
-    phrase = blocks_aws.scope_phrase(len(scope.accounts), len(scope.regions))
+    phrase = status_blocks.scope_phrase(len(scope.accounts), len(scope.regions))
     return f":mag: Checking {phrase}; the report will appear in this channel."
 
 
@@ -157,7 +157,7 @@ class SlackAwsReporter:
     def scanning(self, channel: str, thread_ts: str | None, scope: ScanScope) -> ChatMessage:
         """Post the "Scanning N accounts by M regions" stand-in message."""
         response = self.client.post(
-            channel=channel, thread_ts=thread_ts, text=blocks_aws.render_scanning(scope)
+            channel=channel, thread_ts=thread_ts, text=status_blocks.render_scanning(scope)
         )
         # Posting to a user id lands in a DM whose id Slack returns; edits need that id.
         return ChatMessage(channel=str(response.get("channel") or channel), ts=str(response["ts"]))
@@ -167,7 +167,7 @@ class SlackAwsReporter:
         self.client.update(
             channel=message.channel,
             ts=message.ts,
-            text=blocks_aws.render_scanning(scope, done, total),
+            text=status_blocks.render_scanning(scope, done, total),
         )
 
     def report(
@@ -178,7 +178,7 @@ class SlackAwsReporter:
         replace: ChatMessage | None = None,
     ) -> ChatMessage:
         """Show the summary card, and attach the full list in its thread if the card is cut."""
-        card = blocks_aws.render_status_card(status)
+        card = status_blocks.render_status_card(status)
         if replace is None:
             response = self.client.post(
                 channel=channel, thread_ts=thread_ts, blocks=card.blocks, text=card.text
@@ -203,14 +203,14 @@ class SlackAwsReporter:
             self.client.upload(
                 channel=message.channel,
                 thread_ts=thread_ts or message.ts,
-                filename=blocks_aws.full_list_filename(report),
-                title=f"AWS status: all {blocks_aws.plural(len(report.records), 'resource')}",
-                content=blocks_aws.render_full_list(report),
+                filename=status_blocks.full_list_filename(report),
+                title=f"AWS status: all {status_blocks.plural(len(report.records), 'resource')}",
+                content=status_blocks.render_full_list(report),
                 initial_comment=(
-                    f"The full list: {blocks_aws.plural(len(report.records), 'resource')}, "
+                    f"The full list: {status_blocks.plural(len(report.records), 'resource')}, "
                     "worst first"
                     + (
-                        f", then {blocks_aws.plural(len(report.errors), 'failed check')}."
+                        f", then {status_blocks.plural(len(report.errors), 'failed check')}."
                         if report.errors
                         else "."
                     )
@@ -230,7 +230,7 @@ class SlackAwsReporter:
         self, channel: str, thread_ts: str | None, text: str, replace: ChatMessage | None = None
     ) -> None:
         """Edit the stand-in message into the failure, or post the failure."""
-        line = blocks_aws.render_failed(text)
+        line = status_blocks.render_failed(text)
         if replace is None:
             self.client.post(channel=channel, thread_ts=thread_ts, text=line)
         else:

@@ -32,7 +32,7 @@ from agents.aws.scanner import (
     resolve_scope,
     scan,
 )
-from jobs.aws_snapshots import (
+from jobs.aws.snapshots import (
     AwsScan,
     finished_at,
     load_records,
@@ -231,7 +231,7 @@ def enqueue_status(
         services: Service names; None means every configured service.
     """
     queues.queue(DEFAULT).enqueue(
-        "jobs.aws.aws_status_job",
+        "jobs.aws.status_scan.aws_status_job",
         channel,
         user,
         thread_ts,

@@ -1,4 +1,4 @@
-"""The Slack and terminal sides of `aws cost` and `aws optimize`, and the Create-action button.
+"""The Slack and terminal sides of `aws cost` and `aws optimize`.
 
 In Slack, both reports are acknowledged at once and posted by a worker in the thread
 of a short parent message, because Cost Explorer and a savings scan can take longer
@@ -9,22 +9,19 @@ reports are made in the foreground and printed, with the Cost Explorer calls mad
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import TextIO
 
 from redis.exceptions import RedisError
-from slack_bolt import Ack, App
-from slack_bolt.context.respond import Respond
+from slack_bolt import Ack
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents.aws.config import AwsConfig
 from agents.aws.cost_report import Period, render_text
 from agents.aws.optimize import render_text as render_savings_text
-from bot import blocks_cost
+from bot.aws import cost_blocks
 from bot.cli import first_line
-from bot.listeners.fields import button_value, channel_of, row_id, user_of
 from bot.services import Services, build_services
 from bot.settings import ConfigError, Settings
-from jobs.aws_actions import create_action
 from jobs.cost import (
     CostNotConfigured,
     enqueue_cost_report,
@@ -49,7 +46,7 @@ def _check(services: Services, user: str) -> None:
 
 def _parent(services: Services, channel: str, what: str, user: str) -> str:
     response = services.slack.chat_postMessage(
-        channel=channel, text=blocks_cost.render_request_ack(what, user)
+        channel=channel, text=cost_blocks.render_request_ack(what, user)
     )
     return str(response["ts"])
 
@@ -83,33 +80,6 @@ def aws_optimize(
     )
     thread_ts = _parent(services, channel, "savings recommendations", user)
     enqueue_savings(services.queues, channel=channel, thread_ts=thread_ts, user=user)
-
-
-def register_actions(app: App, services: Services) -> None:
-    """Register the "Create action" button of savings recommendations."""
-
-    @app.action(blocks_cost.CREATE_ACTION)
-    def create(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
-        recommendation_id = row_id(button_value(body))
-        if recommendation_id is None:
-            raise BadRequest("That button no longer names a recommendation.")
-        user = user_of(body)
-        task = create_action(
-            services.db,
-            services.queues,
-            services.config,
-            services.access,
-            recommendation_id,
-            user=user,
-            channel=channel_of(body) or user,
-        )
-        ack()
-        respond(
-            text=f":inbox_tray: {task.key} proposes this change; its plan will appear in this "
-            "channel for approval.",
-            response_type="ephemeral",
-            replace_original=False,
-        )
 
 
 # -- the terminal ---------------------------------------------------------------------------

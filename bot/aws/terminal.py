@@ -33,10 +33,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from agents.aws.config import AwsConfig
 from agents.aws.report import describe_diff, render_report
 from agents.aws.scanner import ScanReport, ScanScope, ScopeError, resolve_scope, scan
-from bot.blocks_aws import scope_phrase
+from bot.aws.status_blocks import scope_phrase
 from bot.cli import first_line
 from bot.settings import Settings
-from jobs.aws_snapshots import StoredScan, missing_schema, store_scan
+from jobs.aws.snapshots import StoredScan, missing_schema, store_scan
 from jobs.db import Database
 
 MIGRATE = "Run `agentbot migrate` to keep scans and see what changed between them."
@@ -94,7 +94,7 @@ def _with_words(
     Raises:
         ScopeError: A word is not a configured account, a region or a service.
     """
-    from bot.aws_status import parse_status_words
+    from bot.aws.status import parse_status_words
 
     request = parse_status_words(words, config)
 

@@ -34,6 +34,7 @@ from agents.aws.cost_report import (
     signed_money,
 )
 from agents.aws.optimize import Recommendation
+from bot.aws.status_blocks import plural
 from bot.blocks import (
     APPROVE,
     APPROVE_WITH_COMMENT,
@@ -54,7 +55,6 @@ from bot.blocks import (
     plain_clip,
     section,
 )
-from bot.blocks_aws import plural
 from jobs.models import Approval, Task
 from jobs.notify import SavingsListing
 from jobs.states import CANCELLABLE, TaskState
