@@ -2,7 +2,7 @@
 
 Cost Explorer bills every request, so the digest keeps daily costs in PostgreSQL and
 asks only for days it does not have, or still-estimated days gone stale. This runs
-the real digest (`jobs.cost.run_digest`) against a moto server on loopback whose
+the real digest (`jobs.aws.digest.run_digest`) against a moto server on loopback whose
 `GetCostAndUsage` answers are injected through moto's API (the demo estate's cost
 history, `sandbox.demo_aws`), with the harness's Redis, PostgreSQL and fake Slack,
 and counts the requests that reach Cost Explorer with a botocore hook:
@@ -35,8 +35,9 @@ from slack_sdk import WebClient
 from agents.aws.config import AwsAccount, AwsConfig
 from agents.aws.cost_config import CostConfig, DigestConfig
 from bot.notifier import SlackNotifier
+from jobs.aws.cost_reports import make_report
+from jobs.aws.digest import run_digest
 from jobs.config import AgentbotConfig
-from jobs.cost import make_report, run_digest
 from sandbox.demo_aws import PROD_ACCOUNT_ID, cost_history, queue_cost_results
 
 CHANNEL = "CBENCHCOST"

@@ -7,8 +7,8 @@ from datetime import timedelta
 from redis import Redis
 from rq.cron import CronScheduler
 
+from jobs.aws.digest import register_digest
 from jobs.config import AgentbotConfig
-from jobs.cost import register_digest
 from jobs.deliveries import prune_deliveries_job
 from jobs.queues import DEFAULT
 from jobs.reconcile import STALE_AFTER, reconcile_job

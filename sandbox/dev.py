@@ -415,8 +415,8 @@ class Sandbox:
         from bot.services import build_services
         from bot.web import WebApp
         from bot.webhooks import register as register_webhooks
+        from jobs.aws.digest import register_digest
         from jobs.context import install
-        from jobs.cost import register_digest
         from jobs.queues import ALL_QUEUES
         from jobs.schedule import build_scheduler
         from sandbox.inprocess import Clock, WorkerThread, WSGIThread, stop_workers
@@ -469,7 +469,7 @@ class Sandbox:
         midnight instead would, in zones ahead of UTC, cover the day before, and the
         check would post again at the real time.)
         """
-        from jobs.cost import run_digest
+        from jobs.aws.digest import run_digest
 
         config = context.config
         digest = config.cost.digest

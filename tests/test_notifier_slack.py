@@ -13,8 +13,8 @@ from bot.logging import Redactor
 from bot.notifier import SlackNotifier
 from bot.runtime import job_context
 from bot.services import Services
+from jobs.aws.cost_reports import make_report
 from jobs.config import AgentbotConfig
-from jobs.cost import make_report
 from jobs.states import TaskState
 from jobs.tasks import transition
 from sandbox.fakeslack import TEAM_DOMAIN, FakeSlack

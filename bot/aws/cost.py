@@ -9,6 +9,7 @@ reports are made in the foreground and printed, with the Cost Explorer calls mad
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from typing import TextIO
 
 from redis.exceptions import RedisError
@@ -22,17 +23,26 @@ from bot.aws import cost_blocks
 from bot.cli import first_line
 from bot.services import Services, build_services
 from bot.settings import ConfigError, Settings
-from jobs.cost import (
-    CostNotConfigured,
-    enqueue_cost_report,
-    enqueue_savings,
-    make_report,
-    parse_period,
-    savings_listing,
-)
+from jobs.aws.cost_reports import CostNotConfigured, enqueue_cost_report, make_report
+from jobs.aws.savings import enqueue_savings, savings_listing
 from jobs.exceptions import BadRequest, NotAllowed, Unavailable
 
 OPTIMIZE_USAGE = "Usage: `/agent aws optimize`."
+_PERIODS: dict[str, Period] = {"yesterday": "yesterday", "week": "week", "month": "month"}
+
+
+def parse_period(words: Iterable[str]) -> Period:
+    """The period of `/agent aws cost [yesterday|week|month]` (default yesterday).
+
+    Raises:
+        BadRequest: Anything else was typed.
+    """
+    given = [w.lower() for w in words]
+    if not given:
+        return "yesterday"
+    if len(given) == 1 and given[0] in _PERIODS:
+        return _PERIODS[given[0]]
+    raise BadRequest("Usage: `/agent aws cost [yesterday|week|month]`.")
 
 
 def _check(services: Services, user: str) -> None:

@@ -165,7 +165,7 @@ def create_action(
     aws = config.aws
     if aws is None:
         raise BadRequest("AWS is not configured for this Agentbot.")
-    from jobs.cost import load_recommendation  # the report side; not needed to execute
+    from jobs.aws.savings import load_recommendation  # the report side; not needed to execute
 
     with db.session() as session:
         rec = load_recommendation(session, recommendation_id)

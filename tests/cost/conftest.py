@@ -25,7 +25,7 @@ from sqlalchemy import text
 
 # Imported here, once, so that forked work horses inherit them instead of paying for them.
 import agents.aws.cost_chart  # noqa: F401
-import jobs.cost
+import jobs.aws.digest
 import jobs.work  # noqa: F401
 from agents.aws.config import AwsAccount, AwsConfig
 from agents.aws.cost_config import ActionsConfig, CostConfig, DigestConfig

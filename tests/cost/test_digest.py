@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from agents.aws.cost_config import DigestConfig
 from bot.services import Services
+from jobs.aws.digest import CostDigest, DigestOutcome, post_digest, run_digest
 from jobs.context import current
-from jobs.cost import CostDigest, DigestOutcome, post_digest, run_digest
 from jobs.notify import Notifier, PostedReport
 from jobs.schedule import build_scheduler
 from sandbox.fakeslack import FakeSlack, Message
@@ -251,14 +251,14 @@ def test_cron_registers_the_digest_check(services: Services) -> None:
     """`agentbot cron` runs the digest check every five minutes when a channel is set."""
     scheduler: CronScheduler = build_scheduler(services.redis, services.config)
     names = [job.func_name for job in scheduler._cron_jobs]
-    assert "jobs.cost.post_digest" in names
-    job = next(j for j in scheduler._cron_jobs if j.func_name == "jobs.cost.post_digest")
+    assert "jobs.aws.digest.post_digest" in names
+    job = next(j for j in scheduler._cron_jobs if j.func_name == "jobs.aws.digest.post_digest")
     assert job.interval == 300
 
     cost = services.config.cost.model_copy(update={"digest": DigestConfig()})
     without = services.config.model_copy(update={"cost": cost})
     names = [job.func_name for job in build_scheduler(services.redis, without)._cron_jobs]
-    assert "jobs.cost.post_digest" not in names
+    assert "jobs.aws.digest.post_digest" not in names
 
 
 def test_digest_job_uses_the_worker_context(

@@ -20,7 +20,7 @@ from agents.aws.actions import ActionSpec, execute_action
 from agents.aws.cost_config import ActionKind, OptimizeConfig
 from agents.aws.optimize import find_savings
 from bot.services import Services
-from jobs.cost import make_report
+from jobs.aws.cost_reports import make_report
 from tests.cost.conftest import AWS, EAST, Clients, history, queue_ce_results
 from tests.cost.estate import NOW, Estate
 

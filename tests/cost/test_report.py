@@ -16,7 +16,8 @@ from bot import metrics
 from bot.cli import main
 from bot.services import Services
 from bot.settings import Settings, get_settings
-from jobs.cost import CE_CALLS_KEY, CostDay, CostReportRun, make_report
+from jobs.aws.cost_history import CE_CALLS_KEY, CostDay
+from jobs.aws.cost_reports import CostReportRun, make_report
 from tests.cost.conftest import (
     EC2,
     LAMBDA,

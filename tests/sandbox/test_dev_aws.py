@@ -16,8 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from agents.aws.cost_report import money
+from jobs.aws.cost_history import CostDay
+from jobs.aws.cost_reports import CostReportRun
+from jobs.aws.digest import CostDigest, post_digest
 from jobs.context import current
-from jobs.cost import CostDay, CostDigest, CostReportRun, post_digest
 from sandbox.demo_aws import PROD_ACCOUNT_ID, STAGING_ACCOUNT_ID, STAGING_SHARE, cost_history
 from sandbox.dev import COSTS_CHANNEL, DEV_CHANNEL, REQUESTER, DevOptions, Sandbox
 from tests.sandbox.pageclient import Page, find, visible_text
