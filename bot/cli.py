@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.settings import ConfigError, Settings, get_settings, read_dev_environment
+from jobs.exceptions import first_line
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -43,17 +44,6 @@ def _reach_redis(redis: Redis) -> None:
         redis.ping()
     except RedisError as exc:
         raise ConfigError(f"REDIS_URL: cannot reach Redis: {first_line(exc)}") from None
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message, for a one-line message in the terminal.
-
-    A database error's own first line is its driver's (which names host and port,
-    never the password); SQLAlchemy's wrapper adds lines of its own.
-    """
-    cause = getattr(error, "orig", None) or error
-    lines = str(cause).strip().splitlines()
-    return lines[0] if lines else type(cause).__name__
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

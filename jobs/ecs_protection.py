@@ -21,6 +21,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from jobs.exceptions import first_line
+
 log = logging.getLogger(__name__)
 
 STATE_PATH = "/task-protection/v1/state"
@@ -111,7 +113,7 @@ class TaskProtection:
             return False
         except (OSError, ValueError) as exc:
             # URLError, refused or timed-out connections, and a malformed URI.
-            log.warning("could not %s task scale-in protection: %s", action, _first_line(exc))
+            log.warning("could not %s task scale-in protection: %s", action, first_line(exc))
             return False
         # The agent answers 200 with a `failure` when ECS refused for this task (a task
         # not in a service, say).
@@ -143,8 +145,3 @@ def _reason(answer: dict[str, Any]) -> str:
             parts = [str(problem[name]) for name in fields if problem.get(name)]
             return ": ".join(parts) or key
     return ""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "reason", None) or exc)
-    return text.splitlines()[0] if text else type(exc).__name__

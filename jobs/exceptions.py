@@ -42,3 +42,17 @@ class LimitReached(AgentbotError):
     def __init__(self, limit: str, message: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, for a one-line message in a terminal or a log.
+
+    A database error's own first line is its driver's (which names host and port,
+    never the password); SQLAlchemy's wrapper adds lines of its own. A URL error's
+    reason says what failed (refused, timed out) without the request around it.
+    """
+    cause = getattr(error, "orig", None) or getattr(error, "reason", None) or error
+    lines = str(cause).strip().splitlines()
+    if lines:
+        return lines[0]
+    return type(cause if isinstance(cause, BaseException) else error).__name__

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from agents.aws.cost_config import ActionKind
     from agents.aws.cost_report import CostReport
     from agents.aws.optimize import OptimizeReport
-    from agents.aws.scanner import ScanScope
-    from jobs.aws.status_scan import AwsStatus
+    from agents.aws.report import ScanDiff
+    from agents.aws.scanner import ScanReport, ScanScope
 
 
 class Notifier(Protocol):
@@ -117,6 +118,25 @@ class ChatMessage:
 
     channel: str
     ts: str
+
+
+@dataclass(frozen=True)
+class AwsStatus:
+    """One answer to `aws status`: a report, how old it is, and what changed before it."""
+
+    report: ScanReport
+    scan_id: int
+    # True when the report was already stored when asked for (no AWS calls were made).
+    cached: bool
+    as_of: datetime
+    previous_at: datetime | None = None
+    changes: ScanDiff | None = None
+    requested_by: str | None = None
+
+    @property
+    def age(self) -> timedelta:
+        """How old the data is: from the end of its scan to when it was shown."""
+        return max(timedelta(0), self.as_of - self.report.finished_at)
 
 
 class AwsStatusReporter(Protocol):

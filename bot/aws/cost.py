@@ -20,12 +20,11 @@ from agents.aws.config import AwsConfig
 from agents.aws.cost_report import Period, render_text
 from agents.aws.optimize import render_text as render_savings_text
 from bot.aws import cost_blocks
-from bot.cli import first_line
 from bot.services import Services, build_services
 from bot.settings import ConfigError, Settings
 from jobs.aws.cost_reports import CostNotConfigured, enqueue_cost_report, make_report
 from jobs.aws.savings import enqueue_savings, savings_listing
-from jobs.exceptions import BadRequest, NotAllowed, Unavailable
+from jobs.exceptions import BadRequest, NotAllowed, Unavailable, first_line
 
 OPTIMIZE_USAGE = "Usage: `/agent aws optimize`."
 _PERIODS: dict[str, Period] = {"yesterday": "yesterday", "week": "week", "month": "month"}

@@ -23,9 +23,9 @@ from bot.logging import Redactor
 from bot.masked_client import MaskedClient
 from bot.services import Services
 from bot.settings import ConfigError
-from jobs.aws.status_scan import AwsStatus, enqueue_status
+from jobs.aws.status_scan import enqueue_status
 from jobs.exceptions import BadRequest, NotAllowed, Unavailable
-from jobs.notify import ChatMessage
+from jobs.notify import AwsStatus, ChatMessage
 
 log = logging.getLogger(__name__)
 

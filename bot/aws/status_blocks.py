@@ -34,7 +34,7 @@ from bot.blocks import (
     mention,
     section,
 )
-from jobs.aws.status_scan import AwsStatus
+from jobs.notify import AwsStatus
 
 # Caps per list; together they keep a card far below 50 blocks.
 MAX_PROBLEMS = 20

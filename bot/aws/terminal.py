@@ -34,10 +34,10 @@ from agents.aws.config import AwsConfig
 from agents.aws.report import describe_diff, render_report
 from agents.aws.scanner import ScanReport, ScanScope, ScopeError, resolve_scope, scan
 from bot.aws.status_blocks import scope_phrase
-from bot.cli import first_line
 from bot.settings import Settings
 from jobs.aws.snapshots import StoredScan, missing_schema, store_scan
 from jobs.db import Database
+from jobs.exceptions import first_line
 
 MIGRATE = "Run `agentbot migrate` to keep scans and see what changed between them."
 

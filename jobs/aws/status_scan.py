@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -23,10 +22,9 @@ from redis.exceptions import LockError
 from rq import get_current_job
 
 from agents.aws.config import AwsConfig
-from agents.aws.report import ScanDiff, diff
+from agents.aws.report import diff
 from agents.aws.scanner import (
     ProgressCallback,
-    ScanReport,
     ScanScope,
     ScopeError,
     resolve_scope,
@@ -44,7 +42,7 @@ from jobs.aws.snapshots import (
 )
 from jobs.context import current
 from jobs.db import Database
-from jobs.notify import AwsStatusReporter, ChatMessage
+from jobs.notify import AwsStatus, AwsStatusReporter, ChatMessage
 from jobs.queues import DEFAULT, Queues
 
 if TYPE_CHECKING:
@@ -63,25 +61,6 @@ FAILED = (
     "AWS status failed before the report was ready; the worker log has the details. "
     "Try again in a minute."
 )
-
-
-@dataclass(frozen=True)
-class AwsStatus:
-    """One answer to `aws status`: a report, how old it is, and what changed before it."""
-
-    report: ScanReport
-    scan_id: int
-    # True when the report was already stored when asked for (no AWS calls were made).
-    cached: bool
-    as_of: datetime
-    previous_at: datetime | None = None
-    changes: ScanDiff | None = None
-    requested_by: str | None = None
-
-    @property
-    def age(self) -> timedelta:
-        """How old the data is: from the end of its scan to when it was shown."""
-        return max(timedelta(0), self.as_of - self.report.finished_at)
 
 
 def _now() -> datetime:

@@ -30,9 +30,9 @@ from agents.aws.scanner import ALL_REGIONS, ErrorKind, ScanError, ScanReport
 from bot.aws import status_blocks
 from bot.services import Services
 from jobs.aws.snapshots import AwsScan, AwsScanResource
-from jobs.aws.status_scan import AwsStatus
 from jobs.config import AgentbotConfig
 from jobs.context import current, install
+from jobs.notify import AwsStatus
 from jobs.queues import DEFAULT
 from sandbox.fakeslack import FakeSlack, Message, block_errors
 from tests.aws.fleet import (
