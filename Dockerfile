@@ -38,7 +38,6 @@ RUN uv sync --frozen --no-dev --no-install-project
 COPY bot ./bot
 COPY jobs ./jobs
 COPY agents ./agents
-COPY sandbox ./sandbox
 RUN uv sync --frozen --no-dev --no-editable
 
 # -- Runtime -----------------------------------------------------------------------------

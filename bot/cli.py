@@ -159,10 +159,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+DEV_ONLY = ("sandbox", "moto", "fakeredis")
+DEV_HINT = "run `uv sync` in a checkout of the repository, then `uv run agentbot dev`"
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Run the whole product locally: a Slack workspace in the browser, no accounts needed."""
+    from importlib.util import find_spec
     from pathlib import Path
 
+    # The sandbox and what only it uses are not installed with the product (`--no-dev`).
+    missing = [name for name in DEV_ONLY if find_spec(name) is None]
+    if missing:
+        needs = f"agentbot dev needs the development dependencies ({', '.join(missing)} missing)"
+        print(f"{needs}: {DEV_HINT}", file=sys.stderr)
+        return 2
     from sandbox.dev import DevOptions, run_dev
 
     # The sandbox reads only the process environment (never `.env`), and of it only

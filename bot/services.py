@@ -23,7 +23,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.settings import Settings
+from bot.settings import ConfigError, Settings
 from jobs.access import AccessPolicy
 from jobs.config import AgentbotConfig
 from jobs.db import Database
@@ -108,7 +108,13 @@ def make_slack_client(settings: Settings, redis: Redis | None = None) -> WebClie
 def make_redis(url: str) -> Redis:
     """A Redis client that fails fast instead of hanging a Slack request."""
     if url.startswith("memory://"):
-        import fakeredis
+        try:
+            import fakeredis
+        except ImportError:
+            raise ConfigError(
+                "REDIS_URL: memory:// is the dev sandbox's in-process Redis, which needs the "
+                "development dependencies (`uv sync`); use redis://, rediss:// or unix://"
+            ) from None
 
         server = fakeredis.FakeServer()
         return fakeredis.FakeRedis(server=server)

@@ -20,7 +20,8 @@ from sandbox.fakeslack import FakeSlack
 from tests.conftest import BOT_TOKEN, REQUESTER, SIGNING_SECRET
 from tests.test_serve import CONFIG
 
-HEAVY = ("boto3", "botocore", "matplotlib", "moto")
+# The dev sandbox and what only it uses (moto, fakeredis) are not installed in production.
+HEAVY = ("boto3", "botocore", "matplotlib", "moto", "fakeredis", "sandbox")
 
 PROBE = """
 import io, json, sys, time

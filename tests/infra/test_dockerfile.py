@@ -125,6 +125,21 @@ def test_build_stage_commands_produce_a_working_agentbot(
         [venv / "bin" / "python", "-c", "import pytest"], capture_output=True, timeout=60
     )
     assert dev_only.returncode != 0, "dev dependencies were installed into the image"
+    for sandbox_only in ("sandbox", "moto", "fakeredis"):
+        found = subprocess.run(
+            [venv / "bin" / "python", "-c", f"import {sandbox_only}"],
+            cwd=tmp_path,  # not the checkout, whose own folders `python -c` would see
+            capture_output=True,
+        )
+        assert found.returncode != 0, f"{sandbox_only} ships in the image"
+    dev = subprocess.run(
+        [agentbot, "dev"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert dev.returncode == 2
+    assert dev.stderr.splitlines() == [
+        "agentbot dev needs the development dependencies (sandbox, moto, fakeredis missing): "
+        "run `uv sync` in a checkout of the repository, then `uv run agentbot dev`"
+    ]
 
     run_env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
@@ -139,6 +154,20 @@ def test_build_stage_commands_produce_a_working_agentbot(
     )
     assert migrated.returncode == 0, migrated.stderr
     assert "database is at revision head" in migrated.stdout
+    # The worker and the scheduler run without the sandbox's libraries too.
+    worked = subprocess.run(
+        [agentbot, "worker", "--burst"], env=run_env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert worked.returncode == 0, worked.stderr
+    cron = subprocess.Popen(
+        [agentbot, "cron"], env=run_env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(3)
+        assert cron.poll() is None, cron.stderr.read() if cron.stderr else ""
+    finally:
+        cron.terminate()
+        cron.wait(timeout=30)
 
     health = dockerfile.stage("runtime").all("HEALTHCHECK")[-1].exec_form()
     assert health is not None and health[0] == "python"
