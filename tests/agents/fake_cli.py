@@ -2,7 +2,7 @@
 
 It exercises what surrounds the CLI (argv, environment, process groups, timeouts,
 unreadable output) in milliseconds; the real Claude Code CLI is exercised by
-`tests/test_claude_e2e.py`. Each run appends its argv, environment and working
+`tests/agents/test_claude_e2e.py`. Each run appends its argv, environment and working
 directory to a calls file, then plays the next entry of `runs`:
 
     {"lines": [<event dict or raw str>...], "sleep": 0, "exit": 0, "stderr": "",

@@ -9,7 +9,7 @@ from bot import blocks
 from jobs.work import render_pull_body
 from sandbox.fakeslack import block_errors
 from sandbox.sample import PLAN
-from tests.test_blocks import make_task
+from tests.bot.test_blocks import make_task
 
 RUNS = [
     {"phase": "plan", "session_id": "s-plan", "turns": 5, "cost_usd": 0.04, "cost_known": True},

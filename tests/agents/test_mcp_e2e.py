@@ -21,13 +21,7 @@ from bot.settings import Settings
 from jobs import work
 from jobs.config import AccessConfig, AgentbotConfig, AgentConfig, JobConfig, RepoConfig
 from sandbox.fakeslack import FakeSlack
-from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET
-from tests.fakes.anthropic_server import FakeAnthropicServer, Reply, tool_result_text
-from tests.fakes.claude_cli import ensure_claude_cli
-from tests.fakes.github_server import FakeGitHub
-from tests.fakes.mcp_server import STACK_TRACE, TOOL
-from tests.slackclient import SlackUser
-from tests.test_claude_e2e import (
+from tests.agents.test_claude_e2e import (
     MODEL,
     ScriptedBrain,
     green_script,
@@ -37,9 +31,15 @@ from tests.test_claude_e2e import (
     task_row,
     worktree,
 )
+from tests.conftest import APPROVER, BOT_TOKEN, REQUESTER, SIGNING_SECRET
+from tests.fakes.anthropic_server import FakeAnthropicServer, Reply, tool_result_text
+from tests.fakes.claude_cli import ensure_claude_cli
+from tests.fakes.github_server import FakeGitHub
+from tests.fakes.mcp_server import STACK_TRACE, TOOL
+from tests.slackclient import SlackUser
 
 SECRET = "sntrys_e2e-secret-sentry-token-4f1c"
-SERVER_SCRIPT = Path(__file__).parent / "fakes" / "mcp_server.py"
+SERVER_SCRIPT = Path(__file__).resolve().parents[1] / "fakes" / "mcp_server.py"
 LOOKUP = Reply.tool(f"mcp__sentry__{TOOL}", {"issue_id": "4211"}, tool_id="toolu_sentry_plan")
 TRY_LOOKUP = Reply.tool(f"mcp__sentry__{TOOL}", {"issue_id": "4211"}, tool_id="toolu_sentry_red")
 

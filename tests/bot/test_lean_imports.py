@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.fakeslack import FakeSlack
+from tests.bot.test_serve import CONFIG
 from tests.conftest import BOT_TOKEN, REQUESTER, SIGNING_SECRET
-from tests.test_serve import CONFIG
 
 # The dev sandbox and what only it uses (moto, fakeredis) are not installed in production.
 HEAVY = ("boto3", "botocore", "matplotlib", "moto", "fakeredis", "sandbox")
@@ -95,7 +95,7 @@ def run_probe(source: str, env: dict[str, str], *args: str) -> dict[str, Any]:
     probe = subprocess.run(
         [sys.executable, "-c", source, *args, ",".join(HEAVY)],
         env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=60,

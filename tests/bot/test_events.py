@@ -32,7 +32,7 @@ from tests.services import free_port
 from tests.slackclient import SlackUser
 
 BOT = "U0AGENTBOT"
-MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 
 
 def mention(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.test_settings import assert_one_line_naming, start, write
+from tests.bot.test_settings import assert_one_line_naming, start, write
 
 CONFIG = """
 [[repos]]

@@ -13,7 +13,7 @@ from rq import Queue
 
 from sandbox.sample import make_sample_repo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # No pattern would recognise it: only its exact value can mask it.
 TOKEN = "plain-words-mcp-token-in-a-log"
 
