@@ -159,6 +159,19 @@ def test_build_stage_commands_produce_a_working_agentbot(
         [agentbot, "worker", "--burst"], env=run_env, cwd=tmp_path, capture_output=True, text=True
     )
     assert worked.returncode == 0, worked.stderr
+    in_process = subprocess.run(
+        [agentbot, "worker", "--burst"],
+        env={**run_env, "REDIS_URL": "memory://"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert in_process.returncode == 2
+    assert in_process.stderr.splitlines() == [
+        "agentbot: configuration error: REDIS_URL: memory:// is the dev sandbox's in-process "
+        "Redis, which needs the development dependencies (`uv sync`); use redis://, rediss:// "
+        "or unix://"
+    ]
     cron = subprocess.Popen(
         [agentbot, "cron"], env=run_env, cwd=tmp_path, stderr=subprocess.PIPE, text=True
     )
