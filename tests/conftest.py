@@ -13,11 +13,12 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
+from agents.config import AgentConfig
 from bot.app import build_app
 from bot.runtime import job_context
 from bot.services import Services, build_services
 from bot.settings import Settings
-from jobs.config import AccessConfig, AgentbotConfig, AgentConfig, JobConfig, RepoConfig
+from jobs.config import AccessConfig, AgentbotConfig, JobConfig, RepoConfig
 from jobs.context import install
 from jobs.db import migrate
 from sandbox.fakeslack import FakeSlack

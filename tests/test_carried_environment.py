@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from agents.claude_code import claude_environment
-from bot.runtime import cli_options, with_environment
+from agents.config import AgentConfig, EnvironmentConfig
+from bot.runtime import cli_options
 from bot.settings import ConfigError, Settings, load_config_file
-from jobs.config import AgentbotConfig, AgentConfig, EnvironmentConfig
+from jobs.config import AgentbotConfig
 from jobs.tasks import get_task
 from tests.conftest import APPROVER
 from tests.slackclient import SlackUser
@@ -80,7 +81,7 @@ def test_the_agent_carries_the_repos_environment_too(worker_environment: None) -
     environment = EnvironmentConfig(
         toolchain=True, set={"UV_INDEX_URL": "https://pypi.example/simple", "CI": "1"}
     )
-    env = claude_environment(cli_options(with_environment(agent, environment)))
+    env = claude_environment(cli_options(agent.with_environment(environment)))
     assert env["SSL_CERT_FILE"] == CA_BUNDLE
     assert env["RUSTUP_HOME"] == "/opt/rustup"
     assert env["UV_INDEX_URL"] == "https://agent.example/simple"
