@@ -176,7 +176,7 @@ def settings(database_url: str, redis_url: str, slack: FakeSlack) -> Settings:
 @pytest.fixture
 def services(settings: Settings, config: AgentbotConfig, redis_client: Redis) -> Iterator[Services]:
     """Wired services on clean tables, with the job context installed for workers."""
-    built = build_services(settings, config)
+    built = build_services(settings.with_config(config))
     with built.db.engine.begin() as connection:
         connection.execute(
             text(
