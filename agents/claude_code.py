@@ -73,11 +73,11 @@ def claude_environment(
     options: CliOptions, source: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The CLI's environment: the allowlist, the defaults, then the configured values."""
-    extra = {**ENV_DEFAULTS, **options.env}
+    extra = {**ENV_DEFAULTS, **options.agent.env}
     if options.home:
         extra["HOME"] = private_home(options.home)
     return child_environment(
-        allow=(*ENV_NAMES, *options.env_allow),
+        allow=(*ENV_NAMES, *options.agent.env_allow),
         allow_prefixes=ENV_PREFIXES,
         extra=extra,
         source=source,
@@ -147,14 +147,14 @@ def claude_command(
         "--permission-mode",
         permissions.permission_mode,
         "--max-turns",
-        str(options.max_turns),
+        str(options.agent.max_turns),
     ]
     if allowed:
         args += ["--allowedTools", ",".join(allowed)]
     if disallowed:
         args += ["--disallowedTools", ",".join(disallowed)]
-    if options.model:
-        args += ["--model", options.model]
+    if options.agent.model:
+        args += ["--model", options.agent.model]
     if system:
         args += ["--append-system-prompt", system]
     if resume:
@@ -163,7 +163,7 @@ def claude_command(
         # --mcp-config takes several values; the flag after it ends the list.
         args += ["--mcp-config", str(mcp_config)]
     args.append("--strict-mcp-config")
-    return args + list(options.extra_args)
+    return args + list(options.agent.extra_args)
 
 
 def _unreadable(options: CliOptions, mcp_config: Path | None) -> list[str]:
@@ -173,9 +173,7 @@ def _unreadable(options: CliOptions, mcp_config: Path | None) -> list[str]:
     run's nor those of other tasks' runs beside it, and its Write and Edit may not
     change them. `//` starts an absolute path in a Claude Code rule.
     """
-    folders = []
-    if options.mcp_dir:
-        folders.append(Path(options.mcp_dir).resolve())
+    folders = [Path(options.agent.mcp_dir).resolve()]
     if mcp_config is not None and not any(mcp_config.is_relative_to(f) for f in folders):
         folders.append(mcp_config.parent)
     return [f"{tool}(/{folder}/**)" for folder in folders for tool in ("Read", "Edit")]
@@ -319,8 +317,7 @@ class ClaudeCodeRunner:
 
         options = self.options.for_workspace(workspace)
         env, lent = lend_login(claude_environment(options), options)
-        mcp_dir = Path(self.options.mcp_dir) if self.options.mcp_dir else None
-        with config_file(servers, mcp_dir) as mcp_config:
+        with config_file(servers, Path(self.options.agent.mcp_dir)) as mcp_config:
             sandbox = cli_sandbox(
                 replace(options, sandbox=lent), env, "ANTHROPIC_BASE_URL", DEFAULT_BASE_URL
             )
@@ -340,10 +337,10 @@ class ClaudeCodeRunner:
                 ),
                 cwd=workspace,
                 env=env,
-                timeout=self.options.timeout_seconds,
+                timeout=self.options.agent.timeout_seconds,
                 cancelled=cancelled,
                 on_event=on_event,
                 sandbox=sandbox,
                 home=env["HOME"] if options.home else None,
             )
-        return stream.finish(exit, self.options.timeout_seconds)
+        return stream.finish(exit, self.options.agent.timeout_seconds)

@@ -82,7 +82,7 @@ def codex_environment(
     Codex's sandbox helper lives under `CODEX_HOME`, and the CLI refuses to create it
     under the temporary directory, so the two must not nest the other way round.
     """
-    extra = {"PYTHONDONTWRITEBYTECODE": "1", **options.env}
+    extra = {"PYTHONDONTWRITEBYTECODE": "1", **options.agent.env}
     if options.home:
         home = Path(private_home(options.home))
         for name, sub in (("CODEX_HOME", ".codex"), ("TMPDIR", "tmp")):
@@ -90,7 +90,9 @@ def codex_environment(
             directory.mkdir(mode=0o700, exist_ok=True)
             extra[name] = str(directory)
         extra["HOME"] = str(home)
-    return child_environment(allow=(*ENV_NAMES, *options.env_allow), extra=extra, source=source)
+    return child_environment(
+        allow=(*ENV_NAMES, *options.agent.env_allow), extra=extra, source=source
+    )
 
 
 PROVIDER = "agentbot"
@@ -164,12 +166,12 @@ def codex_command(
         # like a git checkout to it (a worktree whose mirror the sandbox does not show).
         "--skip-git-repo-check",
         *OFFLINE_ARGS,
-        *endpoint_args(options.env),
+        *endpoint_args(options.agent.env),
     ]
-    if options.model:
-        args += ["--model", options.model]
+    if options.agent.model:
+        args += ["--model", options.agent.model]
     args += ["-c", f"shell_environment_policy.exclude={json.dumps(list(SHELL_EXCLUDE))}"]
-    args += list(options.extra_args)
+    args += list(options.agent.extra_args)
     text = f"{system}\n\n{prompt}" if system else prompt
     if resume:
         return [*args, "resume", resume, text]
@@ -407,7 +409,7 @@ class CodexRunner:
             ),
             cwd=workspace,
             env=env,
-            timeout=self.options.timeout_seconds,
+            timeout=self.options.agent.timeout_seconds,
             cancelled=lambda: cancelled() or stream.unreachable,
             on_event=on_event,
             sandbox=cli_sandbox(
@@ -415,4 +417,4 @@ class CodexRunner:
             ).with_read_only(native_packages(self.options.command, env.get("PATH"))),
             home=env["HOME"] if options.home else None,
         )
-        return stream.finish(exit, self.options.timeout_seconds)
+        return stream.finish(exit, self.options.agent.timeout_seconds)

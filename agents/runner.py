@@ -33,11 +33,13 @@ from agents.base import (
     Progress,
     TaskBrief,
 )
+from agents.config import AgentConfig, AgentRoleConfig
 from agents.mcp import (
     McpServerConfig,
     McpServers,
     describe_call,
     egress_hosts,
+    for_repo,
     for_role,
     source_hint,
 )
@@ -64,77 +66,48 @@ LINE_LIMIT = 80
 
 
 @dataclass(frozen=True)
-class RolePermissions:
-    """What one agent role may do, in the terms of each CLI.
-
-    Attributes:
-        permission_mode: Claude Code's `--permission-mode`.
-        allowed_tools: Claude Code's `--allowedTools` (pre-approved tools or rules).
-        disallowed_tools: Claude Code's `--disallowedTools` (tools removed entirely).
-        sandbox: Codex's `--sandbox` (`read-only`, `workspace-write`, ...).
-    """
-
-    permission_mode: str
-    allowed_tools: tuple[str, ...] = ()
-    disallowed_tools: tuple[str, ...] = ()
-    sandbox: str = "read-only"
-
-
-PLANNER_PERMISSIONS = RolePermissions(
-    permission_mode="dontAsk",
-    allowed_tools=("Read", "Glob", "Grep"),
-    disallowed_tools=("Bash", "Write", "Edit", "MultiEdit", "NotebookEdit"),
-    # Codex's own sandbox cannot start inside the bot's; see the README.
-    sandbox="danger-full-access",
-)
-EXECUTOR_PERMISSIONS = RolePermissions(
-    permission_mode="acceptEdits",
-    allowed_tools=("Read", "Glob", "Grep", "Write", "Edit", "MultiEdit", "Bash"),
-    # Codex's own sandbox cannot start inside the bot's; see the README.
-    sandbox="danger-full-access",
-)
-
-
-@dataclass(frozen=True)
 class CliOptions:
-    """How to run an agent CLI; built from the `[agent]` configuration.
+    """How to run an agent CLI: the validated `[agent]` table, and where the runs happen.
 
     Attributes:
-        command: The CLI's path or name on PATH.
-        model: Model name passed to the CLI; the CLI's default when None.
-        extra_args: Further arguments, appended as given.
-        max_turns: Agent-loop turn limit (where the CLI has one).
-        timeout_seconds: Hard limit for one run; the process group is killed after it.
-        env: Variables set explicitly for the CLI (they win over copied ones).
-        env_allow: Further variable names copied from the bot's environment.
-        home: HOME for the CLI (its config and session files), created private on first
-            use; the bot's own when None (the configuration always sets one).
-        planner: What the planning agent may do.
-        executor: What the executor agent may do.
+        agent: The `[agent]` table as configured, a repository's environment added
+            (`AgentConfig.with_environment`): the command, model, limits, variables,
+            HOME root, role permissions and MCP servers all come from it as they are.
         sandbox: Where the CLI runs; each run adds the model's endpoint to its egress.
-        mcp: The MCP servers of the repository's tasks, by name; each says which roles
-            get it.
-        mcp_dir: Where each run's MCP configuration file is written (never inside a
-            worktree); the system's temporary directory when None.
+        repo: The repository whose tasks these runs serve: only its MCP servers, with
+            its overrides, are given. Every configured server when None.
+        workspace: The task's worktree once known (`for_workspace`): HOME is then that
+            task's own under `[agent] home`.
     """
 
-    command: str
-    model: str | None = None
-    extra_args: tuple[str, ...] = ()
-    max_turns: int = 40
-    timeout_seconds: float = 1800
-    env: Mapping[str, str] = field(default_factory=dict)
-    env_allow: tuple[str, ...] = ()
-    home: str | None = None
-    planner: RolePermissions = PLANNER_PERMISSIONS
-    executor: RolePermissions = EXECUTOR_PERMISSIONS
+    agent: AgentConfig
     sandbox: Sandbox = field(default_factory=Sandbox)
-    mcp: Mapping[str, McpServerConfig] = field(default_factory=dict)
-    mcp_dir: str | None = None
+    repo: str | None = None
+    workspace: Path | None = None
 
-    def permissions(self, role: Role) -> RolePermissions:
+    @property
+    def command(self) -> str:
+        """The CLI's path or name on PATH."""
+        return self.agent.cli_command
+
+    @property
+    def home(self) -> str | None:
+        """HOME for the CLI, created private on first use: the task's own (`task_home`)
+        once a workspace is known; the bot's own when `[agent] home` is unset."""
+        home = self.agent.home
+        if home and self.workspace is not None:
+            return task_home(home, self.workspace)
+        return home
+
+    @property
+    def mcp(self) -> dict[str, McpServerConfig]:
+        """The MCP servers of these runs, by name; each says which roles get it."""
+        servers = self.agent.mcp
+        return for_repo(servers, self.repo) if self.repo else dict(servers)
+
+    def permissions(self, role: Role) -> AgentRoleConfig:
         """The permissions of one role."""
-        return self.planner if role == "planner" else self.executor
+        return self.agent.planner if role == "planner" else self.agent.executor
 
     def mcp_servers(self, role: Role) -> dict[str, McpServerConfig]:
         """The MCP servers one role's runs are given."""
@@ -146,7 +119,7 @@ class CliOptions:
 
     def for_workspace(self, workspace: Path) -> CliOptions:
         """These options for a run in `workspace`: HOME is that task's own (`task_home`)."""
-        return replace(self, home=task_home(self.home, workspace)) if self.home else self
+        return replace(self, workspace=workspace)
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,11 @@ from rq.queue import Queue
 import bot.runtime
 import jobs.worker
 from agents.base import AgentPair, AgentRun, CancelCheck, Plan, PlanOutcome, Progress, TaskBrief
+from agents.config import AgentConfig
 from agents.sandbox import Sandbox
 from bot import cli
 from bot.settings import get_settings
-from jobs.config import AgentConfig, RepoConfig
+from jobs.config import RepoConfig
 
 JOBS_KEY = "bench:jobs"
 AGENT_KEY = "bench:agent"

@@ -33,7 +33,7 @@ def _setup_logging(settings: Settings, config: AgentbotConfig | None = None) -> 
 
 def _checked_config(settings: Settings) -> AgentbotConfig:
     """The configuration file, read and validated before anything starts or forks."""
-    return settings.load_config()
+    return settings.config
 
 
 def _reach_redis(redis: Redis) -> None:
@@ -52,8 +52,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.require_slack()
-    # gunicorn's workers read it again after the fork, where a bad file would only
-    # show as a worker that failed to boot.
+    # Read here, before gunicorn forks: its workers are handed these settings with the
+    # file in them, and a bad file is named in one line instead of as a worker that
+    # failed to boot.
     _checked_config(settings)
     _setup_logging(settings)
     serve(settings, port=args.port or settings.port, workers=args.workers, threads=args.threads)
@@ -69,9 +70,9 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     settings.require_slack(socket_mode=True)
-    config = _checked_config(settings)
+    _checked_config(settings)
     _setup_logging(settings)
-    services = build_services(settings, config)
+    services = build_services(settings)
     handler = SocketModeHandler(build_app(services), settings.slack_app_token.get_secret_value())
     handler.start()  # type: ignore[no-untyped-call]
     return 0
@@ -100,7 +101,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         for server, variable in unset_references(config.agent.mcp):
             raise ConfigError(f"agent.mcp.{server}: {variable} is not set")
     _setup_logging(settings, config)
-    services = build_services(settings, config)
+    services = build_services(settings)
     _reach_redis(services.redis)
     if not config.agent.sandboxed:
         logging.getLogger("agentbot.worker").warning(
@@ -133,9 +134,9 @@ def cmd_cron(args: argparse.Namespace) -> int:
     from jobs.schedule import run_cron
 
     settings = get_settings()
-    config = _checked_config(settings)
+    _checked_config(settings)
     _setup_logging(settings)
-    services = build_services(settings, config)
+    services = build_services(settings)
     _reach_redis(services.redis)
     run_cron(services.redis, services.config)
     return 0

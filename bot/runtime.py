@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
 from agents.base import AgentPair
 from agents.claude_code import ClaudeCodeRunner
 from agents.codex import CodexRunner
+from agents.config import AgentConfig
 from agents.git_credentials import credential_env, github_hosts
 from agents.github import GitHub
-from agents.mcp import for_repo, secret_values
-from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner, RolePermissions
-from agents.sandbox import Sandbox, parse_endpoint
+from agents.mcp import secret_values
+from agents.runner import CliExecutor, CliOptions, CliPlanner, CodingAgentRunner
+from agents.sandbox import Sandbox
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
 from bot.aws.status import SlackAwsReporter
@@ -22,19 +23,8 @@ from bot.logging import Redactor, secrets_of
 from bot.notifier import SlackNotifier
 from bot.services import Services
 from bot.settings import Settings
-from jobs.config import AgentConfig, AgentRoleConfig, EnvironmentConfig, RepoConfig
+from jobs.config import RepoConfig
 from jobs.context import JobContext
-
-DEFAULT_COMMANDS = {"claude-code": "claude", "codex": "codex"}
-
-
-def _permissions(role: AgentRoleConfig) -> RolePermissions:
-    return RolePermissions(
-        permission_mode=role.permission_mode,
-        allowed_tools=role.allowed_tools,
-        disallowed_tools=role.disallowed_tools,
-        sandbox=role.sandbox,
-    )
 
 
 def bot_files(settings: Settings) -> list[str]:
@@ -76,35 +66,13 @@ def base_sandbox(config: AgentConfig, hidden: Sequence[str] = ()) -> Sandbox:
 def cli_options(
     config: AgentConfig, sandbox: Sandbox | None = None, repo: str | None = None
 ) -> CliOptions:
-    """How to run the configured agent CLI, for one repository's tasks when `repo` is set."""
+    """How to run the configured agent CLI, for one repository's tasks when `repo` is set.
+
+    The `[agent]` table goes in whole; only where the runs happen is added here.
+    """
     if sandbox is None:
         sandbox = base_sandbox(config)
-    return CliOptions(
-        command=config.command or DEFAULT_COMMANDS[config.kind],
-        model=config.model,
-        extra_args=config.extra_args,
-        max_turns=config.max_turns,
-        timeout_seconds=config.timeout_seconds,
-        env=dict(config.env),
-        env_allow=config.env_allow,
-        home=config.home,
-        planner=_permissions(config.planner),
-        executor=_permissions(config.executor),
-        sandbox=sandbox.allowing(parse_endpoint(entry) for entry in config.egress),
-        mcp=for_repo(config.mcp, repo) if repo else dict(config.mcp),
-        # Beside the worktrees and the agent's home, never inside a worktree.
-        mcp_dir=str(PurePath(config.workspace_dir) / "mcp"),
-    )
-
-
-def with_environment(config: AgentConfig, environment: EnvironmentConfig) -> AgentConfig:
-    """The agent's configuration with a repo's environment added; `[agent] env` wins."""
-    return config.model_copy(
-        update={
-            "env": {**environment.set, **config.env},
-            "env_allow": tuple(dict.fromkeys((*config.env_allow, *environment.names))),
-        }
-    )
+    return CliOptions(agent=config, sandbox=sandbox.allowing(config.endpoints), repo=repo)
 
 
 def agent_factory(
@@ -123,7 +91,7 @@ def agent_factory(
     if config.kind == "scripted":
         executor = ScriptedExecutor(
             home=config.home,
-            sandbox=sandbox.allowing(parse_endpoint(entry) for entry in config.egress),
+            sandbox=sandbox.allowing(config.endpoints),
         )
         return AgentPair(planner=ScriptedPlanner(), executor=executor)
     options = cli_options(config, sandbox, repo.name if repo is not None else None)
@@ -152,7 +120,7 @@ def job_context(services: Services) -> JobContext:
         # may reach that repo's egress allowlist, and gets that repo's MCP servers.
         if repo.name not in pairs:
             pairs[repo.name] = agent_factory(
-                with_environment(agent_config, services.config.environment_for(repo)),
+                agent_config.with_environment(services.config.environment_for(repo)),
                 sandbox,
                 repo,
             )

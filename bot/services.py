@@ -152,7 +152,6 @@ class Services:
     """Everything a process needs, built once from settings."""
 
     settings: Settings
-    config: AgentbotConfig
     db: Database
     redis: Redis
     queues: Queues
@@ -163,10 +162,21 @@ class Services:
     # they can. Asked before every `/agent aws …`; a sentence means nothing is queued.
     aws_pending: Callable[[], str | None] = field(default=lambda: None)
 
+    @property
+    def config(self) -> AgentbotConfig:
+        """The configuration file, as the settings read it."""
+        return self.settings.config
 
-def build_services(settings: Settings, config: AgentbotConfig | None = None) -> Services:
-    """Wire the database, Redis, queues, Slack client and lifecycle together."""
-    config = config if config is not None else settings.load_config()
+
+def build_services(settings: Settings) -> Services:
+    """Wire the database, Redis, queues, Slack client and lifecycle together.
+
+    Each is handed its part of `settings.config`, the file read once.
+
+    Raises:
+        ConfigError: The configuration file is missing or invalid.
+    """
+    config = settings.config
     db = Database(settings.database_url)
     redis = make_redis(settings.redis_url)
     queues = Queues(redis, config.jobs)
@@ -174,7 +184,6 @@ def build_services(settings: Settings, config: AgentbotConfig | None = None) -> 
     access = AccessPolicy(config.access, GroupDirectory(slack).members)
     return Services(
         settings=settings,
-        config=config,
         db=db,
         redis=redis,
         queues=queues,

@@ -1,8 +1,13 @@
 """Process configuration: environment variables plus the TOML file they point at.
 
-Everything the product reads from its environment goes through `get_settings()`;
-nothing else touches `os.environ` (the coding-agent environment allowlist is the one
-deliberate exception, and it lives with the runner).
+`Settings` is the one root of the configuration: the environment (and `.env`), and in
+`Settings.config` the validated AGENTBOT_CONFIG file (`jobs.config.AgentbotConfig`,
+which composes the sections defined where they are used). Each is read once, through
+the cached `get_settings()`, and each layer is handed its part by argument.
+
+Nothing else reads `os.environ`, with two deliberate exceptions: the allowlist of what
+the coding agent and the test commands inherit (`agents.env`, with the runner), and the
+local sandbox (`sandbox.dev`), which sets up its own process environment.
 """
 
 from __future__ import annotations
@@ -12,7 +17,14 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.env import secret_leaks
@@ -76,6 +88,8 @@ class Settings(BaseSettings):
     # Injected by the ECS container agent into every task's containers; workers use it
     # to protect their task from scale-in while a job runs. Unset elsewhere.
     ecs_agent_uri: str | None = Field(None, validation_alias="ECS_AGENT_URI")
+    # The file AGENTBOT_CONFIG names, once read (`config`).
+    _config: AgentbotConfig | None = PrivateAttr(None)
 
     @field_validator("slack_api_url")
     @classmethod
@@ -157,17 +171,35 @@ class Settings(BaseSettings):
                 f"AWS_PROFILE: no profile {self.aws_profile!r} in the AWS config files"
             ) from None
 
-    def load_config(self) -> AgentbotConfig:
-        """Read the TOML file named by AGENTBOT_CONFIG (defaults when unset).
+    @property
+    def config(self) -> AgentbotConfig:
+        """The TOML file named by AGENTBOT_CONFIG (defaults when unset), read once.
+
+        It is read and validated on first use, which every command does at start, and
+        kept: the processes a server forks, and every layer handed a part of it, see the
+        same file as it was then.
 
         Raises:
             ConfigError: When the file is missing, unreadable or invalid.
         """
-        config = (
-            AgentbotConfig() if self.config_path is None else load_config_file(self.config_path)
-        )
+        if self._config is None:
+            config = (
+                AgentbotConfig() if self.config_path is None else load_config_file(self.config_path)
+            )
+            self._refuse_secrets_in(config)
+            self._config = config
+        return self._config
+
+    def with_config(self, config: AgentbotConfig) -> Settings:
+        """These settings with `config` in place of the file's (tests, the sandbox's AWS).
+
+        Raises:
+            ConfigError: A variable `config` gives tests or the agent holds a bot secret.
+        """
         self._refuse_secrets_in(config)
-        return config
+        settings = self.model_copy()
+        settings._config = config
+        return settings
 
     def _refuse_secrets_in(self, config: AgentbotConfig) -> None:
         """No variable a test command or the agent carries may hold one of our secrets.

@@ -739,8 +739,8 @@ def choose_agent(requested: str) -> str:
 
 def claude_code_unavailable() -> str | None:
     """Why Claude Code cannot run the sandbox's tasks, or None when it can."""
+    from agents.config import AgentConfig
     from bot.runtime import agent_factory
-    from jobs.config import AgentConfig
 
     if shutil.which("claude") is None:
         return (

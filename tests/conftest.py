@@ -13,11 +13,12 @@ import pytest
 from redis import Redis
 from sqlalchemy import text
 
+from agents.config import AgentConfig
 from bot.app import build_app
 from bot.runtime import job_context
 from bot.services import Services, build_services
 from bot.settings import Settings
-from jobs.config import AccessConfig, AgentbotConfig, AgentConfig, JobConfig, RepoConfig
+from jobs.config import AccessConfig, AgentbotConfig, JobConfig, RepoConfig
 from jobs.context import install
 from jobs.db import migrate
 from sandbox.fakeslack import FakeSlack
@@ -175,7 +176,7 @@ def settings(database_url: str, redis_url: str, slack: FakeSlack) -> Settings:
 @pytest.fixture
 def services(settings: Settings, config: AgentbotConfig, redis_client: Redis) -> Iterator[Services]:
     """Wired services on clean tables, with the job context installed for workers."""
-    built = build_services(settings, config)
+    built = build_services(settings.with_config(config))
     with built.db.engine.begin() as connection:
         connection.execute(
             text(

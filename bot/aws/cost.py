@@ -95,11 +95,11 @@ def aws_optimize(
 
 
 def _terminal_services(settings: Settings) -> Services:
-    services = build_services(settings)
-    if services.config.aws is None:
+    config = settings.config
+    if config.aws is None:
         # As `agentbot aws status` does: the default credentials' own account.
-        services.config = services.config.model_copy(update={"aws": AwsConfig()})
-    return services
+        settings = settings.with_config(config.model_copy(update={"aws": AwsConfig()}))
+    return build_services(settings)
 
 
 def print_cost(

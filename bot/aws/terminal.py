@@ -156,7 +156,7 @@ def print_status(
     """
     out = out or Console()
     err = err or Console(stderr=True)
-    config = settings.load_config().aws
+    config = settings.config.aws
     if config is None:
         config = AwsConfig()
         err.print(

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from agents.config import AgentConfig
 from agents.runner import CliOptions
 from agents.sandbox import Sandbox
 
@@ -69,17 +70,17 @@ class FakeCli:
         )
 
     def options(self, **overrides: Any) -> CliOptions:
-        """CLI options that run this fake (its script travels in `env`)."""
+        """CLI options that run this fake (its script travels in `env`).
+
+        `overrides` are `[agent]` keys, as the TOML file would give them.
+        """
         env = {"FAKE_CLI_SCRIPT": str(self.directory / "script.json")}
         env.update(overrides.pop("env", {}))
-        values: dict[str, Any] = {
-            "command": str(self.executable),
-            "timeout_seconds": 30,
-            # The fake runs sandboxed like any agent; it may only also write its calls file.
-            "sandbox": Sandbox(writable=(str(self.directory),)),
-        }
-        values.update(overrides)
-        return CliOptions(env=env, **values)
+        table: dict[str, Any] = {"command": str(self.executable), "timeout_seconds": 30}
+        table.update(overrides)
+        # The fake runs sandboxed like any agent; it may only also write its calls file.
+        sandbox = Sandbox(writable=(str(self.directory),))
+        return agent_options(self.directory, sandbox=sandbox, env=env, **table)
 
     def calls(self) -> list[dict[str, Any]]:
         """Every recorded run: argv, env and cwd."""
@@ -120,3 +121,17 @@ def result(
         "usage": {"input_tokens": 100, "output_tokens": 20},
         **extra,
     }
+
+
+def agent_options(directory: Path, *, sandbox: Sandbox | None = None, **agent: Any) -> CliOptions:
+    """Options of a Claude Code run from an `[agent]` table validated as the TOML's would be.
+
+    Its workspaces, and so the agents' homes and MCP files, are under `directory`.
+    """
+    table = {"kind": "claude-code", "workspace_dir": str(directory / "workspaces"), **agent}
+    return CliOptions(AgentConfig.model_validate(table), sandbox=sandbox or Sandbox())
+
+
+def with_timeout(options: CliOptions, seconds: int) -> CliOptions:
+    """The same options with a timeout below what `[agent]` accepts (5 s), to keep a test short."""
+    return replace(options, agent=options.agent.model_copy(update={"timeout_seconds": seconds}))

@@ -7,9 +7,10 @@ from pydantic import ValidationError
 
 from agents.claude_code import ClaudeCodeRunner
 from agents.codex import CodexRunner
+from agents.config import AgentConfig
 from agents.runner import CliExecutor, CliPlanner
 from bot.runtime import agent_factory, cli_options
-from jobs.config import AgentConfig, RepoConfig
+from jobs.config import RepoConfig
 
 
 @pytest.mark.parametrize(
@@ -68,6 +69,10 @@ def test_factory_builds_the_configured_cli_agents() -> None:
     assert isinstance(codex.executor, CliExecutor)
     assert isinstance(codex.executor.runner, CodexRunner)
     options = cli_options(AgentConfig(kind="codex", timeout_seconds=60, max_turns=5))
-    assert (options.command, options.timeout_seconds, options.max_turns) == ("codex", 60, 5)
-    assert options.planner.sandbox == "danger-full-access"
-    assert options.executor.sandbox == "danger-full-access"
+    assert (options.command, options.agent.timeout_seconds, options.agent.max_turns) == (
+        "codex",
+        60,
+        5,
+    )
+    assert options.permissions("planner").sandbox == "danger-full-access"
+    assert options.permissions("executor").sandbox == "danger-full-access"

@@ -11,13 +11,8 @@ import pytest
 
 from agents.base import AgentError
 from agents.claude_code import ClaudeStream, claude_command
-from agents.runner import (
-    CliOptions,
-    RolePermissions,
-    StreamExit,
-    describe_tool,
-    short_command,
-)
+from agents.runner import StreamExit, describe_tool, short_command
+from tests.agents.fake_cli import agent_options
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REPO = Path("/tmp/claude-fixture/repo")
@@ -136,15 +131,15 @@ def test_tool_lines_use_paths_relative_to_the_repo() -> None:
     assert describe_tool("Frobnicate", {}, Path("/w")) == "Using Frobnicate"
 
 
-def test_command_line_carries_role_permissions_and_keeps_prompt_whole() -> None:
+def test_command_line_carries_role_permissions_and_keeps_prompt_whole(tmp_path: Path) -> None:
     """One argv element per value: the prompt and system text are never split or quoted."""
     prompt = 'fix it; rm -rf / $(whoami) `id` "quoted" \n next line'
-    options = CliOptions(
-        command="claude",
+    options = agent_options(
+        tmp_path,
         model="claude-sonnet-4-5",
         max_turns=7,
-        extra_args=("--no-session-persistence",),
-        planner=RolePermissions("dontAsk", ("Read", "Grep"), ("Bash", "Write")),
+        extra_args=["--no-session-persistence"],
+        planner={"allowed_tools": ["Read", "Grep"], "disallowed_tools": ["Bash", "Write"]},
     )
     args = claude_command(options, prompt, system="rules", role="planner", resume="sess-9")
     assert args[:3] == ["claude", "-p", prompt]
@@ -152,7 +147,8 @@ def test_command_line_carries_role_permissions_and_keeps_prompt_whole() -> None:
     assert pairs["--output-format"] == "stream-json" and "--verbose" in args
     assert pairs["--permission-mode"] == "dontAsk"
     assert pairs["--allowedTools"] == "Read,Grep"
-    assert pairs["--disallowedTools"] == "Bash,Write"
+    # Then the deny rules that keep the file tools out of the runs' MCP files.
+    assert pairs["--disallowedTools"].split(",")[:2] == ["Bash", "Write"]
     assert pairs["--max-turns"] == "7"
     assert pairs["--model"] == "claude-sonnet-4-5"
     assert pairs["--append-system-prompt"] == "rules"

@@ -16,8 +16,8 @@ import pytest
 
 from agents.base import AgentError
 from agents.codex import CodexRunner, CodexStream, codex_command, codex_environment
-from agents.runner import CliOptions, RolePermissions, StreamExit
-from tests.agents.fake_cli import FakeCli
+from agents.runner import StreamExit
+from tests.agents.fake_cli import FakeCli, agent_options
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RECORDED = (FIXTURES / "codex_stream.jsonl").read_text()
@@ -221,10 +221,11 @@ def test_failed_patch_is_not_reported_as_an_edit() -> None:
     assert stream.feed({"type": "item.completed", "item": item}) is None
 
 
-def test_configured_endpoint_becomes_a_model_provider() -> None:
+def test_configured_endpoint_becomes_a_model_provider(tmp_path: Path) -> None:
     """OPENAI_BASE_URL names a Responses provider; the CLI is kept off other hosts."""
-    options = CliOptions(
-        command="codex",
+    options = agent_options(
+        tmp_path,
+        kind="codex",
         env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-x"},
     )
     argv = codex_command(options, "go", system="", role="executor", workspace=Path("/w"))
@@ -239,27 +240,33 @@ def test_configured_endpoint_becomes_a_model_provider() -> None:
     assert '"OPENAI_API_KEY"' in exclude and '"CODEX_API_KEY"' in exclude
     assert "sk-x" not in " ".join(argv)
     plain = codex_command(
-        CliOptions(command="codex"), "go", system="", role="executor", workspace=Path("/w")
+        agent_options(tmp_path, kind="codex"),
+        "go",
+        system="",
+        role="executor",
+        workspace=Path("/w"),
     )
     assert not any(a.startswith("model_provider") for a in plain)
 
 
 def test_codex_home_and_temp_live_in_the_private_home(tmp_path: Path) -> None:
     """CODEX_HOME and TMPDIR are made inside the agent's home, never under the bot's temp."""
-    env = codex_environment(CliOptions(command="codex", home=str(tmp_path / "home")), source={})
+    options = agent_options(tmp_path, kind="codex", home=str(tmp_path / "home"))
+    env = codex_environment(options, source={})
     assert env["CODEX_HOME"] == str(tmp_path / "home" / ".codex")
     assert env["TMPDIR"] == str(tmp_path / "home" / "tmp")
     assert Path(env["CODEX_HOME"]).is_dir() and Path(env["TMPDIR"]).is_dir()
     assert (Path(env["CODEX_HOME"]).stat().st_mode & 0o777) == 0o700
 
 
-def test_command_line_maps_roles_to_sandboxes() -> None:
+def test_command_line_maps_roles_to_sandboxes(tmp_path: Path) -> None:
     """Each role's sandbox reaches --sandbox; resume goes after the flags."""
-    options = CliOptions(
-        command="codex",
+    options = agent_options(
+        tmp_path,
+        kind="codex",
         model="gpt-5-codex",
-        planner=RolePermissions("dontAsk", sandbox="read-only"),
-        executor=RolePermissions("acceptEdits", sandbox="workspace-write"),
+        planner={"sandbox": "read-only"},
+        executor={"sandbox": "workspace-write"},
     )
     planner = codex_command(
         options, "plan it", system="rules", role="planner", workspace=Path("/w")

@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 
 from agents.base import RepoSpec
+from agents.config import AgentConfig
 from agents.workspace import Workspaces
 from bot import blocks
 from bot.settings import Settings
 from jobs import work
-from jobs.config import AccessConfig, AgentbotConfig, AgentConfig, JobConfig, RepoConfig
+from jobs.config import AccessConfig, AgentbotConfig, JobConfig, RepoConfig
 from jobs.models import Task
 from jobs.tasks import get_task
 from sandbox.fakeslack import FakeSlack

@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from agents.claude_code import ClaudeCodeRunner, claude_environment
 from agents.codex import codex_environment
+from agents.config import AgentConfig
 from bot.runtime import cli_options
-from jobs.config import AgentConfig
 from tests.agents.fake_cli import FakeCli, init, result
 
 SECRETS = {

@@ -15,14 +15,15 @@ import pytest
 
 from agents.base import AgentError, RepoSpec, TaskBrief
 from agents.claude_code import ClaudeCodeRunner, claude_command
+from agents.config import AgentConfig
 from agents.mcp import McpServerConfig, config_file, egress_hosts, source_hint
 from agents.prompts import planner_prompt
-from agents.runner import CliOptions, CliPlanner, describe_tool
+from agents.runner import CliPlanner, describe_tool
 from bot.runtime import agent_factory, cli_options
 from bot.settings import ConfigError, load_config_file
-from jobs.config import AgentbotConfig, AgentConfig
+from jobs.config import AgentbotConfig
 from sandbox.sample import PLAN
-from tests.agents.fake_cli import FakeCli, init, result
+from tests.agents.fake_cli import FakeCli, agent_options, init, result
 from tests.fakes.anthropic_server import FakeAnthropicServer, Reply, ScriptedModel
 from tests.fakes.claude_cli import ensure_claude_cli
 from tests.fakes.mcp_server import STACK_TRACE, TOOL, RemoteMcpServer
@@ -87,7 +88,7 @@ def test_servers_reach_only_their_roles_with_only_their_allowed_tools(tmp_path: 
     allowed = executor[executor.index("--allowedTools") + 1].split(",")
     assert "mcp__github" in allowed and not any("sentry" in rule for rule in allowed)
     # The file tools are kept out of the folder of the runs' files, with their secrets.
-    folder = Path(options.mcp_dir or "").resolve()
+    folder = Path(options.agent.mcp_dir).resolve()
     for argv in (planner, executor):
         denied = argv[argv.index("--disallowedTools") + 1].split(",")
         assert {f"Read(/{folder}/**)", f"Edit(/{folder}/**)"} <= set(denied)
@@ -118,7 +119,7 @@ def test_egress_is_the_remote_servers_hosts_of_that_run_only(tmp_path: Path) -> 
     )
     # A stdio server calls its own service: the hosts it names join its roles' runs.
     local = {"command": "x", "tools": ["t"], "egress": ["sentry.io:443"], "roles": ["executor"]}
-    options = CliOptions(command="claude", mcp={"s": McpServerConfig.model_validate(local)})
+    options = agent_options(tmp_path, mcp={"s": local})
     assert options.mcp_egress("executor") == (("sentry.io", 443),)
     assert options.mcp_egress("planner") == ()
 
@@ -313,7 +314,8 @@ def test_servers_a_repository_plants_are_never_started(
     (workspace / ".claude" / "settings.json").write_text(
         json.dumps({"enableAllProjectMcpServers": True, "permissions": {"allow": ["mcp__planted"]}})
     )
-    options = CliOptions(
+    options = agent_options(
+        tmp_path,
         command=str(claude),
         timeout_seconds=60,
         home=str(tmp_path / "home"),
@@ -363,7 +365,8 @@ def test_a_remote_server_gets_its_header_secret_and_answers_the_planner(
                 "label": "Tracker",
             }
         )
-        options = CliOptions(
+        options = agent_options(
+            tmp_path,
             command=str(claude),
             timeout_seconds=60,
             home=str(tmp_path / "home"),
@@ -374,7 +377,6 @@ def test_a_remote_server_gets_its_header_secret_and_answers_the_planner(
                 "NO_PROXY": "127.0.0.1,localhost",
             },
             mcp={"tracker": server},
-            mcp_dir=str(tmp_path / "mcp"),
         )
         lines: list[str] = []
         ClaudeCodeRunner(options).run(
@@ -392,7 +394,7 @@ def test_a_remote_server_gets_its_header_secret_and_answers_the_planner(
         assert not answer.get("is_error") and STACK_TRACE.splitlines()[0] in str(answer["content"])
         assert "Tracker: get_issue_events 4211" in lines
         assert "trk_remote_secret_77" not in json.dumps([r.body for r in model.requests])
-        assert list((tmp_path / "mcp").iterdir()) == []
+        assert list(Path(options.agent.mcp_dir).iterdir()) == []
 
 
 def test_a_sentry_task_planned_with_the_server_names_it_in_the_prompt(
@@ -406,7 +408,7 @@ def test_a_sentry_task_planned_with_the_server_names_it_in_the_prompt(
     agent = config.agent.model_copy(
         update={
             "command": str(fake.executable),
-            "env": fake.options().env,
+            "env": fake.options().agent.env,
             # The fake runs sandboxed like any agent; it may only also write its calls file.
             "sandbox_writable": (str(fake.directory),),
         }
@@ -441,7 +443,7 @@ def test_planning_without_the_servers_secret_fails_with_its_name(
     agent = config.agent.model_copy(
         update={
             "command": str(fake.executable),
-            "env": fake.options().env,
+            "env": fake.options().agent.env,
             # The fake runs sandboxed like any agent; it may only also write its calls file.
             "sandbox_writable": (str(fake.directory),),
         }
@@ -462,7 +464,8 @@ def test_the_agent_cannot_read_the_run_file_holding_the_secret(
 ) -> None:
     """Read, Grep and Glob are refused inside the MCP folder; the secret never reaches the model."""
     monkeypatch.setenv("SENTRY_AUTH_TOKEN", "sntrys_never_for_the_model")
-    mcp_dir = tmp_path / "mcp"
+    # Where `[agent] workspace_dir` puts the runs' MCP files (`agent_options`).
+    mcp_dir = tmp_path / "workspaces" / "mcp"
     workspace = tmp_path / "repo"
     workspace.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=workspace, check=True)
@@ -490,7 +493,8 @@ def test_the_agent_cannot_read_the_run_file_holding_the_secret(
         }
     )
     with FakeAnthropicServer(attempt) as model:
-        options = CliOptions(
+        options = agent_options(
+            tmp_path,
             command=str(claude),
             timeout_seconds=60,
             home=str(tmp_path / "home"),
@@ -501,8 +505,8 @@ def test_the_agent_cannot_read_the_run_file_holding_the_secret(
                 "NO_PROXY": "127.0.0.1,localhost",
             },
             mcp={"sentry": server},
-            mcp_dir=str(mcp_dir),
         )
+        assert Path(options.agent.mcp_dir) == mcp_dir
         ClaudeCodeRunner(options).run(
             "go",
             system="",

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from agents.config import AgentConfig
 from bot import blocks
 from bot.settings import Settings
 from jobs import work
-from jobs.config import AccessConfig, AgentbotConfig, AgentConfig, JobConfig, RepoConfig
+from jobs.config import AccessConfig, AgentbotConfig, JobConfig, RepoConfig
 from sandbox.fakeslack import FakeSlack
 from tests.agents.test_claude_e2e import (
     MODEL,

@@ -15,7 +15,7 @@ from agents.base import AgentError, RepoSpec, TaskBrief
 from agents.claude_code import ClaudeCodeRunner, claude_environment
 from agents.runner import CliOptions, CliPlanner
 from sandbox.sample import PLAN
-from tests.agents.fake_cli import FakeCli, init, result, tool
+from tests.agents.fake_cli import FakeCli, agent_options, init, result, tool, with_timeout
 from tests.procs import sandboxed
 
 SECRETS = {
@@ -97,10 +97,11 @@ def test_no_bot_secret_reaches_the_agent(
     assert fake.calls()[0]["cwd"] == str(workspace)
 
 
-def test_allowlist_is_built_from_the_source_given() -> None:
+def test_allowlist_is_built_from_the_source_given(tmp_path: Path) -> None:
     """Only allowlisted names are copied, whatever else the bot's environment holds."""
     source = {**SECRETS, "PATH": "/bin", "HOME": "/root", "CLAUDE_CODE_MAX_RETRIES": "2"}
-    env = claude_environment(CliOptions(command="claude", env_allow=("SSH_AUTH_SOCK",)), source)
+    options = agent_options(tmp_path, command="claude", env_allow=["SSH_AUTH_SOCK"])
+    env = claude_environment(options, source)
     assert set(env) == {
         "PATH",
         "HOME",
@@ -136,7 +137,7 @@ def test_timeout_kills_the_cli_and_what_it_started(fake: FakeCli, workspace: Pat
     fake.script({"lines": [init()], "spawn": f"echo $$ > {marker}; exec sleep 60", "sleep": 60})
     started = time.monotonic()
     with pytest.raises(AgentError, match=r"did not finish within 1 s, so it was stopped"):
-        run(fake.options(timeout_seconds=1), workspace)
+        run(with_timeout(fake.options(), 1), workspace)
     assert time.monotonic() - started < 10
     grandchild = int(wait_for_file(marker))
     assert not sandboxed(grandchild, workspace)
@@ -166,14 +167,14 @@ def quiet_lingerer(tmp_path: Path) -> Path:
 
 def test_timeout_holds_after_the_cli_closes_its_output(tmp_path: Path, workspace: Path) -> None:
     """A CLI that closes stdout but does not exit is still stopped at the deadline."""
-    options = CliOptions(command=str(quiet_lingerer(tmp_path)), timeout_seconds=1)
+    options = with_timeout(agent_options(tmp_path, command=str(quiet_lingerer(tmp_path))), 1)
     with pytest.raises(AgentError, match=r"did not finish within 1 s, so it was stopped"):
         run(options, workspace)
 
 
 def test_cancel_holds_after_the_cli_closes_its_output(tmp_path: Path, workspace: Path) -> None:
     """Cancelling still stops a CLI that has closed its output but lingers."""
-    options = CliOptions(command=str(quiet_lingerer(tmp_path)), timeout_seconds=600)
+    options = agent_options(tmp_path, command=str(quiet_lingerer(tmp_path)), timeout_seconds=600)
     deadline = time.monotonic() + 1.0
     with pytest.raises(AgentError, match=r"^Cancelled\.$"):
         run(options, workspace, cancelled=lambda: time.monotonic() > deadline)
@@ -200,10 +201,10 @@ def test_is_error_result_fails(fake: FakeCli, workspace: Path) -> None:
         run(fake.options(), workspace)
 
 
-def test_missing_cli_is_a_readable_failure(workspace: Path) -> None:
+def test_missing_cli_is_a_readable_failure(tmp_path: Path, workspace: Path) -> None:
     """A command that does not exist fails the step, naming it."""
     with pytest.raises(AgentError, match=r"could not be started"):
-        run(CliOptions(command="/nonexistent/claude"), workspace)
+        run(agent_options(tmp_path, command="/nonexistent/claude"), workspace)
 
 
 BRIEF = TaskBrief(

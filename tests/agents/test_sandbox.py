@@ -23,12 +23,13 @@ from urllib.parse import urlsplit
 import pytest
 
 from agents.base import Plan, RepoSpec, TaskBrief
+from agents.config import AgentConfig
 from agents.sandbox import Endpoint, Sandbox, SandboxError
 from agents.scripted import SCRIPT_PATH, ScriptedExecutor
 from agents.testing import run_tests
 from bot.runtime import base_sandbox, bot_files
 from bot.settings import Settings
-from jobs.config import AgentbotConfig, AgentConfig
+from jobs.config import AgentbotConfig
 from jobs.tasks import get_task
 from sandbox.sample import PLAN
 from tests.conftest import APPROVER, git

@@ -17,12 +17,12 @@ import pytest
 
 from agents.base import Plan, RepoSpec, TaskBrief
 from agents.claude_code import ClaudeCodeRunner
-from agents.runner import CliOptions, task_home
+from agents.runner import task_home
 from agents.scripted import SCRIPT_PATH, ScriptedExecutor
 from jobs.config import AgentbotConfig
 from jobs.tasks import get_task
 from sandbox.sample import PLAN
-from tests.agents.fake_cli import init, result
+from tests.agents.fake_cli import agent_options, init, result
 from tests.conftest import APPROVER, git
 from tests.slackclient import SlackUser
 
@@ -155,7 +155,9 @@ def test_a_stored_login_is_lent_read_only_into_each_tasks_home(tmp_path: Path) -
     )
     cli.chmod(0o755)
     root = tmp_path / "workspaces" / "home"
-    options = CliOptions(command=str(cli), home=str(root), env={"CLAUDE_CONFIG_DIR": str(stored)})
+    options = agent_options(
+        tmp_path, command=str(cli), home=str(root), env={"CLAUDE_CONFIG_DIR": str(stored)}
+    )
     runner = ClaudeCodeRunner(options)
     for key in ("T-1", "T-2"):
         workspace = tmp_path / "worktrees" / "acme_calc" / key

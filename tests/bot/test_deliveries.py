@@ -313,7 +313,7 @@ def test_a_silent_database_is_asked_once_per_command(
         DATABASE_URL=url,
         REDIS_URL=redis_url,
     )
-    services = build_services(settings, config)
+    services = build_services(settings.with_config(config))
     try:
         user = SlackUser(build_app(services), SIGNING_SECRET, slack, services)
         response = user.command("run fix the discount calculation")

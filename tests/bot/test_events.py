@@ -291,7 +291,7 @@ def databaseless_user(
         DATABASE_URL=f"postgresql://agentbot@127.0.0.1:{free_port()}/agentbot",
         REDIS_URL=redis_url,
     )
-    services = build_services(settings, config)
+    services = build_services(settings.with_config(config))
     install(job_context(services))
     yield SlackUser(build_app(services), SIGNING_SECRET, slack, services)
     services.db.dispose()

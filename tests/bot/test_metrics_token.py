@@ -27,7 +27,9 @@ def scrape(web: WebApp, authorization: str | None) -> tuple[str, dict[str, str],
 
 @pytest.fixture
 def guarded(settings: Settings, config: AgentbotConfig, services: Services) -> Iterator[WebApp]:
-    built = build_services(settings.model_copy(update={"metrics_token": SecretStr(TOKEN)}), config)
+    built = build_services(
+        settings.model_copy(update={"metrics_token": SecretStr(TOKEN)}).with_config(config)
+    )
     yield WebApp(built, build_app(built))
     built.db.dispose()
     built.redis.close()

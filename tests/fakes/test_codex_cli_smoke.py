@@ -16,8 +16,9 @@ import pytest
 
 from agents.base import AgentError
 from agents.codex import CodexRunner
-from agents.runner import CliOptions, RunResult
+from agents.runner import RunResult
 from agents.sandbox import Sandbox
+from tests.agents.fake_cli import agent_options
 from tests.fakes.codex_cli import MODEL, ensure_codex_cli
 from tests.fakes.responses_server import FakeResponsesServer, Reply
 
@@ -39,7 +40,9 @@ def run_codex(
     workspace = tmp_path / "repo"
     workspace.mkdir(exist_ok=True)
     with FakeResponsesServer(handler) as server:
-        options = CliOptions(
+        options = agent_options(
+            tmp_path,
+            kind="codex",
             command=str(codex),
             model=MODEL,
             timeout_seconds=60,
@@ -103,7 +106,9 @@ def test_an_endpoint_without_its_key_fails_clearly(codex: Path, tmp_path: Path) 
     workspace = tmp_path / "repo"
     workspace.mkdir()
     with FakeResponsesServer(lambda _: Reply.message("hello")) as server:
-        options = CliOptions(
+        options = agent_options(
+            tmp_path,
+            kind="codex",
             command=str(codex),
             model=MODEL,
             timeout_seconds=60,
@@ -138,7 +143,9 @@ def test_an_unreachable_endpoint_stops_the_run_with_a_reason(
     workspace.mkdir()
     with FakeResponsesServer(lambda _: Reply.message("hello")) as server:
         dead = server.base_url
-    options = CliOptions(
+    options = agent_options(
+        tmp_path,
+        kind="codex",
         command=str(codex),
         model=MODEL,
         timeout_seconds=120,

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from agents.claude_code import claude_environment
-from bot.runtime import cli_options, with_environment
+from agents.config import AgentConfig, EnvironmentConfig
+from bot.runtime import cli_options
 from bot.settings import ConfigError, Settings, load_config_file
-from jobs.config import AgentbotConfig, AgentConfig, EnvironmentConfig
+from jobs.config import AgentbotConfig
 from jobs.tasks import get_task
 from tests.conftest import APPROVER
 from tests.slackclient import SlackUser
@@ -80,7 +81,7 @@ def test_the_agent_carries_the_repos_environment_too(worker_environment: None) -
     environment = EnvironmentConfig(
         toolchain=True, set={"UV_INDEX_URL": "https://pypi.example/simple", "CI": "1"}
     )
-    env = claude_environment(cli_options(with_environment(agent, environment)))
+    env = claude_environment(cli_options(agent.with_environment(environment)))
     assert env["SSL_CERT_FILE"] == CA_BUNDLE
     assert env["RUSTUP_HOME"] == "/opt/rustup"
     assert env["UV_INDEX_URL"] == "https://agent.example/simple"
@@ -134,7 +135,7 @@ def test_a_secret_value_under_another_name_is_refused(tmp_path: Path) -> None:
     """The GitHub token pasted into `set` under an innocent name is refused, unshown."""
     path = write_config(tmp_path, f'[repos.environment]\nset = {{ DEPLOY_KEY = "{TOKEN}" }}\n')
     with pytest.raises(ConfigError) as refused:
-        bot_settings(path).load_config()
+        bot_settings(path).config  # noqa: B018 - reading it is what is tested
     assert str(refused.value) == (
         "AGENTBOT_CONFIG: repos.acme/calc.environment: DEPLOY_KEY holds one of the bot's "
         "own secrets; it never reaches tests or the agent"
@@ -149,6 +150,6 @@ def test_a_passed_through_variable_holding_a_secret_is_refused(
     monkeypatch.setenv("PIP_INDEX_URL", f"https://x:{TOKEN}@pypi.example/simple")
     path = write_config(tmp_path, '[environment]\npass_through = ["PIP_INDEX_URL"]\n')
     with pytest.raises(ConfigError, match="environment: PIP_INDEX_URL holds one of the bot's"):
-        bot_settings(path).load_config()
+        bot_settings(path).config  # noqa: B018 - reading it is what is tested
     monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.example/simple")
-    assert bot_settings(path).load_config().environment.pass_through == ("PIP_INDEX_URL",)
+    assert bot_settings(path).config.environment.pass_through == ("PIP_INDEX_URL",)

@@ -60,7 +60,7 @@ def fragile_user(
     )
     # One requester sends the whole burst: its size is the point, so no limit stops it.
     roomy = LimitsConfig(open_tasks_per_requester=100_000, open_tasks_total=100_000)
-    services = build_services(settings, config.model_copy(update={"limits": roomy}))
+    services = build_services(settings.with_config(config.model_copy(update={"limits": roomy})))
     install(job_context(services))
     yield SlackUser(build_app(services), SIGNING_SECRET, slack, services)
     services.db.dispose()
@@ -195,7 +195,7 @@ def test_a_database_that_never_answers_is_given_up_on(
         DATABASE_URL=silent_database,
         REDIS_URL=redis_url,
     )
-    services = build_services(settings, config)
+    services = build_services(settings.with_config(config))
     try:
         user = SlackUser(build_app(services), SIGNING_SECRET, slack, services)
         response = user.command("run fix the discount calculation")

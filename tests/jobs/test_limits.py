@@ -63,7 +63,7 @@ def tight(
     limited = config.model_copy(
         update={"limits": LimitsConfig(open_tasks_per_requester=2, open_tasks_total=3)}
     )
-    built = build_services(settings, limited)
+    built = build_services(settings.with_config(limited))
     yield SlackUser(build_app(built), SIGNING_SECRET, slack, built)
     built.db.dispose()
     built.redis.close()

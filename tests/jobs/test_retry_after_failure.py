@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import AgentbotConfig, AgentConfig
+from agents.config import AgentConfig
+from jobs.config import AgentbotConfig
 from sandbox.sample import PLAN, PRICING, TEST_DISCOUNT
 from tests.agents.fake_cli import FakeCli, init, result, tool
 from tests.conftest import APPROVER, git
