@@ -76,10 +76,13 @@ print(json.dumps({"heavy": heavy, "worker": AgentbotWorker.__name__}))
 MASTER_PROBE = """
 import json, sys
 
-from bot.cli import get_settings
+from bot.cli import _checked_config, _setup_logging, get_settings
 from bot.server import serve
 
-get_settings()
+# What `agentbot serve` does before gunicorn forks its workers.
+settings = get_settings()
+_checked_config(settings)
+_setup_logging(settings)
 print(json.dumps({"loaded": sorted(set(sys.argv[-1].split(",")) & set(sys.modules))}))
 """
 
