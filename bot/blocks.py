@@ -24,6 +24,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.mrkdwn import escape as escape  # re-exported: the card builders import it from here
 from jobs.models import Approval, Task
 from jobs.states import CANCELLABLE, TaskState
 
@@ -89,11 +90,6 @@ def plain_clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return _cut(text, limit - 1).rstrip() + "…"
-
-
-def escape(text: str) -> str:
-    """Escape Slack's control characters so user text cannot ping or link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def mention(user: str) -> str:

@@ -75,7 +75,7 @@ class Redactor:
     """A structlog processor that masks credentials anywhere in an event."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        from bot.blocks import escape
+        from bot.mrkdwn import escape
 
         kept = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}
         # Text bound for Slack is escaped (`&` → `&amp;`, ...) before it is masked, so a

@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agents.env import secret_leaks
 from bot.logging import secrets_of
 from jobs.config import AgentbotConfig
-from jobs.db import normalize_url
+from jobs.database_url import normalize_url
 
 if TYPE_CHECKING:
     import boto3

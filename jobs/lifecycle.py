@@ -6,6 +6,7 @@ to Slack. Refusals raise a domain error whose message is shown to the user as it
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -151,13 +152,15 @@ class Lifecycle:
             with self._session() as session:
                 if guard is not None:
                     guard(session)
-                check_limits(
+                limits = functools.partial(
+                    check_limits,
                     session,
                     self.config.limits,
                     requester=requester,
                     source=source,
-                    locking=self.db.is_postgres,
                 )
+                # A first look, without the lock: a flood is refused before it writes.
+                limits(locking=False)
                 task = create_task(
                     session,
                     description=description,
@@ -169,6 +172,11 @@ class Lifecycle:
                     source_data=dict(source_data) if source_data else None,
                 )
                 task.job_id = self.queues.new_job_id(task.id, plan=True)
+                if self.db.is_postgres:
+                    # The count that holds: under the lock, which the commit releases, so
+                    # the task is written before the lock is taken (see jobs.limits).
+                    session.flush()
+                    limits(locking=True, excluding=task.id)
         except LimitReached as refused:
             log.info("refused a task by %s", refused.limit)
             count_refusal(self.queues.redis, refused.limit)

@@ -1,10 +1,13 @@
 """`[limits]`: no one person, and no alert storm, floods the queue.
 
-Each task is a paid agent run and a card in a channel. Before a task is created, in
-the creating transaction, the unfinished tasks of its requester and in all, and the
-tasks its webhook source started in the last hour, are counted against the
-configured limits. On PostgreSQL a transaction-scoped advisory lock serializes these
-checks, so a burst of concurrent requests cannot all pass on the same count.
+Each task is a paid agent run and a card in a channel. In the creating transaction,
+the unfinished tasks of its requester and in all, and the tasks its webhook source
+started in the last hour, are counted against the configured limits: first before the
+task is written, so a flood is turned away without writing anything; on PostgreSQL
+again after it is written (not counting it), under a transaction-scoped advisory lock
+held to the commit, so a burst of concurrent requests cannot all pass on the same
+count. Taking the lock last keeps it for one count and the commit, not for every
+insert of the task: every request that creates a task waits its turn for that lock.
 
 Refusals are counted in Redis (`REFUSALS_KEY`, a hash of limit name -> count) for
 `/metrics`.
@@ -39,16 +42,23 @@ def _count(session: Session, *conditions: ColumnElement[bool]) -> int:
 
 
 def check_limits(
-    session: Session, limits: LimitsConfig, *, requester: str, source: str, locking: bool
+    session: Session,
+    limits: LimitsConfig,
+    *,
+    requester: str,
+    source: str,
+    locking: bool,
+    excluding: int | None = None,
 ) -> None:
     """Refuse a new task that would pass a limit.
 
     Args:
-        session: The transaction that will create the task.
+        session: The transaction that creates the task.
         limits: The configured limits.
         requester: Who asks (a Slack user, or a webhook's stand-in).
         source: Where the request came from (`slack`, `github`, …).
-        locking: Whether to take the advisory lock (PostgreSQL).
+        locking: Whether to take the advisory lock (PostgreSQL), held to the commit.
+        excluding: The new task's id, when it is already written in this transaction.
 
     Raises:
         LimitReached: With a short sentence naming the limit.
@@ -57,14 +67,19 @@ def check_limits(
         session.execute(
             text("SELECT pg_advisory_xact_lock(:namespace, 0)"), {"namespace": LOCK_NAMESPACE}
         )
-    mine = _count(session, UNFINISHED, Task.requester == requester)
+    others = [] if excluding is None else [Task.id != excluding]
+    # Both counts in one statement: one round trip fewer while the lock is held.
+    mine, total = session.execute(
+        select(func.count(Task.id).filter(Task.requester == requester), func.count(Task.id)).where(
+            UNFINISHED, *others
+        )
+    ).one()
     if mine >= limits.open_tasks_per_requester:
         raise LimitReached(
             "open_tasks_per_requester",
             f"You already have {mine} unfinished tasks, the most one requester may have "
             "(`limits.open_tasks_per_requester`). Cancel one or wait for one to finish.",
         )
-    total = _count(session, UNFINISHED)
     if total >= limits.open_tasks_total:
         raise LimitReached(
             "open_tasks_total",
@@ -73,7 +88,7 @@ def check_limits(
         )
     if source in WEBHOOK_SOURCES:
         since = utcnow() - timedelta(hours=1)
-        started = _count(session, Task.source == source, Task.created_at >= since)
+        started = _count(session, Task.source == source, Task.created_at >= since, *others)
         if started >= limits.webhook_tasks_per_hour:
             raise LimitReached(
                 "webhook_tasks_per_hour",

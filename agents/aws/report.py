@@ -9,15 +9,20 @@ from __future__ import annotations
 import io
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.table import Table
-from rich.text import Text
 
 from agents.aws.collectors import Health, ResourceRecord
 from agents.aws.config import ResourceType
 from agents.aws.scanner import ALL_REGIONS, ScanError, ScanReport
+
+# rich is imported where a terminal view is drawn: the diffs below serve Slack, from
+# processes (`agentbot serve`, the workers) that never draw one.
+if TYPE_CHECKING:
+    from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+    from rich.table import Table
+    from rich.text import Text
 
 # Below this width the "Needs attention" table puts type, place and steward under the name.
 WIDE_TABLE = 120
@@ -34,6 +39,8 @@ RecordKey = tuple[str, str, ResourceType, str]
 
 
 def _health_text(health: Health) -> Text:
+    from rich.text import Text
+
     return Text(health.value, style=_HEALTH_STYLE[health])
 
 
@@ -83,6 +90,10 @@ def render_report(report: ScanReport, *, max_problems: int = 50) -> RenderableTy
     Returns:
         A rich renderable (print it with a `rich.console.Console`).
     """
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
     parts: list[RenderableType] = [
         Text(f"AWS status: {render_summary_line(report)}", style="bold"),
         Text(f"started {report.started_at:%Y-%m-%d %H:%M:%S} UTC", style="dim"),
@@ -156,6 +167,8 @@ class _Problems:
         yield self._wide() if options.max_width >= WIDE_TABLE else self._narrow()
 
     def _wide(self) -> Table:
+        from rich.table import Table
+
         table = Table(title=PROBLEMS_TITLE, title_justify="left")
         for column in ("Health", "Type", "Resource", "Account", "Region", "Steward"):
             table.add_column(column, no_wrap=column != "Resource")
@@ -173,6 +186,9 @@ class _Problems:
         return table
 
     def _narrow(self) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(title=PROBLEMS_TITLE, title_justify="left", show_lines=True)
         table.add_column("Health", no_wrap=True)
         table.add_column("Resource", ratio=1, overflow="fold")
@@ -193,6 +209,9 @@ class _Problems:
 
 def _places_table(report: ScanReport) -> Table:
     """Resources and problems per account, and per region within it (as the Slack card)."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title="By account and region", title_justify="left")
     table.add_column("Account")
     table.add_column("Region")
@@ -239,6 +258,8 @@ def render_text(report: ScanReport, *, width: int = 120, max_problems: int = 50)
     Returns:
         The text a terminal would show.
     """
+    from rich.console import Console
+
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
     console.print(render_report(report, max_problems=max_problems))

@@ -631,7 +631,7 @@ def test_config_defaults_and_validation() -> None:
     config = AwsConfig()
     assert config.accounts == [AwsAccount(name="default")]
     assert config.services == list(Service)
-    assert (config.max_workers, config.cache_seconds) == (16, 60)
+    assert (config.max_workers, config.cache_seconds) == (32, 60)
     expected = {
         ResourceType.EC2_INSTANCE: ("Bill Gates", 6),
         ResourceType.LAMBDA_FUNCTION: ("Bill Gates", 8),

@@ -4,7 +4,9 @@ Each gunicorn worker builds the app with `bot.server.make_wsgi_app`; a probe doe
 same in a fresh interpreter, answers signed Slack requests through it, and reports which
 heavy libraries ended up loaded. Another wires a worker as `agentbot worker` does: its
 horses, forked per job, load what an AWS job needs. boto3 and botocore alone cost each
-process about 10 MiB that no Slack request and no idle worker reads.
+process about 10 MiB that no Slack request and no idle worker reads; rich, which
+structlog would load for console tracebacks no process renders, about 7 MiB more. The
+gunicorn master, which only forks and watches the workers, loads no ORM either.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tests.bot.test_serve import CONFIG
 from tests.conftest import BOT_TOKEN, REQUESTER, SIGNING_SECRET
 
 # The dev sandbox and what only it uses (moto, fakeredis) are not installed in production.
-HEAVY = ("boto3", "botocore", "matplotlib", "moto", "fakeredis", "sandbox")
+HEAVY = ("boto3", "botocore", "matplotlib", "moto", "fakeredis", "sandbox", "rich")
 
 PROBE = """
 import io, json, sys, time
@@ -69,6 +71,20 @@ import jobs.work
 install(job_context(build_services(Settings())))
 heavy = sorted({name.split(".")[0] for name in sys.modules} & set(sys.argv[-1].split(",")))
 print(json.dumps({"heavy": heavy, "worker": AgentbotWorker.__name__}))
+"""
+
+
+MASTER_PROBE = """
+import json, sys
+
+from bot.cli import _checked_config, _setup_logging, get_settings
+from bot.server import serve
+
+# What `agentbot serve` does before gunicorn forks its workers.
+settings = get_settings()
+_checked_config(settings)
+_setup_logging(settings)
+print(json.dumps({"loaded": sorted(set(sys.argv[-1].split(",")) & set(sys.modules))}))
 """
 
 
@@ -135,3 +151,27 @@ def test_an_idle_worker_loads_neither_the_aws_sdk_nor_matplotlib(
     """The worker process, wired as `agentbot worker` wires it, leaves both to the job horses."""
     env = probe_env(tmp_path, database_url, redis_url, slack, sample_repo)
     assert run_probe(WORKER_PROBE, env) == {"heavy": [], "worker": "AgentbotWorker"}
+
+
+def test_the_gunicorn_master_loads_no_orm_no_aws_sdk_and_no_rich(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str,
+    slack: FakeSlack,
+    sample_repo: Path,
+    services: object,
+) -> None:
+    """What `agentbot serve` loads before it forks: settings checked, no ORM, SDK or rich."""
+    env = probe_env(tmp_path, database_url, redis_url, slack, sample_repo)
+    probe = subprocess.run(
+        [sys.executable, "-c", MASTER_PROBE, ",".join([*HEAVY, "sqlalchemy.orm", "sqlalchemy"])],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    # SQLAlchemy's core stays: the settings load the database driver to fail fast on a typo.
+    assert json.loads(probe.stdout.strip().splitlines()[-1]) == {"loaded": ["sqlalchemy"]}
