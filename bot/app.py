@@ -7,6 +7,7 @@ import logging
 from slack_bolt import App
 
 from bot import dedupe, errors
+from bot.home import listener as home
 from bot.listeners import actions, commands, events, views
 from bot.logging import ContextCopyingExecutor, slack_log_context
 from bot.services import Services
@@ -44,4 +45,5 @@ def build_app(services: Services) -> App:
     actions.register(app, services)
     views.register(app, services)
     events.register(app, services)
+    home.register(app, services)
     return app

@@ -18,6 +18,7 @@ from agents.sandbox import Sandbox, parse_endpoint
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
 from bot.aws_status import SlackAwsReporter
+from bot.home.publisher import HomePublisher
 from bot.logging import Redactor, secrets_of
 from bot.notifier import SlackNotifier
 from bot.services import Services
@@ -174,7 +175,21 @@ def job_context(services: Services) -> JobContext:
         queues=services.queues,
         config=services.config,
         notifier=SlackNotifier(
-            services.db, services.slack, services.redis, services.config, redactor=redactor
+            services.db,
+            services.slack,
+            services.redis,
+            services.config,
+            redactor=redactor,
+            # The workers' own publisher, masking what their messages mask.
+            home=HomePublisher(
+                db=services.db,
+                redis=services.redis,
+                queues=services.queues,
+                client=services.slack,
+                config=services.config,
+                access=services.access,
+                redactor=redactor,
+            ),
         ),
         agents=agents,
         workspaces=Workspaces(

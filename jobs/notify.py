@@ -28,6 +28,9 @@ class Notifier(Protocol):
     def permalink(self, channel: str, ts: str) -> str | None:
         """The chat's own link to a message, or None when the chat has none."""
 
+    def publish_home(self, user: str) -> None:
+        """Show `user` their dashboard as the database has it now (never raises)."""
+
     def cost_report(
         self,
         channel: str,
@@ -78,6 +81,9 @@ class NullNotifier:
     def permalink(self, channel: str, ts: str) -> str | None:
         """No chat, no link."""
         return None
+
+    def publish_home(self, user: str) -> None:
+        """Show nothing."""
 
     def cost_report(
         self,
