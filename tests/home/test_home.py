@@ -228,3 +228,16 @@ def test_sparkline(values: list[int], line: str) -> None:
     from bot.home.blocks import sparkline
 
     assert sparkline(values) == line
+
+
+def test_manifest_enables_the_home_tab() -> None:
+    """The manifest turns the Home tab on, sends app_home_opened, and asks for the scopes
+    that tell whose channel a task is in."""
+    from pathlib import Path
+
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "manifest.yml").read_text())
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"channels:read", "groups:read"} <= set(manifest["oauth_config"]["scopes"]["bot"])
