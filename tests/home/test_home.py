@@ -190,7 +190,9 @@ def test_a_rate_limited_publish_is_retried_after_retry_after(
     calls = [c.status for c in slack.calls_to("views.publish")]
     assert calls == [429, 200]
     assert time.monotonic() - started >= 1.0
-    assert "Waiting for you" in view_text(user.home(APPROVER))
+    home = view_text(user.home(APPROVER))
+    assert "Waiting for you" in home
+    assert "Last AWS status scan" not in home  # no [aws] in this configuration
 
 
 def test_a_home_slack_will_not_take_never_touches_the_task(
