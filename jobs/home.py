@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -43,6 +44,10 @@ VIEWERS_KEY = "agentbot:home:viewers"
 # Tasks the approvers' Homes show as waiting for them.
 WAITING_KEY = "agentbot:home:waiting"
 PUBLISH_TIMEOUT_SECONDS = 60
+# views.publish is a Tier 4 method (100+ a minute per workspace): stay under it, and
+# leave what is over for the next minute rather than collect 429s.
+PUBLISHES_PER_MINUTE = 90
+PACE_KEY = "agentbot:home:publishes:{minute}"
 DAYS_SHOWN = 14
 WAITING_SHOWN = 10
 RUNNING_SHOWN = 8
@@ -369,14 +374,7 @@ def request_publish(redis: Redis, queues: Queues, users: Iterable[str]) -> list[
     for user in sorted(set(users)):
         if not redis.set(PENDING_KEY.format(user=user), 1, nx=True, ex=PENDING_SECONDS):
             continue
-        queues.queue(DEFAULT).enqueue(
-            "jobs.home.publish_home",
-            user,
-            job_timeout=PUBLISH_TIMEOUT_SECONDS,
-            retry=Retry(max=2, interval=[5, 30]),
-            result_ttl=60,
-            description=f"home {user}",
-        )
+        _enqueue_publish(queues, user)
         queued.append(user)
     return queued
 
@@ -391,9 +389,46 @@ def viewers(redis: Redis) -> set[str]:
     return {m.decode() if isinstance(m, bytes) else str(m) for m in redis.smembers(VIEWERS_KEY)}
 
 
+def _enqueue_publish(queues: Queues, user: str, *, after: float | None = None) -> None:
+    options: dict[str, Any] = {
+        "job_timeout": PUBLISH_TIMEOUT_SECONDS,
+        "retry": Retry(max=2, interval=[5, 30]),
+        "result_ttl": 60,
+        "description": f"home {user}",
+    }
+    queue = queues.queue(DEFAULT)
+    if after is None:
+        queue.enqueue("jobs.home.publish_home", user, **options)
+    else:
+        queue.enqueue_in(timedelta(seconds=after), "jobs.home.publish_home", user, **options)
+
+
+def seconds_to_wait(redis: Redis, now: float) -> float | None:
+    """Count one publish in this minute; how long to wait when the minute is full."""
+    minute = int(now // 60)
+    key = PACE_KEY.format(minute=minute)
+    with redis.pipeline() as pipeline:
+        pipeline.incr(key)
+        pipeline.expire(key, 120)
+        count = int(pipeline.execute()[0])
+    if count <= PUBLISHES_PER_MINUTE:
+        return None
+    return (minute + 1) * 60 - now + 0.5
+
+
 def publish_home(user: str) -> None:
-    """RQ job: publish one person's Home as the database has it now."""
+    """RQ job: publish one person's Home as the database has it now.
+
+    Past the minute's share of publishes it comes back in the next minute, with the
+    person's mark kept, so the changes meanwhile still make one publish.
+    """
     ctx = current()
+    wait = seconds_to_wait(ctx.redis, time.time())
+    if wait is not None:
+        ctx.redis.set(PENDING_KEY.format(user=user), 1, ex=PENDING_SECONDS)
+        _enqueue_publish(ctx.queues, user, after=wait)
+        log.info("Home of %s deferred %.0f s: the minute's publishes are spent", user, wait)
+        return
     # Off first: a change committed from here on queues another publish, and one
     # committed before is in what is read below.
     ctx.redis.delete(PENDING_KEY.format(user=user))

@@ -243,3 +243,29 @@ def test_manifest_enables_the_home_tab() -> None:
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
     assert {"channels:read", "groups:read"} <= set(manifest["oauth_config"]["scopes"]["bot"])
+
+
+def test_publishes_past_the_minutes_share_wait_for_the_next_minute(
+    user: SlackUser, services: Services, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the minute's share of views.publish calls, a Home is scheduled for the next
+    minute instead of calling Slack into a 429; its person's mark stays set meanwhile."""
+    from rq.registry import ScheduledJobRegistry
+
+    import jobs.home
+
+    monkeypatch.setattr(jobs.home, "PUBLISHES_PER_MINUTE", 1)
+    # Not across a minute's edge, where the share starts afresh.
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+    user.open_home(APPROVER)
+    user.open_home(APPROVER_2)
+    user.work("default")
+
+    assert len(slack.calls_to("views.publish")) == 1
+    scheduled = ScheduledJobRegistry("default", connection=services.redis)
+    assert len(scheduled.get_job_ids()) == 1
+    assert services.redis.exists(jobs.home.PENDING_KEY.format(user=APPROVER_2))
+    # Another opening meanwhile queues nothing more: the scheduled one will show it.
+    user.open_home(APPROVER_2)
+    assert services.queues.queue("default").count == 0
