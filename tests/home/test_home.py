@@ -269,3 +269,50 @@ def test_publishes_past_the_minutes_share_wait_for_the_next_minute(
     # Another opening meanwhile queues nothing more: the scheduled one will show it.
     user.open_home(APPROVER_2)
     assert services.queues.queue("default").count == 0
+
+
+def test_reject_and_cancel_work_from_home(
+    user: SlackUser, services: Services, slack: FakeSlack
+) -> None:
+    """Reject… on Home opens the thread's reason modal and rejects with the reason; the
+    requester's Cancel on Home stops their task."""
+    planned(user)
+    planned(user, "run fix the totals")
+    for person in (APPROVER, REQUESTER):
+        user.open_home(person)
+    user.work("default")
+
+    assert user.click_home(APPROVER, blocks.REJECT, "1").status == 200
+    modal = slack.views[-1]
+    assert modal["callback_id"] == blocks.REJECT_VIEW
+    assert user.submit_view(modal, APPROVER, "not this quarter").status == 200
+    assert state_of(services, 1) == TaskState.REJECTED
+
+    assert user.click_home(REQUESTER, blocks.CANCEL, "2").status == 200
+    assert state_of(services, 2) == TaskState.CANCELLED
+    user.work()
+    card = next(m for m in slack.channel_messages(CHANNEL) if "T-1 ·" in m.text)
+    assert "not this quarter" in texts(card)
+    assert "Nothing waits for your approval." in view_text(user.home(APPROVER))
+    assert "Cancel" not in view_text(user.home(REQUESTER))
+
+
+def test_a_failed_task_shows_its_error_and_retries_from_home(
+    user: SlackUser, services: Services, slack: FakeSlack
+) -> None:
+    """A failed task is on its requester's Home with its error line and Retry, which
+    plans it again."""
+    from jobs.tasks import touch
+
+    planned(user)
+    with services.db.session() as session:
+        touch(session, 1, state=TaskState.FAILED.value, error="Job failed: the repo is gone.")
+    services.queues.enqueue_sync(1)
+    user.work("default")
+    home = view_text(user.home(REQUESTER))
+    assert "Job failed: the repo is gone." in home and "Retry" in home
+
+    assert user.click_home(REQUESTER, blocks.RETRY, "1").status == 200
+    user.work()
+    assert state_of(services) == TaskState.AWAITING_APPROVAL
+    assert "Retry" not in view_text(user.home(REQUESTER))
