@@ -117,10 +117,10 @@ class SlackNotifier:
             # After the lock: the Homes are published by a job of their own, later.
             self.home.task_changed(shown)
 
-    def publish_home(self, user: str) -> None:
-        """Publish `user`'s Home tab (a failure is logged, never raised)."""
+    def publish_home(self, user: str, notice: str | None = None) -> None:
+        """Publish `user`'s Home tab, `notice` on top (a failure is logged, never raised)."""
         if self.home is not None:
-            self.home.publish(user)
+            self.home.publish(user, notice)
 
     def _render(self, task: Task, decided: list[Approval]) -> None:
         # An AWS action has its own card, plan and outcome (bot.blocks_cost).

@@ -48,6 +48,8 @@ PUBLISH_TIMEOUT_SECONDS = 60
 # leave what is over for the next minute rather than collect 429s.
 PUBLISHES_PER_MINUTE = 90
 PACE_KEY = "agentbot:home:publishes:{minute}"
+# A line for the top of someone's next Home (why a click on it was refused, say).
+NOTICE_KEY = "agentbot:home:notice:{user}"
 DAYS_SHOWN = 14
 WAITING_SHOWN = 10
 RUNNING_SHOWN = 8
@@ -379,6 +381,12 @@ def request_publish(redis: Redis, queues: Queues, users: Iterable[str]) -> list[
     return queued
 
 
+def tell(redis: Redis, queues: Queues, user: str, notice: str) -> None:
+    """Show `notice` at the top of `user`'s Home, in its next publish (queued now)."""
+    redis.set(NOTICE_KEY.format(user=user), notice, ex=PENDING_SECONDS)
+    request_publish(redis, queues, [user])
+
+
 def remember_viewer(redis: Redis, user: str) -> None:
     """Note that this person has a Home, so later changes may reach it."""
     redis.sadd(VIEWERS_KEY, user)
@@ -432,4 +440,6 @@ def publish_home(user: str) -> None:
     # Off first: a change committed from here on queues another publish, and one
     # committed before is in what is read below.
     ctx.redis.delete(PENDING_KEY.format(user=user))
-    ctx.notifier.publish_home(user)
+    notice = ctx.redis.getdel(NOTICE_KEY.format(user=user))
+    text = notice.decode() if isinstance(notice, bytes) else None
+    ctx.notifier.publish_home(user, notice=text)

@@ -28,8 +28,9 @@ class Notifier(Protocol):
     def permalink(self, channel: str, ts: str) -> str | None:
         """The chat's own link to a message, or None when the chat has none."""
 
-    def publish_home(self, user: str) -> None:
-        """Show `user` their dashboard as the database has it now (never raises)."""
+    def publish_home(self, user: str, notice: str | None = None) -> None:
+        """Show `user` their dashboard as the database has it now, with `notice` at the
+        top when given (never raises)."""
 
     def cost_report(
         self,
@@ -82,7 +83,7 @@ class NullNotifier:
         """No chat, no link."""
         return None
 
-    def publish_home(self, user: str) -> None:
+    def publish_home(self, user: str, notice: str | None = None) -> None:
         """Show nothing."""
 
     def cost_report(

@@ -165,7 +165,7 @@ def _team(team: TeamFigures) -> list[Block]:
         ),
         fields_section(
             [
-                ("Median request → pull request", median),
+                ("Median request → result (PR or branch)", median),
                 ("Agent cost this week", f"${team.agent_cost_week_usd:.2f}"),
             ]
         ),
@@ -223,11 +223,12 @@ def render_home(data: HomeData, *, notice: str | None = None) -> View:
 
     Args:
         data: What the person may see, as read now.
-        notice: A short line for the top (why a click from Home was refused, say).
+        notice: A short line for the top (why a click from Home was refused, say),
+            shown as it is, emoji codes included.
     """
     blocks: list[Block] = []
     if notice:
-        blocks.append(section(f":warning: {escape(notice)}"))
+        blocks.append(section(escape(notice)))
     blocks += _waiting(data)
     blocks.append(DividerBlock())
     blocks += _yours(data)

@@ -12,7 +12,7 @@ from slack_bolt import App
 
 from bot.home.publisher import SLACK_USER
 from bot.services import Services
-from jobs.home import remember_viewer, request_publish
+from jobs.home import remember_viewer, request_publish, tell
 
 
 def from_home(body: dict[str, Any]) -> bool:
@@ -22,11 +22,15 @@ def from_home(body: dict[str, Any]) -> bool:
 
 
 def tell_on_home(services: Services, body: dict[str, Any], text: str) -> None:
-    """Show the clicker their Home again with `text` at the top."""
+    """Show the clicker their Home again with `text` at the top.
+
+    Through the queue, like every publish: a rate-limited Slack is waited for in a
+    worker, not in the click's request, which Slack gives three seconds.
+    """
     user = body.get("user")
     user_id = user.get("id") if isinstance(user, dict) else None
     if isinstance(user_id, str) and SLACK_USER.match(user_id):
-        services.home.publish(user_id, notice=text)
+        tell(services.redis, services.queues, user_id, text)
 
 
 def register(app: App, services: Services) -> None:

@@ -23,7 +23,7 @@ def _task_id(body: dict[str, Any]) -> int:
 
 def _tell(services: Services, body: dict[str, Any], respond: Respond, text: str) -> None:
     if from_home(body):
-        tell_on_home(services, body, text)
+        tell_on_home(services, body, f":information_source: {text}")
         return
     respond(text=text, response_type="ephemeral", replace_original=False)
 

@@ -145,6 +145,7 @@ def test_a_refused_click_on_home_says_why_there_and_changes_nothing(
     )
     forged = user.home_click_body(STRANGER, view, button, "home-plan-1")
     user.deliver(_payload(forged))
+    user.work("default")
     assert state_of(services) == TaskState.AWAITING_APPROVAL
     assert "Only approvers can approve or reject plans." in view_text(user.home(STRANGER))
 
