@@ -180,7 +180,7 @@ def job_context(services: Services) -> JobContext:
             services.redis,
             services.config,
             redactor=redactor,
-            # The workers' own publisher, masking what their messages mask.
+            # Homes are published by workers, masked as their messages are.
             home=HomePublisher(
                 db=services.db,
                 redis=services.redis,

@@ -23,7 +23,6 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.home.publisher import HomePublisher
 from bot.settings import Settings
 from jobs.access import AccessPolicy
 from jobs.config import AgentbotConfig
@@ -154,8 +153,6 @@ class Services:
     slack: WebClient
     access: AccessPolicy
     lifecycle: Lifecycle
-    # Builds and publishes each person's Home tab.
-    home: HomePublisher
     # Why the AWS reports cannot run yet (an estate still being set up), or None when
     # they can. Asked before every `/agent aws …`; a sentence means nothing is queued.
     aws_pending: Callable[[], str | None] = field(default=lambda: None)
@@ -178,7 +175,4 @@ def build_services(settings: Settings, config: AgentbotConfig | None = None) -> 
         slack=slack,
         access=access,
         lifecycle=Lifecycle(db, queues, config, access),
-        home=HomePublisher(
-            db=db, redis=redis, queues=queues, client=slack, config=config, access=access
-        ),
     )
