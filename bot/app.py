@@ -8,6 +8,7 @@ from slack_bolt import App
 
 from bot import dedupe, errors
 from bot.aws import listeners as aws_listeners
+from bot.home import listener as home
 from bot.listeners import actions, commands, events, views
 from bot.logging import ContextCopyingExecutor, slack_log_context
 from bot.services import Services
@@ -46,4 +47,5 @@ def build_app(services: Services) -> App:
     aws_listeners.register(app, services)
     views.register(app, services)
     events.register(app, services)
+    home.register(app, services)
     return app

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from bot import dedupe
 from bot.dedupe import delivery_key
 from bot.frames import frame_problem
+from bot.home.listener import from_home, tell_on_home
 from bot.listeners.events import reply_to_mention
 from bot.services import Services
 from jobs.exceptions import UNAVAILABLE, AgentbotError
@@ -97,6 +98,11 @@ def register(app: App, services: Services) -> None:
         if respond is not None and body.get("response_url"):
             try:
                 respond(text=message, response_type="ephemeral", replace_original=False)
+            except Exception:
+                log.warning("could not tell the user about an error", exc_info=True)
+        elif from_home(body):
+            try:
+                tell_on_home(services, body, f":warning: {message}")
             except Exception:
                 log.warning("could not tell the user about an error", exc_info=True)
         # Slack shows nothing for a button's acknowledgement; the message went by

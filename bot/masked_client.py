@@ -12,6 +12,7 @@ from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 from slack_sdk.web import SlackResponse
 
 from bot.logging import Redactor
@@ -88,3 +89,7 @@ class MaskedClient:
             # A file has no length limit to keep: mask in full.
             params["content"] = self.redactor.scrub(params["content"])
         return self.client.files_upload_v2(**params)
+
+    def publish_view(self, *, user_id: str, view: View) -> SlackResponse:
+        """`views.publish` of a Home tab, with every text in it masked."""
+        return self.client.views_publish(user_id=user_id, view=self._scrub_blocks(view.to_dict()))

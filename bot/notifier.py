@@ -23,6 +23,7 @@ from sqlalchemy import update
 from agents.aws.cost_report import CostReport
 from bot import blocks
 from bot.aws import cost_blocks
+from bot.home.publisher import HomePublisher
 from bot.logging import Redactor
 from bot.masked_client import MaskedClient
 from jobs.aws.actions import AWS_ACTION_SOURCE
@@ -52,6 +53,7 @@ class SlackNotifier:
         config: AgentbotConfig,
         *,
         redactor: Redactor | None = None,
+        home: HomePublisher | None = None,
     ) -> None:
         """Wire the notifier.
 
@@ -62,12 +64,15 @@ class SlackNotifier:
             config: The bot's configuration.
             redactor: What masks credentials in outgoing text; by default the logs'
                 patterns plus the client's own token.
+            home: What publishes people's Home tabs; each change the notifier shows
+                asks it to republish those the task concerns. None for none.
         """
         self.db = db
         self.client = client
         self.slack = MaskedClient(client, redactor)
         self.redis = redis
         self.config = config
+        self.home = home
         # Task id -> the phase (state) its lines belong to, and its latest lines.
         self._progress: dict[int, tuple[TaskState, deque[str]]] = {}
 
@@ -96,6 +101,7 @@ class SlackNotifier:
 
     def sync(self, task_id: int) -> None:
         """Post or edit the card, plan and outcome messages until Slack is current."""
+        shown: Task | None = None
         with self.redis.lock(
             f"agentbot:slack-sync:{task_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS
         ):
@@ -105,8 +111,17 @@ class SlackNotifier:
                     task = get_task(session, task_id)
                     approvals = list(approvals_of(session, task_id))
                 if task.slack_version >= task.version:
-                    return
+                    break
                 self._render(task, approvals)
+                shown = task
+        if shown is not None and self.home is not None:
+            # After the lock: the Homes are published by a job of their own, later.
+            self.home.task_changed(shown)
+
+    def publish_home(self, user: str, notice: str | None = None) -> None:
+        """Publish `user`'s Home tab, `notice` on top (a failure is logged, never raised)."""
+        if self.home is not None:
+            self.home.publish(user, notice)
 
     def _render(self, task: Task, decided: list[Approval]) -> None:
         # An AWS action has its own card, plan and outcome (bot.aws.cost_blocks).

@@ -19,6 +19,7 @@ from agents.sandbox import Sandbox
 from agents.scripted import ScriptedExecutor, ScriptedPlanner
 from agents.workspace import Workspaces
 from bot.aws.status import SlackAwsReporter
+from bot.home.publisher import HomePublisher
 from bot.logging import Redactor, secrets_of
 from bot.notifier import SlackNotifier
 from bot.services import Services
@@ -142,7 +143,21 @@ def job_context(services: Services) -> JobContext:
         queues=services.queues,
         config=services.config,
         notifier=SlackNotifier(
-            services.db, services.slack, services.redis, services.config, redactor=redactor
+            services.db,
+            services.slack,
+            services.redis,
+            services.config,
+            redactor=redactor,
+            # Homes are published by workers, masked as their messages are.
+            home=HomePublisher(
+                db=services.db,
+                redis=services.redis,
+                queues=services.queues,
+                client=services.slack,
+                config=services.config,
+                access=services.access,
+                redactor=redactor,
+            ),
         ),
         agents=agents,
         workspaces=Workspaces(

@@ -29,6 +29,10 @@ class Notifier(Protocol):
     def permalink(self, channel: str, ts: str) -> str | None:
         """The chat's own link to a message, or None when the chat has none."""
 
+    def publish_home(self, user: str, notice: str | None = None) -> None:
+        """Show `user` their dashboard as the database has it now, with `notice` at the
+        top when given (never raises)."""
+
     def cost_report(
         self,
         channel: str,
@@ -79,6 +83,9 @@ class NullNotifier:
     def permalink(self, channel: str, ts: str) -> str | None:
         """No chat, no link."""
         return None
+
+    def publish_home(self, user: str, notice: str | None = None) -> None:
+        """Show nothing."""
 
     def cost_report(
         self,

@@ -10,7 +10,8 @@ renders from it (see `sandbox.workspace`, which adds the browser page through th
 Like Slack, it delivers Events API callbacks to the app's request URL once told
 where that is (`subscribe_events`): a message someone posts that mentions the bot
 (`<@UAGENTBOT>`) reaches the app as a signed `event_callback` with an `app_mention`
-event, the one event the app's manifest subscribes to.
+event, and a person opening the app's Home tab (`open_home`) as `app_home_opened`: the
+two events the app's manifest subscribes to. `views.publish` keeps each person's Home.
 """
 
 from __future__ import annotations
@@ -236,6 +237,10 @@ class FakeSlack:
         self.messages: list[Message] = []
         self.ephemerals: list[Ephemeral] = []
         self.views: list[dict[str, Any]] = []
+        # Each person's published Home tab (`views.publish`), by user id.
+        self.homes: dict[str, dict[str, Any]] = {}
+        # Channel id -> its members, as `users.conversations` reports them.
+        self.channel_members: dict[str, set[str]] = {}
         self.calls: list[Call] = []
         self.files: dict[str, dict[str, Any]] = {}
         self.response_urls: dict[str, dict[str, Any]] = {}
@@ -292,6 +297,8 @@ class FakeSlack:
             self.messages.clear()
             self.ephemerals.clear()
             self.views.clear()
+            self.homes.clear()
+            self.channel_members.clear()
             self.calls.clear()
             self.files.clear()
             self.response_urls.clear()
@@ -474,6 +481,7 @@ class FakeSlack:
                     {**ephemeral.to_dict(), "user": ephemeral.user} for ephemeral in self.ephemerals
                 ],
                 "views": [json.loads(json.dumps(view)) for view in self.views],
+                "homes": json.loads(json.dumps(self.homes)),
                 "files": [
                     {key: value for key, value in stored.items() if key != "data"}
                     for stored in self.files.values()
@@ -627,6 +635,52 @@ class FakeSlack:
         view["trigger_id"] = params["trigger_id"]
         self.views.append(view)
         return {"ok": True, "view": view}
+
+    def _api_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = params.get("user_id")
+        view = params.get("view")
+        view = json.loads(view) if isinstance(view, str) else dict(view or {})
+        if not user or view.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        blocks = list(view.get("blocks") or [])
+        # A Home view takes 100 blocks (a message 50); every other limit is a message's.
+        errors = block_errors(blocks[:50]) + block_errors(blocks[50:])
+        if len(blocks) > 100:
+            errors.append("no more than 100 items allowed [json-pointer:/view/blocks]")
+        if errors:
+            metadata = {"messages": errors}
+            return {"ok": False, "error": "invalid_arguments", "response_metadata": metadata}
+        previous = self.homes.get(str(user))
+        view["id"] = previous["id"] if previous else f"VH{len(self.homes) + 1:05d}"
+        self.homes[str(user)] = view
+        return {"ok": True, "view": view}
+
+    def _api_users_conversations(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user") or BOT_USER)
+        channels = [
+            {"id": channel, "is_member": True}
+            for channel, members in sorted(self.channel_members.items())
+            if user in members
+        ]
+        return {"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}}
+
+    def open_home(self, user: str) -> None:
+        """`user` opens the app's Home tab: Slack sends the app `app_home_opened`."""
+        with self._lock:
+            subscription = self.subscription
+            home = self.homes.get(user)
+        if subscription is None:
+            return
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": f"D{user[1:]}",
+            "tab": "home",
+            "event_ts": self._next_ts(),
+        }
+        if home is not None:
+            event["view"] = home
+        self._deliver_event(subscription, event)
 
     def _api_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         group = str(params.get("usergroup"))

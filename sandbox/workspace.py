@@ -142,9 +142,14 @@ class Workspace:
         self.slack.routes[("POST", "/ui/click")] = self._post(self._click_body)
         self.slack.routes[("POST", "/ui/submit")] = self._post(self._submit_body)
         self.slack.routes[("POST", "/ui/close")] = self._post(self._close_body)
+        self.slack.routes[("POST", "/ui/home")] = self._post(self._home_body)
+        self.slack.routes[("POST", "/ui/home_click")] = self._post(self._home_click_body)
         # As an app subscribed to `app_mention`: `@agentbot …` typed on the page reaches
         # the bot as a signed event, the same request URL as commands and clicks.
         self.slack.subscribe_events(self.events_url, self.verifier.signing_secret)
+        # Everyone is in every channel of the sandbox (what Home's privacy asks Slack).
+        for channel in self.channels:
+            self.slack.channel_members.setdefault(channel, set()).update(self.people)
         return self
 
     def note(self, key: str, text: str) -> None:
@@ -259,6 +264,52 @@ class Workspace:
                 via="ack",
             )
         return delivery
+
+    def open_home(self, user: str) -> None:
+        """The user opens the app's Home tab: the bot gets `app_home_opened`.
+
+        Raises:
+            UserError: Unknown user.
+        """
+        self._person(user)
+        self.slack.open_home(user)
+
+    def click_home(self, user: str, action_id: str, block_id: str | None = None) -> Delivery:
+        """Click a button on the user's Home tab, as published by the bot.
+
+        Raises:
+            UserError: Unknown user, no Home yet, or no such button on it.
+        """
+        person = self._person(user)
+        home = self.slack.snapshot()["homes"].get(user)
+        if home is None:
+            raise UserError(f"no Home published for {user}")
+        button, found_block = _find_button(home["blocks"], action_id, block_id)
+        action = {
+            "type": "button",
+            "action_id": action_id,
+            "block_id": found_block,
+            "text": button.get("text"),
+            "action_ts": f"{time.time():.6f}",
+        }
+        for key in ("value", "style", "url"):
+            if key in button:
+                action[key] = button[key]
+        # What Slack sends for a click on a Home tab: the view, no channel, no response_url.
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": self._user_object(person),
+            "api_app_id": APP_ID,
+            "token": "sandbox-verification-token",
+            "container": {"type": "view", "view_id": home["id"]},
+            "trigger_id": self._trigger(user, None),
+            "team": {"id": TEAM, "domain": TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": home,
+            "actions": [action],
+        }
+        return self.deliver(urlencode({"payload": json.dumps(payload)}))
 
     def submit_view(self, user: str, view_id: str, values: dict[str, dict[str, str]]) -> Delivery:
         """Submit an open modal with the values typed into its inputs.
@@ -403,6 +454,7 @@ class Workspace:
             "messages": snapshot["messages"],
             "ephemerals": [e for e in snapshot["ephemerals"] if e.pop("user", None) == user],
             "modals": modals[-1:],
+            "home": snapshot["homes"].get(user),
             "notes": dict(self.notes),
         }
 
@@ -537,6 +589,16 @@ class Workspace:
         if not isinstance(values, dict):
             raise UserError("values must be an object")
         delivery = self.submit_view(str(data["user"]), str(data["view_id"]), values)
+        return _summary(delivery)
+
+    def _home_body(self, data: dict[str, Any]) -> dict[str, Any]:
+        self.open_home(str(data["user"]))
+        return {}
+
+    def _home_click_body(self, data: dict[str, Any]) -> dict[str, Any]:
+        delivery = self.click_home(
+            str(data["user"]), str(data["action_id"]), data.get("block_id") or None
+        )
         return _summary(delivery)
 
     def _close_body(self, data: dict[str, Any]) -> dict[str, Any]:

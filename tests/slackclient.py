@@ -130,6 +130,64 @@ class SlackUser:
         }
         return self.deliver(urlencode({"payload": json.dumps(body)}))
 
+    def open_home(self, user: str) -> BoltResponse:
+        """Open the app's Home tab: the signed `app_home_opened` event Slack sends."""
+        body = {
+            "token": "legacy",
+            "team_id": "TSANDBOX",
+            "api_app_id": "AAGENTBOT",
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(time.time()),
+            "event": {
+                "type": "app_home_opened",
+                "user": user,
+                "channel": f"D{user[1:]}",
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+        }
+        return self.deliver(json.dumps(body), "application/json")
+
+    def home(self, user: str) -> dict[str, Any]:
+        """The Home view last published for `user`."""
+        view = self.slack.homes.get(user)
+        assert view is not None, f"no Home was published for {user}"
+        return view
+
+    def click_home(
+        self, user: str, action_id: str, value: str, *, body_of: dict[str, Any] | None = None
+    ) -> BoltResponse:
+        """Click the button `action_id` whose value is `value` on `user`'s Home."""
+        view = self.home(user)
+        button, block_id = find_block_button(view["blocks"], action_id, value)
+        body = body_of or self.home_click_body(user, view, button, block_id)
+        return self.deliver(urlencode({"payload": json.dumps(body)}))
+
+    def home_click_body(
+        self, user: str, view: dict[str, Any], button: dict[str, Any], block_id: str
+    ) -> dict[str, Any]:
+        """What Slack posts for a click on a Home tab: the view, and no response_url."""
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "team_id": "TSANDBOX"},
+            "api_app_id": "AAGENTBOT",
+            "team": {"id": "TSANDBOX", "domain": "sandbox"},
+            "container": {"type": "view", "view_id": view["id"]},
+            "view": view,
+            "trigger_id": f"trig-{uuid.uuid4().hex}",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": button["action_id"],
+                    "block_id": block_id,
+                    "value": button.get("value"),
+                    "text": button.get("text"),
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+
     def submit_view(self, view: dict[str, Any], user: str, value: str | None) -> BoltResponse:
         """Submit a modal whose single input is `reason`."""
         body = {
@@ -183,6 +241,23 @@ def find_button(message: Message, action_id: str) -> tuple[dict[str, Any], str]:
                 if element.get("action_id") == action_id:
                     return element, str(block.get("block_id"))
     raise AssertionError(f"no {action_id} button on the message")
+
+
+def find_block_button(
+    blocks: list[dict[str, Any]], action_id: str, value: str
+) -> tuple[dict[str, Any], str]:
+    """The button with `action_id` and `value` among blocks, and its block id."""
+    for block in blocks:
+        if block.get("type") == "actions":
+            for element in block.get("elements", []):
+                if element.get("action_id") == action_id and element.get("value") == value:
+                    return element, str(block.get("block_id"))
+    raise AssertionError(f"no {action_id} button for {value}")
+
+
+def view_text(view: dict[str, Any]) -> str:
+    """All visible text of a view's blocks, for assertions."""
+    return texts(Message(channel="", ts="", text="", blocks=list(view.get("blocks") or [])))
 
 
 def texts(message: Message) -> str:

@@ -9,6 +9,7 @@ from slack_bolt.context.respond import Respond
 from slack_sdk import WebClient
 
 from bot import blocks
+from bot.home.listener import from_home, tell_on_home
 from bot.listeners.fields import button_value, channel_of, task_id_of, user_of
 from bot.services import Services
 from jobs.exceptions import BadRequest, Conflict, NotAllowed
@@ -20,7 +21,10 @@ def _task_id(body: dict[str, Any]) -> int:
     return task_id_of(button_value(body))
 
 
-def _tell(respond: Respond, text: str) -> None:
+def _tell(services: Services, body: dict[str, Any], respond: Respond, text: str) -> None:
+    if from_home(body):
+        tell_on_home(services, body, f":information_source: {text}")
+        return
     respond(text=text, response_type="ephemeral", replace_original=False)
 
 
@@ -35,6 +39,8 @@ def register(app: App, services: Services) -> None:
         ack()
         if not decision.moved:
             _tell(
+                services,
+                body,
                 respond,
                 f"Your approval of {decision.task.key} is recorded "
                 f"({decision.approvals} of {decision.required}).",

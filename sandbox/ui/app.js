@@ -18,7 +18,7 @@ const EMOJI = {
   white_check_mark: "✅", white_circle: "⚪", x: "❌", zzz: "💤", package: "📦",
   card_file_box: "🗃️", desktop_computer: "🖥️", floppy_disk: "💾", globe_with_meridians: "🌐",
   electric_plug: "🔌", satellite: "📡", chart: "💹", receipt: "🧾", hourglass_done: "⌛",
-  arrow_down_small: "🔽", arrow_up_small: "🔼", paperclip: "📎", thread: "🧵",
+  arrow_down_small: "🔽", arrow_up_small: "🔼", paperclip: "📎", thread: "🧵", clipboard: "📋",
 };
 
 const app = {
@@ -30,6 +30,7 @@ const app = {
   poll: null,
   dismissed: new Set(),
   modalKey: null,
+  home: false, // the Home tab is shown instead of a channel
 };
 
 // -- text ------------------------------------------------------------------------------
@@ -283,7 +284,7 @@ function render() {
 
   document.getElementById("channels").innerHTML = s.channels.map((c) => {
     const count = s.messages.filter((m) => m.channel === c.id && !m.thread_ts).length;
-    const active = c.id === app.channel ? " active" : "";
+    const active = c.id === app.channel && !app.home ? " active" : "";
     return `<li><button type="button" class="channel${active}" data-channel="${esc(c.id)}"># ${esc(c.name)}${count ? ` <small>(${count})</small>` : ""}</button></li>`;
   }).join("");
   document.getElementById("notes").innerHTML = Object.values(s.notes || {})
@@ -297,6 +298,7 @@ function render() {
   const mine = s.ephemerals.filter((e) => e.channel === app.channel && !e.thread_ts && visible(e))
     .map((e) => ({ ts: e.ts, html: renderEphemeral(e) }));
   renderList(document.getElementById("messages"), top.concat(mine).sort(byTs));
+  renderHome();
 
   const pane = document.getElementById("thread-pane");
   if (app.thread) {
@@ -314,6 +316,32 @@ function render() {
   }
   pane.hidden = !app.thread;
   renderModal();
+}
+
+// The Home tab: the view the bot last published for this person (views.publish).
+function renderHome() {
+  const s = app.state;
+  document.getElementById("open-home").classList.toggle("active", app.home);
+  document.getElementById("home").hidden = !app.home;
+  document.getElementById("messages").hidden = app.home;
+  document.getElementById("composer-form").hidden = app.home;
+  if (!app.home) return;
+  document.getElementById("channel-header").textContent = "Agentbot · Home";
+  const html = s.home
+    ? renderBlocks(s.home.blocks)
+    : '<div class="empty">Opening your Home… (the bot publishes it with views.publish)</div>';
+  const pane = document.getElementById("home");
+  if (pane.dataset.rendered !== html) {
+    pane.innerHTML = html;
+    pane.dataset.rendered = html;
+  }
+}
+
+async function openHome() {
+  app.home = true;
+  app.thread = null;
+  render();
+  await post("/ui/home", {});
 }
 
 // -- modals ----------------------------------------------------------------------------
@@ -402,6 +430,8 @@ function switchUser(id) {
   app.version = -1;
   app.modalKey = null;
   if (app.poll) app.poll.abort();
+  // Slack sends app_home_opened for whoever looks at the tab.
+  if (app.home) post("/ui/home", {});
 }
 
 async function send(textarea, threadTs) {
@@ -461,8 +491,11 @@ function wire() {
   document.addEventListener("click", async (e) => {
     const target = e.target.closest("button");
     if (!target) return;
-    if (target.dataset.channel && target.classList.contains("channel")) {
+    if (target.dataset.home) {
+      await openHome();
+    } else if (target.dataset.channel && target.classList.contains("channel")) {
       app.channel = target.dataset.channel;
+      app.home = false;
       app.thread = null;
       render();
     } else if (target.dataset.suggest) {
@@ -523,8 +556,19 @@ async function clickButton(button) {
     if (!window.confirm(question || "Are you sure?")) return;
   }
   if (button.dataset.url) window.open(button.dataset.url, "_blank", "noopener");
-  const message = button.closest(".message");
   button.disabled = true;
+  if (button.closest("[data-home]")) {
+    try {
+      await post("/ui/home_click", {
+        action_id: button.dataset.actionId,
+        block_id: button.dataset.blockId || null,
+      });
+    } finally {
+      button.disabled = false;
+    }
+    return;
+  }
+  const message = button.closest(".message");
   try {
     await post("/ui/click", {
       channel: message.dataset.channel,

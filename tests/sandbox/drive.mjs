@@ -1,5 +1,6 @@
 // Drives the sandbox page in Debian's headless Chromium with playwright-core (no browser
-// download): Ada types a task, Grace approves the plan, the completion card appears; Ada
+// download): Ada types a task, Grace approves the plan from her Home tab, the completion
+// card appears; Ada
 // types another, Grace rejects it with a reason in the modal; the cost digest's chart
 // shows in #aws-costs. One numbered screenshot per step.
 //
@@ -66,9 +67,22 @@ try {
   mark("plan_shown");
   await page.screenshot({ path: join(shots, "02-plan-in-thread.png") });
 
+  // Grace approves from her Home tab, which the bot publishes when she opens it.
   await page.locator("#user").selectOption("U0GRACE");
   await page.getByText("connected to the sandbox").waitFor();
-  await thread.locator('[data-action-id="plan_approve"]').click();
+  await page.locator("#open-home").click();
+  const home = page.locator("#home");
+  await home.getByText("Waiting for you").waitFor();
+  await home.getByText("T-1 · fix the discount calculation").first().waitFor();
+  mark("home_shown");
+  await page.screenshot({ path: join(shots, "02b-home-waiting-for-you.png") });
+  const homeText = await home.innerText();
+  await home.locator('[data-action-id="plan_approve"]').click();
+  // The change republishes her Home: nothing waits any more.
+  await home.getByText("Nothing waits for your approval.").waitFor();
+  const homeAfterText = await home.innerText();
+  await page.locator('#channels [data-channel="C0DEV"]').click();
+  await card.locator(".replies").click();
   await thread.locator(".message", { hasText: "Approved by" }).first().waitFor();
   mark("approved");
 
@@ -141,7 +155,7 @@ try {
 
   console.log(JSON.stringify({
     ok: true, timings, outcomeText, cardText, rejectedText, estateText, digestText, chartSize, problems,
-    paneAtStart, paneAfterClose, rejectedCardText, rawEmoji,
+    paneAtStart, paneAfterClose, rejectedCardText, rawEmoji, homeText, homeAfterText,
   }));
 } catch (err) {
   await page.screenshot({ path: join(shots, "failure.png") }).catch(() => {});

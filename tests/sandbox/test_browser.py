@@ -1,4 +1,4 @@
-"""`agentbot dev` in a real browser: approve a task, reject one, see the cost digest.
+"""`agentbot dev` in a real browser: approve a task from Home, reject one, see the digest.
 
 The sandbox runs as the command a newcomer types, in its own process; headless
 Chromium (Debian's package) is driven by playwright-core from `drive.mjs`.
@@ -141,6 +141,7 @@ def dev(browser: Browser, tmp_path: Path) -> Iterator[tuple[DevProcess, str]]:
 SHOTS = (
     "01-command-acknowledged",
     "02-plan-in-thread",
+    "02b-home-waiting-for-you",
     "03-completion-card",
     "04-reject-reason-modal",
     "05-rejected-with-reason",
@@ -151,7 +152,8 @@ SHOTS = (
 def test_approve_reject_and_see_the_digest_chart_in_chromium(
     browser: Browser, dev: tuple[DevProcess, str]
 ):
-    """Grace approves one task and rejects another with a reason; the digest chart shows."""
+    """Grace approves one task from her Home tab and rejects another with a reason in its
+    thread; the digest chart shows."""
     process, url = dev
     ready_seconds = process.wait_ready()
 
@@ -174,6 +176,10 @@ def test_approve_reject_and_see_the_digest_chart_in_chromium(
     assert result.get("ok"), f"{result}\n{drive.stderr[-3000:]}\n{''.join(process.output)}"
     assert "Branch" in result["outcomeText"] and "agent/T-1" in result["outcomeText"]
     assert "4 passed, 0 failed" in result["outcomeText"]
+    # Her Home listed the plan with the thread's buttons, then lost it once approved.
+    assert "Waiting for you" in result["homeText"] and "Approve" in result["homeText"]
+    assert "Workers online" in result["homeText"]
+    assert "T-1" in result["homeAfterText"]  # still there, under Team's latest tasks
     assert "succeeded" in result["cardText"] and "@Grace" in result["cardText"]
     rejected = result["rejectedText"]
     assert "Rejected by" in rejected and "@Grace" in rejected, rejected
