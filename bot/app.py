@@ -7,7 +7,7 @@ import logging
 from slack_bolt import App
 
 from bot import dedupe, errors
-from bot.listeners import actions, commands, events, views
+from bot.listeners import actions, commands, events, run_questions, views
 from bot.logging import ContextCopyingExecutor, slack_log_context
 from bot.services import Services
 
@@ -42,6 +42,7 @@ def build_app(services: Services) -> App:
     errors.register(app, services)
     commands.register(app, services)
     actions.register(app, services)
+    run_questions.register(app, services)
     views.register(app, services)
     events.register(app, services)
     return app
