@@ -52,6 +52,8 @@ from agents.testing import command_environment, command_home
 
 SCRIPT_PATH = Path(".agentbot") / "script.json"
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
+# A thread message as agents are given it (`agents.prompts.thread_message_prompt`).
+QUOTED = re.compile(r"<thread_message>\n(.*)\n</thread_message>", re.S)
 
 
 class Edit(BaseModel):
@@ -139,7 +141,9 @@ def _wait(seconds: float, cancelled: CancelCheck, progress: Progress, control: R
     while True:
         for text in control.messages():
             control.activity()
-            progress(f"Message received: {' '.join(text.split())[:120]}")
+            quoted = QUOTED.search(text)
+            heard = quoted.group(1) if quoted else text
+            progress(f"Message received: {' '.join(heard.split())[:120]}")
         if time.monotonic() >= deadline:
             return
         if cancelled():

@@ -84,7 +84,12 @@ class RunSupervisor:
         return self.stall_reason is not None
 
     def control(self, spent_usd: float) -> RunControl:
-        """What one phase is lent, `spent_usd` having been spent on the task so far."""
+        """What one phase is lent, `spent_usd` having been spent on the task so far.
+
+        The stall clock starts with the phase: the bot's own test run before it is not
+        the agent's silence.
+        """
+        self.activity()
         return RunControl(
             messages=self.messages,
             activity=self.activity,

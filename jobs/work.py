@@ -642,7 +642,12 @@ def execute_task(task_id: int) -> None:
         # not the agent's: it stays out of the fix unless the plan names it.
         made_by_runs = changes_between(workspace, baseline_from, red_from)
         red_run = pair.executor.write_failing_test(
-            brief, plan, workspace, run.progress, run.cancelled, run.control(cost)
+            brief,
+            plan,
+            workspace,
+            run.progress,
+            run.cancelled,
+            run.control(task.agent_cost_usd + cost),
         )
         cost += red_run.cost_usd
         runs.append(_run_record("red", red_run))
@@ -671,7 +676,12 @@ def execute_task(task_id: int) -> None:
         green_from = snapshot(workspace)
         made_by_runs += changes_between(workspace, red_to, green_from)
         green_run = pair.executor.implement_fix(
-            brief, plan, workspace, run.progress, run.cancelled, run.control(cost)
+            brief,
+            plan,
+            workspace,
+            run.progress,
+            run.cancelled,
+            run.control(task.agent_cost_usd + cost),
         )
         cost += green_run.cost_usd
         runs.append(_run_record("green", green_run))
