@@ -587,6 +587,10 @@ def _program(words: list[str]) -> str:
     return _clip(program)
 
 
+def _usd(amount: float) -> str:
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+
+
 def _clip(text: str, limit: int = LINE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -761,10 +765,10 @@ class CliExecutor:
                 more = None if control is None else control.over_budget(spent)
                 if more is None or reached.session_id is None or cancelled():
                     raise BudgetStop(
-                        f"{self.name} reached its budget (${spent:.2f} spent) and was stopped.",
+                        f"{self.name} reached its budget ({_usd(spent)} spent) and was stopped.",
                         spent,
                     ) from None
-                progress(f"Budget raised by ${more:.2f}; {self.name} carries on")
+                progress(f"Budget raised by {_usd(more)}; {self.name} carries on")
                 assert control is not None
                 control = replace(control, budget_usd=more)
                 resume = reached.session_id

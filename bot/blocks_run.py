@@ -12,7 +12,7 @@ from typing import Any
 from slack_sdk.models.blocks import ActionsBlock
 
 from bot.blocks import CANCEL, button, escape, finish, section
-from jobs.steering import minutes_text
+from jobs.steering import minutes_text, usd
 
 KEEP_WAITING = "run_keep_waiting"
 BUDGET_CONTINUE = "run_budget_continue"
@@ -54,8 +54,8 @@ def render_budget_question(
     """The thread's message when the agent reached its dollar budget."""
     value = question_value(task_id, job_id)
     text = (
-        f":moneybag: *{key} reached its agent budget: ${spent:.2f} spent.* The agent is "
-        f"paused between turns. An approver decides: continue with ${step:.2f} more, or "
+        f":moneybag: *{key} reached its agent budget: {usd(spent)} spent.* The agent is "
+        f"paused between turns. An approver decides: continue with {usd(step)} more, or "
         "stop (the task fails and nothing is pushed)."
     )
     return finish(
@@ -64,7 +64,7 @@ def render_budget_question(
             ActionsBlock(
                 block_id=f"budget-{task_id}",
                 elements=[
-                    button(f"Continue (+${step:.2f})", BUDGET_CONTINUE, value, style="primary"),
+                    button(f"Continue (+{usd(step)})", BUDGET_CONTINUE, value, style="primary"),
                     button("Stop", BUDGET_STOP, value, style="danger"),
                 ],
             ),

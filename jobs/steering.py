@@ -27,6 +27,11 @@ def minutes_text(minutes: float) -> str:
     return f"{shown} minute" + ("" if shown == "1" else "s")
 
 
+def usd(amount: float) -> str:
+    """Dollars as people read them: `$4.20`, and a fraction of a cent not shown as $0.00."""
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
+
+
 class RunChannel:
     """The keys through which one job's run of one task is talked to.
 

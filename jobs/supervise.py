@@ -19,7 +19,7 @@ from collections.abc import Callable
 from agents.base import CancelCheck, Progress, RunControl
 from agents.prompts import thread_message_prompt
 from jobs.context import JobContext
-from jobs.steering import STALLS_KEY, RunChannel, minutes_text
+from jobs.steering import STALLS_KEY, RunChannel, minutes_text, usd
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,8 @@ class RunSupervisor:
                 self.budget_usd = spent_usd + more
                 self.ctx.notifier.say(
                     self.task_id,
-                    f":moneybag: <@{user}> raised the budget by ${more:.2f} "
-                    f"(to ${self.budget_usd:.2f}); the agent carries on.",
+                    f":moneybag: <@{user}> raised the budget by {usd(more)} "
+                    f"(to {usd(self.budget_usd)}); the agent carries on.",
                 )
                 return more
             time.sleep(DECISION_POLL_SECONDS)

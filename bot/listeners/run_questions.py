@@ -13,6 +13,7 @@ from bot.listeners.fields import button_value, task_id_of, user_of
 from bot.services import Services
 from jobs.exceptions import BadRequest
 from jobs.running import RunningTasks
+from jobs.steering import usd
 
 
 def question_of(body: dict[str, Any]) -> tuple[int, str]:
@@ -49,7 +50,7 @@ def register(app: App, services: Services) -> None:
         step = services.config.agent.max_cost_usd
         task = running.decide_budget(task_id, job_id, user_of(body), step)
         ack()
-        _tell(respond, f"{task.key} may spend ${step:.2f} more.")
+        _tell(respond, f"{task.key} may spend {usd(step)} more.")
 
     @app.action(BUDGET_STOP)
     def budget_stop(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
