@@ -12,7 +12,12 @@ Script shape::
     {"scenarios": [{"match": ["divide"], "plan": {...Plan...},
                     "red": [{"write": "tests/test_x.py", "content": "..."}],
                     "green": [{"replace": "src/x.py", "old": "a", "new": "b"}],
-                    "delay_seconds": 0, "command": ["make", "build"]}]}
+                    "delay_seconds": 0, "command": ["make", "build"], "cost_usd": 0}]}
+
+While a phase waits out its `delay_seconds` it hears the task's thread: each message
+people send is shown as a progress line ("Message received: ..."). `cost_usd` is what
+each phase reports it cost; at the phase's budget it asks for more, as a CLI agent's
+stop would, and stops when refused.
 
 `command`, when given, is run in the workspace at the start of each execution phase
 and waited for without ever looking at cancellation, as a long build or a hung tool
