@@ -26,6 +26,50 @@ class AgentError(Exception):
     """An agent could not do its step; the message says why, in a sentence."""
 
 
+class BudgetStop(AgentError):
+    """The run reached its dollar budget and nobody allowed it more.
+
+    Attributes:
+        cost_usd: What the stopped phase spent.
+    """
+
+    def __init__(self, message: str, cost_usd: float) -> None:
+        super().__init__(message)
+        self.cost_usd = cost_usd
+
+
+def _no_messages() -> list[str]:
+    return []
+
+
+def _nothing() -> None:
+    return None
+
+
+def _stop(spent: float) -> float | None:
+    return None
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """What the bot lends one executor phase besides its progress and cancel callbacks.
+
+    Attributes:
+        messages: Returns the messages people sent the task since the last call (each
+            once); an agent that can take input while it runs passes them on.
+        activity: Called whenever the run shows any sign of life (an event, a line), so
+            a run that goes quiet can be told from one that works.
+        budget_usd: Dollars this phase may spend; None for no limit.
+        over_budget: Asked, with what the phase spent, when the budget is reached;
+            returns how many dollars more it may spend, or None to stop it.
+    """
+
+    messages: Callable[[], list[str]] = _no_messages
+    activity: Callable[[], None] = _nothing
+    budget_usd: float | None = None
+    over_budget: Callable[[float], float | None] = _stop
+
+
 class PlanStep(BaseModel):
     """One ordered step of a test-first plan."""
 
@@ -132,6 +176,7 @@ class ExecutorAgent(Protocol):
         workspace: Path,
         progress: Progress,
         cancelled: CancelCheck,
+        control: RunControl | None = None,
     ) -> AgentRun:
         """RED: add the test that shows the bug, changing no production code."""
 
@@ -142,6 +187,7 @@ class ExecutorAgent(Protocol):
         workspace: Path,
         progress: Progress,
         cancelled: CancelCheck,
+        control: RunControl | None = None,
     ) -> AgentRun:
         """GREEN: change the code until the whole suite passes."""
 

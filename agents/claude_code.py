@@ -10,18 +10,21 @@ or when the process exits non-zero.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from agents.base import AgentError, CancelCheck, Progress
+from agents.base import AgentError, CancelCheck, Progress, RunControl
 from agents.env import child_environment
 from agents.mcp import allowed_tools, config_file, egress_hosts, labels
 from agents.runner import (
+    BudgetReached,
     CliOptions,
     Event,
+    InputFeed,
     Role,
     RunResult,
     StreamExit,
@@ -126,8 +129,14 @@ def claude_command(
     role: Role,
     resume: str | None = None,
     mcp_config: Path | None = None,
+    streamed: bool = False,
+    budget_usd: float | None = None,
 ) -> list[str]:
     """The argv of one headless run (the prompt is one argument, never shell text).
+
+    A `streamed` run reads its prompt, and later messages, as stream-json user messages
+    on stdin (`user_message`), so people can talk to it while it works. `budget_usd`
+    is the CLI's own `--max-budget-usd`: it stops between turns once that is spent.
 
     Only the servers in `mcp_config`, the run's own file, are started: the repository's
     `.mcp.json` and the CLI's user settings are written by others and are ignored.
@@ -136,10 +145,9 @@ def claude_command(
     permissions = options.permissions(role)
     allowed = (*permissions.allowed_tools, *allowed_tools(options.mcp_servers(role)))
     disallowed = (*permissions.disallowed_tools, *_unreadable(options, mcp_config))
-    args = [
-        options.command,
-        "-p",
-        prompt,
+    args = [options.command, "-p"]
+    args += ["--input-format", "stream-json"] if streamed else [prompt]
+    args += [
         # stream-json in -p mode is refused without --verbose.
         "--output-format",
         "stream-json",
@@ -159,11 +167,18 @@ def claude_command(
         args += ["--append-system-prompt", system]
     if resume:
         args += ["--resume", resume]
+    if budget_usd is not None:
+        args += ["--max-budget-usd", f"{max(budget_usd, 0.0):.4f}"]
     if mcp_config is not None:
         # --mcp-config takes several values; the flag after it ends the list.
         args += ["--mcp-config", str(mcp_config)]
     args.append("--strict-mcp-config")
     return args + list(options.agent.extra_args)
+
+
+def user_message(text: str) -> str:
+    """One stream-json input line: a user turn carrying `text`."""
+    return json.dumps({"type": "user", "message": {"role": "user", "content": text}})
 
 
 def _unreadable(options: CliOptions, mcp_config: Path | None) -> list[str]:
@@ -242,6 +257,12 @@ class ClaudeStream:
         result = self.result
         if result is None:
             raise no_result_error(NAME, exit)
+        if result.get("subtype") == "error_max_budget_usd":
+            raise BudgetReached(
+                f"{NAME} reached its budget.",
+                self.session_id,
+                _float(result.get("total_cost_usd")),
+            )
         if result.get("is_error"):
             raise AgentError(f"{NAME} reported an error: {clip_reason(_error_text(result))}")
         if exit.returncode != 0:
@@ -301,19 +322,42 @@ class ClaudeCodeRunner:
         progress: Progress,
         cancelled: CancelCheck,
         resume: str | None = None,
+        control: RunControl | None = None,
     ) -> RunResult:
         """Run one prompt to completion in `workspace`.
 
+        With `control`, the prompt goes in on stdin and the messages people send while
+        the run goes follow it there, each becoming a user turn at the CLI's next step.
+
         Raises:
+            BudgetReached: The CLI stopped at `control.budget_usd`.
             AgentError: With a readable reason when the run does not succeed.
         """
         servers = self.options.mcp_servers(role)
         stream = ClaudeStream(workspace, labels(servers))
 
         def on_event(event: Event) -> None:
+            if control is not None:
+                control.activity()
             line = stream.feed(event)
             if line:
                 progress(line)
+
+        feed = None
+        if control is not None:
+            pending = control.messages
+
+            def messages() -> list[str]:
+                said = pending()
+                for _ in said:
+                    progress(f"Message passed to {NAME}")
+                return [user_message(text) for text in said]
+
+            feed = InputFeed(
+                opening=user_message(prompt),
+                pending=messages,
+                ends=lambda event: event.get("type") == "result",
+            )
 
         options = self.options.for_workspace(workspace)
         env, lent = lend_login(claude_environment(options), options)
@@ -334,6 +378,8 @@ class ClaudeCodeRunner:
                     role=role,
                     resume=resume,
                     mcp_config=mcp_config,
+                    streamed=feed is not None,
+                    budget_usd=None if control is None else control.budget_usd,
                 ),
                 cwd=workspace,
                 env=env,
@@ -342,5 +388,6 @@ class ClaudeCodeRunner:
                 on_event=on_event,
                 sandbox=sandbox,
                 home=env["HOME"] if options.home else None,
+                feed=feed,
             )
         return stream.finish(exit, self.options.agent.timeout_seconds)

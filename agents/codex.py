@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agents.base import AgentError, CancelCheck, Progress
+from agents.base import AgentError, CancelCheck, Progress, RunControl
 from agents.env import child_environment
 from agents.runner import (
     CliOptions,
@@ -388,8 +388,13 @@ class CodexRunner:
         progress: Progress,
         cancelled: CancelCheck,
         resume: str | None = None,
+        control: RunControl | None = None,
     ) -> RunResult:
         """Run one prompt to completion in `workspace`.
+
+        `codex exec` reads stdin only before it starts and reports no cost, so of
+        `control` only the signs of life are used: no message reaches a running Codex,
+        and its budget cannot be enforced.
 
         Raises:
             AgentError: With a readable reason when the run does not succeed.
@@ -397,6 +402,8 @@ class CodexRunner:
         stream = CodexStream(workspace)
 
         def on_event(event: Event) -> None:
+            if control is not None:
+                control.activity()
             line = stream.feed(event)
             if line:
                 progress(line)

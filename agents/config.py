@@ -179,6 +179,16 @@ class AgentConfig(_Strict):
     mcp: dict[str, McpServerConfig] = Field(
         default_factory=dict, description="MCP servers the agents may use, by name"
     )
+    stall_minutes: float = Field(
+        10, gt=0, description="minutes without a sign of life before the thread hears of it"
+    )
+    max_cost_usd: float = Field(
+        5.0, gt=0, description="dollars a task's agent runs may spend before approvers decide"
+    )
+    scope: Literal["warn", "refuse"] = Field(
+        "warn",
+        description="files changed outside the approved plan's: listed, or nothing pushed",
+    )
 
     @property
     def sandboxed(self) -> bool:

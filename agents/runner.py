@@ -10,6 +10,7 @@ planning and executor agents of `agents.base` on any runner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -27,10 +28,12 @@ from typing import Any, Literal, Protocol
 from agents.base import (
     AgentError,
     AgentRun,
+    BudgetStop,
     CancelCheck,
     Plan,
     PlanOutcome,
     Progress,
+    RunControl,
     TaskBrief,
 )
 from agents.config import AgentConfig, AgentRoleConfig
@@ -63,6 +66,11 @@ STDERR_LINES = 40
 REASON_LIMIT = 400
 POLL_SECONDS = 0.2
 LINE_LIMIT = 80
+# What a run resumed after its budget was raised is told.
+CONTINUE_PROMPT = (
+    "Your budget was raised. Continue the same task where you stopped; the instructions "
+    "you were given still hold."
+)
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,20 @@ def combine(runs: Sequence[RunResult], summary: str) -> AgentRun:
     )
 
 
+class BudgetReached(AgentError):
+    """A run stopped at its dollar budget, at a turn boundary; it can be resumed.
+
+    Attributes:
+        session_id: The session to resume.
+        cost_usd: What the run spent.
+    """
+
+    def __init__(self, message: str, session_id: str | None, cost_usd: float) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.cost_usd = cost_usd
+
+
 class CodingAgentRunner(Protocol):
     """Runs one prompt through a coding-agent CLI in a workspace."""
 
@@ -224,13 +246,33 @@ class CodingAgentRunner(Protocol):
         progress: Progress,
         cancelled: CancelCheck,
         resume: str | None = None,
+        control: RunControl | None = None,
     ) -> RunResult:
         """Run to completion and return the final answer.
 
+        `control`, when given, brings messages for the agent while it runs, hears every
+        sign of life, and sets the run's dollar budget (where the CLI can take them).
+
         Raises:
+            BudgetReached: The run stopped at `control.budget_usd`.
             AgentError: On timeout, cancel, a non-zero exit, unreadable output, or an
                 error the CLI reported; the message says which, in a sentence.
         """
+
+
+@dataclass(frozen=True)
+class InputFeed:
+    """What a run reads on stdin while it goes: its prompt, then people's messages.
+
+    Attributes:
+        opening: The first line written (the prompt).
+        pending: Returns the lines to write now (messages that arrived).
+        ends: Whether an event ends the conversation, so stdin is closed after it.
+    """
+
+    opening: str
+    pending: Callable[[], list[str]]
+    ends: Callable[[Event], bool]
 
 
 # -- the subprocess -----------------------------------------------------------------------
@@ -270,10 +312,13 @@ def stream_process(
     on_event: Callable[[Event], None],
     sandbox: Sandbox | None = None,
     home: str | None = None,
+    feed: InputFeed | None = None,
 ) -> StreamExit:
     """Run `args` in a process group of its own, handing each stdout JSON line to `on_event`.
 
-    Stdin is closed (a CLI waiting for piped input would stall). The whole group, and
+    Stdin is closed (a CLI waiting for piped input would stall), unless `feed` writes
+    to it: then its opening line goes first, whatever else it has at each poll, and
+    stdin closes after the event that ends the conversation. The whole group, and
     whatever its members started, is killed on timeout or when `cancelled()` turns true.
     It all runs in `sandbox`, with `cwd` and `home` its only writable places.
 
@@ -286,6 +331,7 @@ def stream_process(
         on_event: Called in this thread with each decoded JSON object, as it arrives.
         sandbox: Where it runs; the default sandbox (no network) if None.
         home: The CLI's private HOME, writable in the sandbox.
+        feed: What to write on stdin while the run goes, if anything.
 
     Returns:
         How the run ended.
@@ -308,7 +354,7 @@ def stream_process(
                 cwd=cwd,
                 env=launch.env,
                 pass_fds=launch.pass_fds,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -318,6 +364,9 @@ def stream_process(
         ):
             assert process.stdout is not None and process.stderr is not None
             out, err = process.stdout, process.stderr
+            stdin = _Stdin(process.stdin)
+            if feed is not None:
+                stdin.write([feed.opening])
 
             def read_stdout() -> None:
                 for raw in out:
@@ -344,6 +393,8 @@ def stream_process(
                     stopped = True
                     kill_group(process.pid)
                     break
+                if feed is not None and stdin.open:
+                    stdin.write(feed.pending())
                 try:
                     item = lines.get(timeout=POLL_SECONDS)
                 except queue.Empty:
@@ -359,6 +410,9 @@ def stream_process(
                         unreadable.append(text[:200])
                     continue
                 on_event(event)
+                if feed is not None and feed.ends(event):
+                    stdin.close()
+            stdin.close()
             if not (timed_out or stopped):
                 # Output ended, but a CLI may close stdout and keep running: the same
                 # deadline and cancel still hold until it exits.
@@ -379,6 +433,30 @@ def stream_process(
         cancelled=stopped,
         duration_seconds=round(time.monotonic() - started, 2),
     )
+
+
+class _Stdin:
+    """A child's stdin that lines are written to until it is closed (or the child left)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+        self.open = pipe is not None
+
+    def write(self, lines: Sequence[str]) -> None:
+        if not self.open or not lines:
+            return
+        try:
+            for line in lines:
+                self.pipe.write(line.rstrip("\n") + "\n")
+            self.pipe.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            self.open = False  # the child stopped reading; what it said will tell why
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            with contextlib.suppress(OSError):  # BrokenPipeError among them
+                self.pipe.close()
 
 
 def _await_exit(
@@ -480,6 +558,10 @@ def _program(words: list[str]) -> str:
     if program in _TWO_WORD and rest and not rest[0].startswith("-"):
         return _clip(f"{program} {rest[0]}")
     return _clip(program)
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:.2f}" if amount >= 0.01 or amount == 0 else f"${amount:.4f}"
 
 
 def _clip(text: str, limit: int = LINE_LIMIT) -> str:
@@ -620,17 +702,55 @@ class CliExecutor:
         self.name = runner.name
 
     def _run(
-        self, prompt: str, workspace: Path, progress: Progress, cancelled: CancelCheck
+        self,
+        prompt: str,
+        workspace: Path,
+        progress: Progress,
+        cancelled: CancelCheck,
+        control: RunControl | None,
     ) -> AgentRun:
-        result = self.runner.run(
-            prompt,
-            system=executor_system_prompt(),
-            workspace=workspace,
-            role="executor",
-            progress=progress,
-            cancelled=cancelled,
-        )
-        return combine([result], result.text.strip()[:500])
+        """One phase: a run, resumed in its own session each time more budget is allowed.
+
+        The CLI stops at its budget between turns; resuming the session (rather than
+        starting the phase again) keeps what the agent already did and knows, and the
+        CLI's budget counts per process, so each resumed run gets just the extra.
+        """
+        runs: list[RunResult] = []
+        resume: str | None = None
+        reported = 0.0  # the session's cost as the CLI last reported it (it accumulates)
+        while True:
+            try:
+                result = self.runner.run(
+                    prompt,
+                    system=executor_system_prompt(),
+                    workspace=workspace,
+                    role="executor",
+                    progress=progress,
+                    cancelled=cancelled,
+                    resume=resume,
+                    control=control,
+                )
+            except BudgetReached as reached:
+                own = max(0.0, reached.cost_usd - reported) if resume else reached.cost_usd
+                reported = reached.cost_usd if resume else own
+                runs.append(RunResult("", reached.session_id, 0, own, 0.0))
+                spent = round(sum(r.cost_usd for r in runs), 6)
+                more = None if control is None else control.over_budget(spent)
+                if more is None or reached.session_id is None or cancelled():
+                    raise BudgetStop(
+                        f"{self.name} reached its budget ({_usd(spent)} spent) and was stopped.",
+                        spent,
+                    ) from None
+                progress(f"Budget raised by {_usd(more)}; {self.name} carries on")
+                assert control is not None
+                control = replace(control, budget_usd=more)
+                resume = reached.session_id
+                prompt = CONTINUE_PROMPT
+                continue
+            if resume:
+                result = replace(result, cost_usd=max(0.0, result.cost_usd - reported))
+            runs.append(result)
+            return combine(runs, result.text.strip()[:500])
 
     def write_failing_test(
         self,
@@ -639,10 +759,11 @@ class CliExecutor:
         workspace: Path,
         progress: Progress,
         cancelled: CancelCheck,
+        control: RunControl | None = None,
     ) -> AgentRun:
         """RED: have the agent add the test that shows the bug."""
         progress(f"{self.name} is writing the failing test")
-        return self._run(red_prompt(brief, plan), workspace, progress, cancelled)
+        return self._run(red_prompt(brief, plan), workspace, progress, cancelled, control)
 
     def implement_fix(
         self,
@@ -651,7 +772,8 @@ class CliExecutor:
         workspace: Path,
         progress: Progress,
         cancelled: CancelCheck,
+        control: RunControl | None = None,
     ) -> AgentRun:
         """GREEN: have the agent fix the code until the suite passes."""
         progress(f"{self.name} is fixing the code")
-        return self._run(fix_prompt(brief, plan), workspace, progress, cancelled)
+        return self._run(fix_prompt(brief, plan), workspace, progress, cancelled, control)

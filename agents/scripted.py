@@ -12,7 +12,12 @@ Script shape::
     {"scenarios": [{"match": ["divide"], "plan": {...Plan...},
                     "red": [{"write": "tests/test_x.py", "content": "..."}],
                     "green": [{"replace": "src/x.py", "old": "a", "new": "b"}],
-                    "delay_seconds": 0, "command": ["make", "build"]}]}
+                    "delay_seconds": 0, "command": ["make", "build"], "cost_usd": 0}]}
+
+While a phase waits out its `delay_seconds` it hears the task's thread: each message
+people send is shown as a progress line ("Message received: ..."). `cost_usd` is what
+each phase reports it cost; at the phase's budget it asks for more, as a CLI agent's
+stop would, and stops when refused.
 
 `command`, when given, is run in the workspace at the start of each execution phase
 and waited for without ever looking at cancellation, as a long build or a hung tool
@@ -36,11 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from agents.base import (
     AgentError,
     AgentRun,
+    BudgetStop,
     CancelCheck,
     Plan,
     PlanOutcome,
     PlanStep,
     Progress,
+    RunControl,
     TaskBrief,
 )
 from agents.processes import group_process
@@ -50,6 +57,8 @@ from agents.testing import command_environment, command_home
 
 SCRIPT_PATH = Path(".agentbot") / "script.json"
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")
+# A thread message as agents are given it (`agents.prompts.thread_message_prompt`).
+QUOTED = re.compile(r"<thread_message>\n(.*)\n</thread_message>", re.S)
 
 
 class Edit(BaseModel):
@@ -93,6 +102,8 @@ class Scenario(BaseModel):
     # A command each execution phase runs and waits for, blind to cancellation.
     command: list[str] = Field(default_factory=list)
     command_timeout_seconds: float = Field(3600, gt=0, le=86400)
+    # What each execution phase reports it cost (to exercise the budget).
+    cost_usd: float = Field(0, ge=0, le=10000)
 
 
 class Script(BaseModel):
@@ -129,12 +140,31 @@ def choose(script: Script | None, description: str) -> Scenario | None:
     return None
 
 
-def _wait(seconds: float, cancelled: CancelCheck) -> None:
+def _wait(seconds: float, cancelled: CancelCheck, progress: Progress, control: RunControl) -> None:
+    """Pretend to work for `seconds`, hearing messages (each shown as a line) meanwhile."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while True:
+        for text in control.messages():
+            control.activity()
+            quoted = QUOTED.search(text)
+            heard = quoted.group(1) if quoted else text
+            progress(f"Message received: {' '.join(heard.split())[:120]}")
+        if time.monotonic() >= deadline:
+            return
         if cancelled():
             raise AgentError("Cancelled.")
         time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _spend(scenario: Scenario, control: RunControl) -> float:
+    """The phase's scripted cost, asking for more budget as a CLI agent's stop would."""
+    budget = control.budget_usd
+    if budget is None or scenario.cost_usd < budget:
+        return scenario.cost_usd
+    more = control.over_budget(budget)
+    if more is None or scenario.cost_usd >= budget + more:
+        raise BudgetStop(f"The scripted agent reached its budget (${budget:.2f}).", budget)
+    return scenario.cost_usd
 
 
 def _run_command(
@@ -280,20 +310,23 @@ class ScriptedExecutor:
         workspace: Path,
         progress: Progress,
         cancelled: CancelCheck,
+        control: RunControl | None,
     ) -> AgentRun:
+        control = control or RunControl()
         scenario = choose(load_script(workspace), brief.description)
         if scenario is None:
             raise AgentError(
                 "The scripted agent has no script for this task, so it changed nothing. "
                 "Configure a coding agent to have it implemented."
             )
-        _wait(scenario.delay_seconds, cancelled)
+        _wait(scenario.delay_seconds, cancelled, progress, control)
+        cost = _spend(scenario, control)
         if scenario.command:
             home = task_home(self.home, workspace) if self.home else None
             _run_command(scenario, workspace, progress, home, self.sandbox)
         edits = scenario.red if phase == "red" else scenario.green
         _apply(edits, workspace, progress)
-        return AgentRun(summary=f"applied {len(edits)} scripted edit(s)", turns=1)
+        return AgentRun(summary=f"applied {len(edits)} scripted edit(s)", turns=1, cost_usd=cost)
 
     def write_failing_test(
         self,
@@ -302,9 +335,10 @@ class ScriptedExecutor:
         workspace: Path,
         progress: Progress,
         cancelled: CancelCheck,
+        control: RunControl | None = None,
     ) -> AgentRun:
         """Write the scenario's test files."""
-        return self._phase("red", brief, workspace, progress, cancelled)
+        return self._phase("red", brief, workspace, progress, cancelled, control)
 
     def implement_fix(
         self,
@@ -313,6 +347,7 @@ class ScriptedExecutor:
         workspace: Path,
         progress: Progress,
         cancelled: CancelCheck,
+        control: RunControl | None = None,
     ) -> AgentRun:
         """Make the scenario's fix."""
-        return self._phase("green", brief, workspace, progress, cancelled)
+        return self._phase("green", brief, workspace, progress, cancelled, control)

@@ -9,7 +9,7 @@ from slack_bolt import App
 from bot import dedupe, errors
 from bot.aws import listeners as aws_listeners
 from bot.home import listener as home
-from bot.listeners import actions, commands, events, views
+from bot.listeners import actions, commands, events, run_questions, views
 from bot.logging import ContextCopyingExecutor, slack_log_context
 from bot.services import Services
 
@@ -45,6 +45,7 @@ def build_app(services: Services) -> App:
     commands.register(app, services)
     actions.register(app, services)
     aws_listeners.register(app, services)
+    run_questions.register(app, services)
     views.register(app, services)
     events.register(app, services)
     home.register(app, services)

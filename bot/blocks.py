@@ -409,6 +409,13 @@ def render_outcome(
         blocks.append(fields_section(pairs))
         if files:
             blocks.append(section("\n".join(f"• `{escape(str(f))}`" for f in files)))
+        outside = result.get("out_of_scope") or []
+        if outside:
+            listing = ", ".join(f"`{escape(str(f))}`" for f in outside[:20])
+            more = f" and {len(outside) - 20} more" if len(outside) > 20 else ""
+            blocks.append(
+                section(f":warning: *Outside the approved plan's files:* {listing}{more}")
+            )
         if not link:
             blocks.append(context(_github_note(result) or _NO_GITHUB))
         sessions = [
@@ -478,11 +485,19 @@ def _counts(run: dict[str, Any]) -> str:
 
 
 def render_progress(task: Task, lines: Sequence[str], now: datetime | None = None) -> str:
-    """The single progress message, as plain mrkdwn text."""
+    """The single progress message, as plain mrkdwn text.
+
+    It is edited as the agent's lines arrive, so the moment it is rendered is the
+    agent's last activity: Slack shows it relative to whoever reads it ("3 minutes
+    ago"), and a run gone quiet shows as such without another edit.
+    """
     state = task.task_state
+    moment = now or datetime.now(UTC)
     recent = "\n".join(f"• {escape(line)}" for line in lines[-5:])
+    activity = f"<!date^{int(moment.timestamp())}^{{ago}}|at {moment:%H:%M:%S} UTC>"
     return clip(
-        f"{STATE_EMOJI[state]} *{state.label.capitalize()}* · {elapsed(task, now)}\n{recent}",
+        f"{STATE_EMOJI[state]} *{state.label.capitalize()}* · {elapsed(task, now)} · "
+        f"last activity {activity}\n{recent}",
         SECTION_LIMIT,
     )
 

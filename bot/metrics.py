@@ -39,6 +39,7 @@ from jobs.limits import REFUSALS_KEY
 from jobs.models import Task, TaskEvent
 from jobs.queues import ALL_QUEUES
 from jobs.states import TaskState
+from jobs.steering import STALLS_KEY
 from jobs.tasks import count_by_state
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,13 @@ class SharedStateCollector(Collector):
             "agentbot_cost_explorer_calls",
             "AWS Cost Explorer API calls made (each one is billed)",
             value=int(ce_calls) if ce_calls else 0,
+        )
+
+        stalls = redis.get(STALLS_KEY)
+        yield CounterMetricFamily(
+            "agentbot_agent_stalls",
+            "Agent runs that showed no sign of life for [agent] stall_minutes",
+            value=int(stalls) if stalls else 0,
         )
 
 

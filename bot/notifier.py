@@ -21,7 +21,7 @@ from slack_sdk.web import SlackResponse
 from sqlalchemy import update
 
 from agents.aws.cost_report import CostReport
-from bot import blocks
+from bot import blocks, blocks_run
 from bot.aws import cost_blocks
 from bot.home.publisher import HomePublisher
 from bot.logging import Redactor
@@ -245,6 +245,36 @@ class SlackNotifier:
             with self.db.session() as session:
                 task = get_task(session, task_id)
         self._post(channel=task.channel, thread_ts=task.thread_ts, text=text)
+
+    def ask_stalled(self, task_id: int, job_id: str, minutes: float, last: list[str]) -> None:
+        """Post the quiet run's question (Keep waiting, Cancel) in the task's thread."""
+        self._ask(
+            task_id,
+            "the agent has gone quiet",
+            lambda task: blocks_run.render_stall_question(task.key, task_id, job_id, minutes, last),
+        )
+
+    def ask_budget(self, task_id: int, job_id: str, spent: float, step: float) -> None:
+        """Post the budget question (Continue, Stop) in the task's thread."""
+        self._ask(
+            task_id,
+            "the agent reached its budget",
+            lambda task: blocks_run.render_budget_question(task.key, task_id, job_id, spent, step),
+        )
+
+    def _ask(self, task_id: int, what: str, render: Any) -> None:
+        with self.db.session() as session:
+            task = get_task(session, task_id)
+        if task.thread_ts is None:
+            self.sync(task_id)
+            with self.db.session() as session:
+                task = get_task(session, task_id)
+        self._post(
+            channel=task.channel,
+            thread_ts=task.thread_ts,
+            blocks=render(task),
+            text=f"{task.key}: {what}",
+        )
 
     def permalink(self, channel: str, ts: str) -> str | None:
         """Slack's own link to a message (`chat.getPermalink`), or None when Slack has none.

@@ -29,7 +29,16 @@ T = TypeVar("T")
 
 # What each collaborator does that others can see; everything else it does is a read.
 NOTIFIER_EFFECTS = frozenset(
-    {"progress", "say", "post_text", "post_ephemeral", "cost_report", "savings_report"}
+    {
+        "progress",
+        "say",
+        "ask_stalled",
+        "ask_budget",
+        "post_text",
+        "post_ephemeral",
+        "cost_report",
+        "savings_report",
+    }
 )
 WORKSPACE_EFFECTS = frozenset({"commit_all", "push"})
 GITHUB_EFFECTS = frozenset({"open_pull", "update_pull", "mark_ready", "comment"})

@@ -26,6 +26,12 @@ class Notifier(Protocol):
     def say(self, task_id: int, text: str) -> None:
         """Post a plain message in the task's thread."""
 
+    def ask_stalled(self, task_id: int, job_id: str, minutes: float, last: list[str]) -> None:
+        """Say in the thread that the run went quiet, with Keep waiting and Cancel."""
+
+    def ask_budget(self, task_id: int, job_id: str, spent: float, step: float) -> None:
+        """Ask approvers in the thread to continue with `step` dollars more, or stop."""
+
     def permalink(self, channel: str, ts: str) -> str | None:
         """The chat's own link to a message, or None when the chat has none."""
 
@@ -78,6 +84,12 @@ class NullNotifier:
         """Do nothing."""
 
     def say(self, task_id: int, text: str) -> None:
+        """Do nothing."""
+
+    def ask_stalled(self, task_id: int, job_id: str, minutes: float, last: list[str]) -> None:
+        """Do nothing."""
+
+    def ask_budget(self, task_id: int, job_id: str, spent: float, step: float) -> None:
         """Do nothing."""
 
     def permalink(self, channel: str, ts: str) -> str | None:

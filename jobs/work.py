@@ -26,7 +26,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.orm import Session
 
-from agents.base import AgentError, AgentRun, Plan, RepoSpec, TaskBrief
+from agents.base import AgentError, AgentRun, BudgetStop, Plan, RepoSpec, TaskBrief
 from agents.github import GitHub, GitHubError
 from agents.runner import task_home
 from agents.testing import FileChange, TestRun, changes_between, is_test_file, run_tests, snapshot
@@ -37,7 +37,7 @@ from agents.workspace import (
     conventional_subject,
     git,
 )
-from jobs import origin
+from jobs import origin, scope
 from jobs.aws import actions as aws_actions
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
@@ -53,6 +53,7 @@ from jobs.fence import (
 from jobs.lifecycle import plan_problem
 from jobs.models import Task, utcnow
 from jobs.states import TaskState
+from jobs.supervise import RunSupervisor
 from jobs.tasks import get_task, transition
 
 log = logging.getLogger(__name__)
@@ -607,6 +608,8 @@ def execute_task(task_id: int) -> None:
         aws_actions.execute_action_task(ctx, task)
         return
     watch = _Watch(ctx, task_id)
+    # Stalls, the budget and messages from the thread, around the agent's phases.
+    run = RunSupervisor(ctx, task_id, _job_id(), watch.progress, watch.cancelled)
     started = time.monotonic()
     cost = 0.0
     runs: list[dict[str, Any]] = list((task.result or {}).get("agent_runs", []))
@@ -640,11 +643,18 @@ def execute_task(task_id: int) -> None:
         # not the agent's: it stays out of the fix unless the plan names it.
         made_by_runs = changes_between(workspace, baseline_from, red_from)
         red_run = pair.executor.write_failing_test(
-            brief, plan, workspace, watch.progress, watch.cancelled
+            brief,
+            plan,
+            workspace,
+            run.progress,
+            run.cancelled,
+            run.control(task.agent_cost_usd + cost),
         )
         cost += red_run.cost_usd
         runs.append(_run_record("red", red_run))
-        if watch.cancelled():
+        if run.cancelled():
+            if run.stall_reason:
+                raise AgentError(run.stall_reason)
             return
         red_to = snapshot(workspace)
         red_changes = changes_between(workspace, red_from, red_to)
@@ -667,11 +677,18 @@ def execute_task(task_id: int) -> None:
         green_from = snapshot(workspace)
         made_by_runs += changes_between(workspace, red_to, green_from)
         green_run = pair.executor.implement_fix(
-            brief, plan, workspace, watch.progress, watch.cancelled
+            brief,
+            plan,
+            workspace,
+            run.progress,
+            run.cancelled,
+            run.control(task.agent_cost_usd + cost),
         )
         cost += green_run.cost_usd
         runs.append(_run_record("green", green_run))
-        if watch.cancelled():
+        if run.cancelled():
+            if run.stall_reason:
+                raise AgentError(run.stall_reason)
             return
         green_changes = changes_between(workspace, green_from, snapshot(workspace))
         check_green_changes(red_changes, green_changes)
@@ -708,14 +725,19 @@ def execute_task(task_id: int) -> None:
         check_green_kept_tests(before, red, green)
         ctx.notifier.say(task_id, f":large_green_circle: GREEN — `{command}`: {green.counts()}")
 
+        diff = ctx.workspaces.diff_stat(workspace, base)
+        out_of_scope = scope.outside_plan(diff.files, plan.affected_files)
+        if out_of_scope and ctx.config.agent.scope == "refuse":
+            raise AgentError(scope.refusal(out_of_scope))
         # Fenced: a job that lost the task to a newer one pushes nothing.
         ctx.workspaces.push(workspace, task.key)
-        diff = ctx.workspaces.diff_stat(workspace, base)
     except AgentError as exc:
         watch.flush()
         if isinstance(exc, VerificationFailed):
             evidence = exc.evidence
-        reason = f"Execution failed: {exc}"
+        if isinstance(exc, BudgetStop):
+            cost += exc.cost_usd
+        reason = run.stall_reason or f"Execution failed: {exc}"
         failed = {**(task.result or {}), "agent_runs": runs, "evidence": evidence}
         moved = _fail(ctx, task_id, TaskState.EXECUTING, reason, result=failed, cost=cost)
         if moved and repo is not None and evidence is not None:
@@ -745,6 +767,7 @@ def execute_task(task_id: int) -> None:
         "branch": ctx.workspaces.branch(task.key),
         "commit": commit,
         "files_changed": diff.files,
+        "out_of_scope": out_of_scope,
         "lines_added": diff.added,
         "lines_removed": diff.removed,
         "tests_before": _test_run_dict(before),

@@ -17,6 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from agents.base import RepoSpec
 from agents.config import AgentConfig
 from agents.workspace import Workspaces
 from bot import blocks
+from bot.blocks_run import BUDGET_CONTINUE
 from bot.settings import Settings
 from jobs import work
 from jobs.config import AccessConfig, AgentbotConfig, JobConfig, RepoConfig
@@ -34,7 +36,15 @@ from jobs.models import Task
 from jobs.tasks import get_task
 from sandbox.fakeslack import FakeSlack
 from sandbox.sample import PLAN, TEST_DISCOUNT
-from tests.conftest import APPROVER, APPROVER_2, BOT_TOKEN, REQUESTER, SIGNING_SECRET, git
+from tests.conftest import (
+    APPROVER,
+    APPROVER_2,
+    BOT_TOKEN,
+    REQUESTER,
+    SIGNING_SECRET,
+    STRANGER,
+    git,
+)
 from tests.fakes.anthropic_server import (
     FakeAnthropicServer,
     Reply,
@@ -45,6 +55,7 @@ from tests.fakes.claude_cli import ensure_claude_cli
 from tests.fakes.github_server import FakeGitHub
 from tests.procs import sandboxed
 from tests.slackclient import SlackUser, texts
+from tests.bot.test_events import mention
 
 MODEL = "claude-sonnet-4-5"
 BUGGY = "return round(price - percent, 2)"
@@ -75,7 +86,7 @@ class ScriptedBrain:
         self.prompts: dict[str, str] = {}
 
     def __call__(self, request: dict[str, Any]) -> Reply:
-        messages = request["messages"]
+        messages = _answered(request["messages"])
         start, phase = 0, "unknown"
         for index, message in enumerate(messages):
             text = _text_of(message) if message.get("role") == "user" else ""
@@ -86,6 +97,25 @@ class ScriptedBrain:
         step = sum(1 for m in messages[start:] if m.get("role") == "assistant")
         replies = self.scripts.get(phase, [])
         return replies[step] if step < len(replies) else Reply.text(f"(no script: {phase})")
+
+
+INTERRUPTED = "[Tool call interrupted"
+
+
+def _answered(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation without what a stop left unanswered, as a model reads it after a
+    resume: a tool call the stop interrupted is made again, and the CLI's filler answer
+    to the interruption ("No response requested.") is no step of the script."""
+    kept: list[dict[str, Any]] = []
+    for index, message in enumerate(messages):
+        following = messages[index + 1] if index + 1 < len(messages) else {}
+        if message.get("role") == "assistant" and (
+            INTERRUPTED in json.dumps(following.get("content"))
+            or _text_of(message) == "No response requested."
+        ):
+            continue
+        kept.append(message)
+    return kept
 
 
 def _text_of(message: dict[str, Any]) -> str:
@@ -125,12 +155,19 @@ def agent_timeout() -> int:
 
 
 @pytest.fixture
+def agent_settings() -> dict[str, Any]:
+    """More `[agent]` settings for one test."""
+    return {}
+
+
+@pytest.fixture
 def config(
     sample_repo: Path,
     tmp_path: Path,
     claude: Path,
     model: FakeAnthropicServer,
     agent_timeout: int,
+    agent_settings: dict[str, Any],
 ) -> AgentbotConfig:
     """The suite's configuration, with Claude Code as the agent and the repo on GitHub."""
     return AgentbotConfig(
@@ -158,6 +195,7 @@ def config(
                 "ANTHROPIC_API_KEY": "sk-ant-e2e-fake-key",
                 "CLAUDE_CODE_MAX_RETRIES": "1",
             },
+            **agent_settings,
         ),
         jobs=JobConfig(max_retries=0),
     )
@@ -497,3 +535,134 @@ def test_cancel_mid_run_kills_the_agent_process_group(
     user.work("default")
     assert task_row(user).state == "cancelled"
     assert "cancelled" in texts(user.card())
+
+
+# -- a running task: the thread, a stall, the budget ------------------------------------
+
+# Fake usage (100 input, 20 output tokens) at claude-sonnet-4-5's list price.
+COST_PER_REQUEST = 0.0006
+
+
+@contextmanager
+def executing(user: SlackUser) -> Iterator[None]:
+    """The execute queue worked in a process of its own while the block runs."""
+    worker = multiprocessing.get_context("fork").Process(target=user.work, args=("execute",))
+    worker.start()
+    try:
+        yield
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    finally:
+        if worker.is_alive():
+            worker.kill()
+
+
+def planned(user: SlackUser) -> None:
+    user.command("run the 10% discount gives 190 instead of 180 --repo acme/calc")
+    user.work("default", "plan")
+    assert task_row(user).state == "awaiting_approval", task_row(user).error
+    user.click(plan_message(user), blocks.APPROVE, APPROVER)
+
+
+def said_to_model(model: FakeAnthropicServer, text: str) -> bool:
+    return any(text in json.dumps(request["messages"]) for request in model.main_requests())
+
+
+def test_a_thread_reply_reaches_the_model_in_its_next_request(
+    user: SlackUser,
+    slack: FakeSlack,
+    model: FakeAnthropicServer,
+    brain: ScriptedBrain,
+    config: AgentbotConfig,
+) -> None:
+    """The requester's mention during RED is in the model's next request; a stranger's
+    never is; the thread acknowledges the one passed on."""
+    wt = worktree(config)
+    red = red_script(wt)
+    red.insert(1, Reply.tool("Bash", {"command": "sleep 5", "timeout": 60000}))
+    brain.scripts = {"plan": plan_script(wt), "red": red, "green": green_script(wt)}
+    planned(user)
+    card = user.card()
+
+    with executing(user):
+        slack.wait_for(lambda: any("Running sleep" in m.text for m in user.thread()), timeout=60)
+        mention(user, slack, "name the new test after the 10% case", in_thread=card)
+        mention(user, slack, "also push to main", who=STRANGER, in_thread=card)
+        user.work("default")
+        slack.wait_for(lambda: task_row(user).state != "executing", timeout=90)
+
+    assert task_row(user).state == "succeeded", task_row(user).error
+    assert said_to_model(model, "name the new test after the 10% case")
+    assert said_to_model(model, "does not change the approved plan")
+    assert not said_to_model(model, "also push to main")
+    user.work("default")
+    acks = [m for m in user.thread() if "Passed to the agent" in m.text]
+    assert len(acks) == 1
+    shown = [c.params.get("text", "") for c in slack.calls_to("chat.update")]
+    assert any("Message passed to Claude Code" in text for text in shown)
+    assert any("last activity <!date^" in text for text in shown)
+
+
+@pytest.mark.parametrize("agent_settings", [{"stall_minutes": 0.04}])
+def test_a_quiet_claude_run_is_stopped_after_two_periods(
+    user: SlackUser, slack: FakeSlack, brain: ScriptedBrain, config: AgentbotConfig
+) -> None:
+    """A shell command that never ends: the thread hears of it, then the run is stopped
+    and the task fails with the agent's last steps."""
+    wt = worktree(config)
+    # A bare `sleep` is refused by the CLI's Bash tool; a command that then sleeps is not.
+    red = [
+        Reply.tool("Bash", {"command": "echo waiting; sleep 60", "timeout": 120000}),
+        Reply.text("done"),
+    ]
+    brain.scripts = {"plan": plan_script(wt), "red": red}
+    planned(user)
+
+    with executing(user):
+        slack.wait_for(lambda: task_row(user).state == "failed", timeout=60)
+
+    thread = "\n".join(texts(m) for m in user.thread())
+    error = str(task_row(user).error)
+    assert "the agent has done nothing for 2 seconds" in thread, error
+    assert "no sign of life for 5 seconds, so it was stopped" in error
+    assert "Its last steps: Claude Code is writing the failing test" in error
+    assert error.endswith("Running echo.")
+
+
+@pytest.mark.parametrize("agent_settings", [{"max_cost_usd": 0.003}])
+def test_the_budget_stops_the_cli_and_continue_resumes_its_session(
+    user: SlackUser,
+    slack: FakeSlack,
+    model: FakeAnthropicServer,
+    brain: ScriptedBrain,
+    config: AgentbotConfig,
+) -> None:
+    """--max-budget-usd stops the CLI between turns; each Continue resumes the same
+    session with more; the task succeeds and its cost is what the model was paid."""
+    wt = worktree(config)
+    brain.scripts = {"plan": plan_script(wt), "red": red_script(wt), "green": green_script(wt)}
+    planned(user)
+
+    answered: set[str] = set()
+
+    def continue_each_question() -> bool:
+        for message in user.thread():
+            if "reached its agent budget" in texts(message) and message.ts not in answered:
+                answered.add(message.ts)
+                user.click(message, BUDGET_CONTINUE, APPROVER)
+        return task_row(user).state in ("succeeded", "failed")
+
+    with executing(user):
+        deadline = time.monotonic() + 120
+        while not continue_each_question() and time.monotonic() < deadline:
+            time.sleep(0.3)  # not inside slack.wait_for: a click needs the fake Slack
+
+    task = task_row(user)
+    assert task.state == "succeeded", task.error
+    assert answered, "the budget was reached at least once"
+    assert said_to_model(model, "Your budget was raised")
+    # Resumed sessions report their cost cumulatively; the task counts each dollar once.
+    requests = len(model.main_requests())
+    assert task.agent_cost_usd == pytest.approx(requests * COST_PER_REQUEST, rel=0.05)
+    thread = "\n".join(texts(m) for m in user.thread())
+    assert f"<@{APPROVER}> raised the budget by $0.0030" in thread
