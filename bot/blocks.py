@@ -446,7 +446,9 @@ def _decision_blocks(task: Task, approvals: Sequence[Approval], required: int) -
         blocks.append(context("Cancelled before a decision."))
     elif state in (TaskState.QUEUED, TaskState.PLANNING):
         blocks.append(
-            context(f":pencil2: Changes were asked for; v{plan_version(task) + 1} is being written.")
+            context(
+                f":pencil2: Changes were asked for; v{plan_version(task) + 1} is being written."
+            )
         )
     return blocks
 

@@ -123,11 +123,7 @@ def request_change(
             f"{task.key} is {state.label}; only a plan being made or awaiting approval "
             "can be changed."
         )
-    if version - 1 > max_revisions:
-        raise Conflict(
-            f"The plan of {task.key} was revised {max_revisions} times, the most allowed "
-            "(`[agent] max_plan_revisions`); approve or reject it, or start a new task."
-        )
+    check_cap(task, version, max_revisions)
     row = version_row(session, task.id, version)
     if row is None:
         session.add(
@@ -142,6 +138,20 @@ def request_change(
             current.message_ts = task.plan_ts
     session.flush()
     return ChangeRequest(version=version, revise_now=now)
+
+
+def check_cap(task: Task, version: int, max_revisions: int) -> None:
+    """Refuse a request for plan `version` past `[agent] max_plan_revisions`.
+
+    Raises:
+        Conflict: The plan was revised as often as allowed.
+    """
+    if version - 1 > max_revisions:
+        raise Conflict(
+            f"The plan of {task.key} was revised {max_revisions} "
+            f"time{'' if max_revisions == 1 else 's'}, the most allowed "
+            "(`[agent] max_plan_revisions`); approve or reject it, or start a new task."
+        )
 
 
 def check_current(task: Task, version: int | None) -> None:

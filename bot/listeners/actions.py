@@ -16,7 +16,7 @@ from bot import aws_cost, blocks
 from bot.listeners.fields import button_value, channel_of, plan_ref_of, task_id_of, user_of
 from bot.services import Services
 from jobs.exceptions import BadRequest, Conflict, NotAllowed
-from jobs.revisions import check_current
+from jobs.revisions import check_cap, check_current
 from jobs.states import TaskState
 from jobs.tasks import get_task
 
@@ -61,6 +61,7 @@ def register(app: App, services: Services) -> None:
         if approve is None:
             if not services.access.may_cancel(user, task.requester):
                 raise NotAllowed("Only the requester or an approver can change the plan of a task.")
+            check_cap(task, task.plan_version + 1, services.config.agent.max_plan_revisions)
         else:
             refusal = services.access.approval_refusal(user, task.requester)
             if refusal is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.listeners import thread_replies
 from bot.listeners.commands import perform
 from bot.services import Services
 from jobs.thread_reply import enqueue_reply
@@ -95,8 +96,10 @@ def register(app: App, services: Services) -> None:
     def app_mention(event: dict[str, Any]) -> None:
         if event.get("bot_id"):
             return  # another app's message; never answer bots (no loops)
-        answer = Ack()  # type: ignore[no-untyped-call]
         words = command_text(str(event.get("text") or ""))
+        if thread_replies.route(services, event, words):
+            return  # a reply to a task in its thread, routed by the task's state
+        answer = Ack()  # type: ignore[no-untyped-call]
         perform(services, answer, words, str(event["user"]), str(event["channel"]))
         said = answer_of(answer)
         if said is not None:
