@@ -91,6 +91,8 @@ class Plan(BaseModel):
     test_command: str = Field(min_length=1, max_length=500)
     risk: Literal["low", "medium", "high"]
     estimated_minutes: int = Field(ge=1, le=24 * 60)
+    # A revised plan says what it changed from the version before it.
+    changes: str = Field("", max_length=2000)
 
     @model_validator(mode="after")
     def _test_first(self) -> Plan:
@@ -115,6 +117,15 @@ class RepoSpec:
 
 
 @dataclass(frozen=True)
+class PlanRevision:
+    """A change asked for on a plan: the planner's next version answers it."""
+
+    version: int
+    previous: Plan
+    feedback: str
+
+
+@dataclass(frozen=True)
 class TaskBrief:
     """What an agent is told about a task."""
 
@@ -123,6 +134,15 @@ class TaskBrief:
     repo: RepoSpec
     source: str = "slack"
     source_data: dict[str, Any] = field(default_factory=dict)
+    # Changes people asked for on earlier plan versions, oldest first.
+    change_requests: tuple[str, ...] = ()
+    # Set when the planner is to revise its last plan rather than plan afresh.
+    revision: PlanRevision | None = None
+
+    @property
+    def request_text(self) -> str:
+        """The description and every change asked for since: all that was requested."""
+        return "\n".join((self.description, *self.change_requests))
 
 
 @dataclass(frozen=True)

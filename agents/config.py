@@ -147,6 +147,9 @@ class AgentConfig(_Strict):
     extra_args: tuple[str, ...] = ()
     max_turns: int = Field(40, ge=1)
     timeout_seconds: int = Field(1800, ge=5)
+    max_plan_revisions: int = Field(
+        5, ge=0, le=50, description="how many times Request changes may revise one task's plan"
+    )
     workspace_dir: str = DEFAULT_WORKSPACE_DIR
     env: dict[str, str] = Field(
         default_factory=dict, description="variables set for the agent CLI, e.g. its base URL"

@@ -655,7 +655,10 @@ class CliPlanner:
         """
         before = _snapshot(workspace)
         system = planner_system_prompt()
-        progress(f"{self.name} is reading the repository")
+        if brief.revision is None:
+            progress(f"{self.name} is reading the repository")
+        else:
+            progress(f"{self.name} is revising the plan (v{brief.revision.version})")
         runs = [
             self.runner.run(
                 planner_prompt(brief, source_hint(brief.source, brief.source_data, self.mcp)),

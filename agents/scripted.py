@@ -7,9 +7,13 @@ files for real, so everything the bot checks afterwards (tests, commits, diffs) 
 real. With no matching scenario it proposes a plan from what it can see in the repo
 and then declines to execute, saying why.
 
+A change requested on a plan counts as part of the request: its words, added to the
+description's, may choose another scenario (listed before the one they refine), whose
+plan is the next version and whose `changes` says what differs.
+
 Script shape::
 
-    {"scenarios": [{"match": ["divide"], "plan": {...Plan...},
+    {"scenarios": [{"match": ["divide"], "plan": {...Plan...}, "changes": "...",
                     "red": [{"write": "tests/test_x.py", "content": "..."}],
                     "green": [{"replace": "src/x.py", "old": "a", "new": "b"}],
                     "delay_seconds": 0, "command": ["make", "build"], "cost_usd": 0}]}
@@ -95,6 +99,8 @@ class Scenario(BaseModel):
 
     match: list[str] = Field(default_factory=list)
     plan: dict[str, Any]
+    # What this scenario's plan changes, when a change request chose it.
+    changes: str = Field("", max_length=2000)
     red: list[Edit] = Field(default_factory=list)
     green: list[Edit] = Field(default_factory=list)
     # How long each execution phase pretends to work (to exercise cancel and timeouts).
@@ -249,6 +255,19 @@ def _discover(brief: TaskBrief, workspace: Path, progress: Progress) -> list[str
     return hits[:20]
 
 
+UNSCRIPTED_CHANGE = "The scripted agent has no script for this change; the plan is unchanged."
+
+
+def _changes(scenario: Scenario, plan: Plan, brief: TaskBrief) -> str:
+    """What a revised scripted plan says it changed: the scenario's words, or nothing."""
+    revision = brief.revision
+    if revision is not None and plan.model_dump(
+        exclude={"changes"}
+    ) == revision.previous.model_dump(exclude={"changes"}):
+        return UNSCRIPTED_CHANGE
+    return scenario.changes or "Follows the script's scenario for the change requested."
+
+
 class ScriptedPlanner:
     """Plans from the repo's script; without one, from a plain search of the repo."""
 
@@ -260,14 +279,17 @@ class ScriptedPlanner:
     ) -> PlanOutcome:
         """Propose the scenario's plan, validated like any agent's."""
         progress("Reading the repository")
-        scenario = choose(load_script(workspace), brief.description)
+        scenario = choose(load_script(workspace), brief.request_text)
         if scenario is not None:
             try:
                 plan = Plan.model_validate(scenario.plan)
             except ValidationError as exc:
                 raise AgentError(f"The scripted plan is not a valid plan: {exc}") from None
+            if brief.revision is not None:
+                plan = plan.model_copy(update={"changes": _changes(scenario, plan, brief)})
             return PlanOutcome(plan=plan, run=AgentRun(summary="scripted plan", turns=1))
         files = _discover(brief, workspace, progress)
+        changes = "" if brief.revision is None else UNSCRIPTED_CHANGE
         plan = Plan(
             summary=f"Scripted agent: no script for this task. {brief.description[:200]}",
             root_cause="Not diagnosed: the scripted agent only follows scripts.",
@@ -280,6 +302,7 @@ class ScriptedPlanner:
             test_command=brief.repo.test_command,
             risk="medium",
             estimated_minutes=30,
+            changes=changes,
         )
         return PlanOutcome(plan=plan, run=AgentRun(summary="search-only plan", turns=1))
 
@@ -313,7 +336,7 @@ class ScriptedExecutor:
         control: RunControl | None,
     ) -> AgentRun:
         control = control or RunControl()
-        scenario = choose(load_script(workspace), brief.description)
+        scenario = choose(load_script(workspace), brief.request_text)
         if scenario is None:
             raise AgentError(
                 "The scripted agent has no script for this task, so it changed nothing. "

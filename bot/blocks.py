@@ -25,7 +25,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.mrkdwn import escape as escape  # re-exported: the card builders import it from here
-from jobs.models import Approval, Task
+from jobs.models import Approval, PlanVersion, Task
 from jobs.states import CANCELLABLE, TaskState
 
 HEADER_LIMIT = 150
@@ -60,8 +60,13 @@ APPROVE_WITH_COMMENT = "plan_approve_comment"
 REJECT = "plan_reject"
 CANCEL = "task_cancel"
 RETRY = "task_retry"
+# Also offered on the Home tab: the id is part of the interface, not of this module.
+REQUEST_CHANGES = "plan_request_changes"
 REJECT_VIEW = "reject_reason"
 APPROVE_VIEW = "approve_comment"
+CHANGES_VIEW = "plan_changes"
+# Buttons whose value names a plan version (`plan_value`), not only a task.
+PLAN_BUTTONS = (APPROVE, APPROVE_WITH_COMMENT, REJECT, REQUEST_CHANGES)
 
 
 # What `escape` writes; a cut inside one would show Slack a stray `&am`.
@@ -204,6 +209,26 @@ def approvers_of(approvals: Sequence[Approval]) -> list[str]:
     return [a.user_id for a in approvals if a.decision == "approve"]
 
 
+def plan_version(task: Task) -> int:
+    """The version of the task's plan (1 for a task not yet stored, whose column is unset)."""
+    return task.plan_version or 1
+
+
+def current_decisions(task: Task, approvals: Sequence[Approval]) -> list[Approval]:
+    """The decisions on the task's current plan version (earlier versions' do not count)."""
+    return [a for a in approvals if (a.plan_version or 1) == plan_version(task)]
+
+
+def plan_value(task: Task) -> str:
+    """A plan button's value: the task and the plan version it decides (`12:2`)."""
+    return f"{task.id}:{plan_version(task)}"
+
+
+def plan_heading(key: str, version: int) -> str:
+    """`Plan for T-3`, then `Plan v2 for T-3` once a change was asked for."""
+    return f"Plan for {key}" if version <= 1 else f"Plan v{version} for {key}"
+
+
 def render_status_card(
     task: Task,
     approvals: Sequence[Approval] = (),
@@ -215,6 +240,7 @@ def render_status_card(
 ) -> list[dict[str, Any]]:
     """The one card per task, edited in place as the task moves."""
     state = task.task_state
+    approvals = current_decisions(task, approvals)
     pairs = [
         ("State", f"{STATE_EMOJI[state]} {state.label}"),
         ("Requester", mention(task.requester)),
@@ -291,34 +317,22 @@ def render_plan(
     agent: str = "scripted agent",
     scripted: bool = True,
     sandboxed: bool = True,
+    revision: PlanVersion | None = None,
 ) -> list[dict[str, Any]]:
-    """The plan in the task's thread, with Approve / Reject while it awaits a decision."""
+    """The plan in the task's thread, with Approve / Reject while it awaits a decision.
+
+    From v2 on, what changed and the change asked for come first (`revision`: the
+    current version's row).
+    """
     plan = task.plan or {}
-    blocks: list[Block] = [
-        header(f"Plan for {task.key}"),
-        section(f"*Summary*\n{escape(str(plan.get('summary', '')))}"),
-        section(f"*Root cause*\n{escape(str(plan.get('root_cause', '')))}"),
-    ]
-    files = [f"• `{escape(str(name))}`" for name in plan.get("affected_files", [])]
-    if files:
-        blocks.extend(listed("*Affected files*", files))
-    steps = [
-        f"{n}. *{escape(str(step.get('kind')))}* — {escape(str(step.get('description')))}"
-        for n, step in enumerate(plan.get("steps", []), 1)
-    ]
-    blocks.extend(listed("*Steps (tests first)*", steps))
+    approvals = current_decisions(task, approvals)
+    blocks: list[Block] = [header(plan_heading(task.key, plan_version(task)))]
+    if plan_version(task) > 1:
+        blocks.extend(_revision_blocks(plan, revision))
+    blocks.extend(_plan_blocks(plan))
     # From here on (facts, notes, decision): kept whole when a long plan is cut.
     body = len(blocks)
-    blocks.append(
-        fields_section(
-            [
-                ("Test command", f"`{escape(str(plan.get('test_command', '')))}`"),
-                ("Risk", str(plan.get("risk", "?"))),
-                ("Estimate", f"{plan.get('estimated_minutes', '?')} min"),
-                ("Approvals needed", str(required)),
-            ]
-        )
-    )
+    blocks.append(_plan_facts(plan, required))
     result = task.result or {}
     if result.get("plan_pr_url"):
         blocks.append(context(f":memo: PLAN.md in draft PR {result['plan_pr_url']}"))
@@ -334,6 +348,64 @@ def render_plan(
     blocks.append(DividerBlock())
     blocks.extend(_decision_blocks(task, approvals, required))
     return finish(blocks, keep_last=len(blocks) - body)
+
+
+def render_superseded_plan(task: Task, shown: PlanVersion) -> list[dict[str, Any]]:
+    """An earlier version's message once a newer one is posted: its plan, no buttons."""
+    plan = shown.plan or {}
+    blocks: list[Block] = [header(plan_heading(task.key, shown.version))]
+    if shown.version > 1:
+        blocks.extend(_revision_blocks(plan, shown))
+    blocks.extend(_plan_blocks(plan))
+    body = len(blocks)
+    blocks.append(_plan_facts(plan, None))
+    blocks.append(DividerBlock())
+    blocks.append(
+        section(
+            f":arrows_counterclockwise: Superseded by v{plan_version(task)}; "
+            "its buttons are in the newer plan below."
+        )
+    )
+    return finish(blocks, keep_last=len(blocks) - body)
+
+
+def _revision_blocks(plan: dict[str, Any], revision: PlanVersion | None) -> list[Block]:
+    """What a revised plan changed, and the change it answers."""
+    changed = escape(str(plan.get("changes") or "")) or "_The planner did not say._"
+    blocks: list[Block] = [section(f"*What changed*\n{changed}")]
+    if revision is not None and revision.feedback:
+        who = mention(revision.requested_by or "")
+        blocks.append(
+            context(f"Changes asked by {who}: {escape(plain_clip(revision.feedback, 1500))}")
+        )
+    return blocks
+
+
+def _plan_blocks(plan: dict[str, Any]) -> list[Block]:
+    blocks: list[Block] = [
+        section(f"*Summary*\n{escape(str(plan.get('summary', '')))}"),
+        section(f"*Root cause*\n{escape(str(plan.get('root_cause', '')))}"),
+    ]
+    files = [f"• `{escape(str(name))}`" for name in plan.get("affected_files", [])]
+    if files:
+        blocks.extend(listed("*Affected files*", files))
+    steps = [
+        f"{n}. *{escape(str(step.get('kind')))}* — {escape(str(step.get('description')))}"
+        for n, step in enumerate(plan.get("steps", []), 1)
+    ]
+    blocks.extend(listed("*Steps (tests first)*", steps))
+    return blocks
+
+
+def _plan_facts(plan: dict[str, Any], required: int | None) -> SectionBlock:
+    pairs = [
+        ("Test command", f"`{escape(str(plan.get('test_command', '')))}`"),
+        ("Risk", str(plan.get("risk", "?"))),
+        ("Estimate", f"{plan.get('estimated_minutes', '?')} min"),
+    ]
+    if required is not None:
+        pairs.append(("Approvals needed", str(required)))
+    return fields_section(pairs)
 
 
 def _decision_blocks(task: Task, approvals: Sequence[Approval], required: int) -> list[Block]:
@@ -359,14 +431,21 @@ def _decision_blocks(task: Task, approvals: Sequence[Approval], required: int) -
             ActionsBlock(
                 block_id=f"plan-{task.id}-decision",
                 elements=[
-                    button("Approve", APPROVE, str(task.id), style="primary"),
-                    button("Approve with comment…", APPROVE_WITH_COMMENT, str(task.id)),
-                    button("Reject…", REJECT, str(task.id), style="danger"),
+                    button("Approve", APPROVE, plan_value(task), style="primary"),
+                    button("Approve with comment…", APPROVE_WITH_COMMENT, plan_value(task)),
+                    button("Request changes…", REQUEST_CHANGES, plan_value(task)),
+                    button("Reject…", REJECT, plan_value(task), style="danger"),
                 ],
             )
         )
     elif state == TaskState.CANCELLED and not approved:
         blocks.append(context("Cancelled before a decision."))
+    elif state in (TaskState.QUEUED, TaskState.PLANNING):
+        blocks.append(
+            context(
+                f":pencil2: Changes were asked for; v{plan_version(task) + 1} is being written."
+            )
+        )
     return blocks
 
 
@@ -514,7 +593,32 @@ def render_task_list(tasks: Sequence[Task], heading: str) -> list[dict[str, Any]
     return finish([section(f"*{escape(heading)}*\n" + "\n".join(lines))])
 
 
-def reason_modal(task: Task, *, approve: bool, channel: str | None) -> View:
+def changes_modal(task: Task, *, channel: str | None, version: int | None) -> View:
+    """The modal that asks what to change in the plan (Request changes…)."""
+    from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
+
+    shown = version or plan_version(task)
+    return View(
+        type="modal",
+        callback_id=CHANGES_VIEW,
+        private_metadata=f"{task.id}|{channel or ''}|{shown}",
+        title=PlainTextObject(text="Request changes"),
+        submit=PlainTextObject(text="Send to planner"),
+        close=PlainTextObject(text="Cancel"),
+        blocks=[
+            section(f"*{escape(plain_clip(title(task), 200))}* · plan v{shown}"),
+            InputBlock(
+                block_id="reason",
+                label=PlainTextObject(text="What should change in the plan?"),
+                element=PlainTextInputElement(action_id="text", multiline=True, max_length=2000),
+            ),
+        ],
+    )
+
+
+def reason_modal(
+    task: Task, *, approve: bool, channel: str | None, version: int | None = None
+) -> View:
     """The modal that asks for a rejection reason (or an approval comment)."""
     from slack_sdk.models.blocks import InputBlock, PlainTextInputElement
 
@@ -522,7 +626,7 @@ def reason_modal(task: Task, *, approve: bool, channel: str | None) -> View:
     return View(
         type="modal",
         callback_id=APPROVE_VIEW if approve else REJECT_VIEW,
-        private_metadata=f"{task.id}|{channel or ''}",
+        private_metadata=f"{task.id}|{channel or ''}|{version or plan_version(task)}",
         title=PlainTextObject(text="Approve plan" if approve else "Reject plan"),
         submit=PlainTextObject(text="Approve" if approve else "Reject"),
         close=PlainTextObject(text="Cancel"),

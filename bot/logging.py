@@ -238,7 +238,7 @@ def task_in_request(body: dict[str, Any]) -> str | None:
     """
     from bot import blocks
     from bot.commands import parse
-    from bot.listeners.fields import button_value, modal_task_id, row_id
+    from bot.listeners.fields import button_value, modal_task_id, plan_ref, row_id
     from jobs.exceptions import BadRequest
 
     task_id: int | None = None
@@ -246,20 +246,18 @@ def task_in_request(body: dict[str, Any]) -> str | None:
     if kind == "block_actions":
         actions = body.get("actions")
         action = actions[0] if isinstance(actions, list) and actions else None
-        task_buttons = (
-            blocks.APPROVE,
-            blocks.APPROVE_WITH_COMMENT,
-            blocks.REJECT,
-            blocks.CANCEL,
-            blocks.RETRY,
-        )
+        task_buttons = (blocks.CANCEL, blocks.RETRY)
         if isinstance(action, dict) and action.get("action_id") in task_buttons:
             task_id = row_id(button_value(body))
+        elif isinstance(action, dict) and action.get("action_id") in blocks.PLAN_BUTTONS:
+            ref = plan_ref(button_value(body))
+            task_id = None if ref is None else ref[0]
     elif kind == "view_submission":
         view = body.get("view")
         if isinstance(view, dict) and view.get("callback_id") in (
             blocks.REJECT_VIEW,
             blocks.APPROVE_VIEW,
+            blocks.CHANGES_VIEW,
         ):
             task_id = modal_task_id(view)
     elif body.get("command"):

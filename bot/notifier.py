@@ -29,8 +29,9 @@ from bot.masked_client import MaskedClient
 from jobs.aws.actions import AWS_ACTION_SOURCE
 from jobs.config import AgentbotConfig
 from jobs.db import Database
-from jobs.models import Approval, Task
+from jobs.models import Approval, PlanVersion, Task
 from jobs.notify import PostedReport, SavingsListing
+from jobs.revisions import versions_of
 from jobs.states import TaskState
 from jobs.tasks import approvals_of, get_task
 
@@ -110,9 +111,10 @@ class SlackNotifier:
                 with self.db.session() as session:
                     task = get_task(session, task_id)
                     approvals = list(approvals_of(session, task_id))
+                    versions = list(versions_of(session, task_id))
                 if task.slack_version >= task.version:
                     break
-                self._render(task, approvals)
+                self._render(task, approvals, versions)
                 shown = task
         if shown is not None and self.home is not None:
             # After the lock: the Homes are published by a job of their own, later.
@@ -123,7 +125,9 @@ class SlackNotifier:
         if self.home is not None:
             self.home.publish(user, notice)
 
-    def _render(self, task: Task, decided: list[Approval]) -> None:
+    def _render(
+        self, task: Task, decided: list[Approval], versions: list[PlanVersion] | None = None
+    ) -> None:
         # An AWS action has its own card, plan and outcome (bot.aws.cost_blocks).
         action = task.source == AWS_ACTION_SOURCE
         card = (
@@ -165,9 +169,12 @@ class SlackNotifier:
                     agent=self.agent,
                     scripted=self.scripted,
                     sandboxed=self.sandboxed,
+                    revision=next(
+                        (v for v in versions or () if v.version == task.plan_version), None
+                    ),
                 )
             )
-            plan_text = f"Plan for {task.key}"
+            plan_text = blocks.plan_heading(task.key, task.plan_version)
             if task.plan_ts is None:
                 response = self._post(
                     channel=task.channel, thread_ts=task.thread_ts, blocks=plan, text=plan_text
@@ -175,6 +182,7 @@ class SlackNotifier:
                 updates["plan_ts"] = str(response["ts"])
             else:
                 self._update(channel=task.channel, ts=task.plan_ts, blocks=plan, text=plan_text)
+            self._supersede(task, versions or [])
         if task.task_state.is_terminal and task.outcome_ts is None:
             self._finish_progress(task)
             outcome = (
@@ -196,6 +204,25 @@ class SlackNotifier:
             session.execute(
                 update(Task).where(Task.id == task.id).values(slack_version=task.version, **updates)
             )
+
+    def _supersede(self, task: Task, versions: list[PlanVersion]) -> None:
+        """Edit the messages of versions older than the task's into "Superseded by vN"."""
+        for shown in versions:
+            stale = shown.version < task.plan_version and shown.plan is not None
+            if not stale or shown.message_ts is None or shown.superseded_shown:
+                continue
+            self._update(
+                channel=task.channel,
+                ts=shown.message_ts,
+                blocks=blocks.render_superseded_plan(task, shown),
+                text=f"{blocks.plan_heading(task.key, shown.version)} (superseded)",
+            )
+            with self.db.session() as session:
+                session.execute(
+                    update(PlanVersion)
+                    .where(PlanVersion.id == shown.id)
+                    .values(superseded_shown=True)
+                )
 
     def _finish_progress(self, task: Task) -> None:
         if task.progress_ts is None:

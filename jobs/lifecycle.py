@@ -27,6 +27,7 @@ from jobs.exceptions import BadRequest, Conflict, LimitReached, NotAllowed, Unav
 from jobs.limits import check_limits, count_refusal
 from jobs.models import Approval, Task, utcnow
 from jobs.queues import Queues
+from jobs.revisions import check_current, request_change
 from jobs.states import CANCELLABLE, TaskState
 from jobs.tasks import create_task, get_task, transition
 
@@ -186,12 +187,26 @@ class Lifecycle:
 
     # -- deciding ---------------------------------------------------------------------
 
-    def approve(self, task_id: int, user: str, comment: str | None = None) -> Decision:
-        """Record an approval; the N-th distinct approver moves the task on.
+    def approve(
+        self,
+        task_id: int,
+        user: str,
+        comment: str | None = None,
+        *,
+        plan_version: int | None = None,
+    ) -> Decision:
+        """Record an approval of the current plan version; the N-th distinct approver moves it.
+
+        Args:
+            task_id: The task.
+            user: Who approves.
+            comment: What they said with it.
+            plan_version: The version the click was on; None (a command) is the latest.
 
         Raises:
             NotAllowed: The user may not approve this task.
-            Conflict: The task is not awaiting approval (already decided, cancelled…).
+            Conflict: The task is not awaiting approval (already decided, cancelled…),
+                or `plan_version` was superseded.
         """
         if comment is not None:
             comment = checked_text(comment, "comment", MAX_COMMENT)
@@ -201,9 +216,12 @@ class Lifecycle:
             # The row lock serializes approvers of one task, so N racing approvals
             # are counted one after another and exactly one of them moves it.
             task = get_task(session, task_id, for_update=True)
+            check_current(task, plan_version)
+            version = task.plan_version
             already = session.execute(
                 select(Approval.id).where(
                     Approval.task_id == task_id,
+                    Approval.plan_version == version,
                     Approval.user_id == user,
                     Approval.decision == "approve",
                 )
@@ -212,12 +230,21 @@ class Lifecycle:
                 raise Conflict(f"You already approved {task.key}.")
             self._check_awaiting(task)
             session.add(
-                Approval(task_id=task_id, user_id=user, decision="approve", comment=comment)
+                Approval(
+                    task_id=task_id,
+                    user_id=user,
+                    decision="approve",
+                    comment=comment,
+                    plan_version=version,
+                )
             )
             session.flush()
+            # Approvals of an earlier version were of another plan: they do not count.
             count = session.execute(
                 select(func.count(func.distinct(Approval.user_id))).where(
-                    Approval.task_id == task_id, Approval.decision == "approve"
+                    Approval.task_id == task_id,
+                    Approval.plan_version == version,
+                    Approval.decision == "approve",
                 )
             ).scalar_one()
             moved = False
@@ -242,7 +269,9 @@ class Lifecycle:
             self.queues.enqueue_sync(task_id)
         return Decision(task=task, moved=moved, approvals=count, required=required)
 
-    def reject(self, task_id: int, user: str, reason: str) -> Task:
+    def reject(
+        self, task_id: int, user: str, reason: str, *, plan_version: int | None = None
+    ) -> Task:
         """Reject a plan; one approver's rejection ends the task.
 
         Where a reason is optional (the slash command), the caller passes `NO_REASON`;
@@ -259,8 +288,17 @@ class Lifecycle:
         self._require_decider(task_id, user)
         with self._session() as session:
             task = get_task(session, task_id, for_update=True)
+            check_current(task, plan_version)
             self._check_awaiting(task)
-            session.add(Approval(task_id=task_id, user_id=user, decision="reject", comment=reason))
+            session.add(
+                Approval(
+                    task_id=task_id,
+                    user_id=user,
+                    decision="reject",
+                    comment=reason,
+                    plan_version=task.plan_version,
+                )
+            )
             if not transition(
                 session,
                 task_id,
@@ -273,6 +311,54 @@ class Lifecycle:
             session.refresh(task)
         self.queues.enqueue_sync(task_id)
         return task
+
+    def request_changes(
+        self, task_id: int, user: str, feedback: str, *, plan_version: int | None = None
+    ) -> int:
+        """Send the plan back to the planner with what to change; returns the version asked for.
+
+        Awaiting approval, the task is queued for planning at once (its buttons go);
+        while a plan is still being made, the request waits for it to be done.
+
+        Raises:
+            NotAllowed: Neither its requester nor an approver.
+            BadRequest: A blank or oversized request.
+            Conflict: No plan that can change, a superseded `plan_version`, or the
+                revision cap reached.
+        """
+        feedback = checked_text(feedback.strip(), "change request", MAX_COMMENT)
+        if not feedback:
+            raise BadRequest("Say what to change in the plan.")
+        self._require_requester_or_approver(task_id, user, "change the plan of")
+        with self._session() as session:
+            task = get_task(session, task_id, for_update=True)
+            if task.task_state == TaskState.AWAITING_APPROVAL:
+                check_current(task, plan_version)
+            asked = request_change(
+                session, task, user, feedback, max_revisions=self.config.agent.max_plan_revisions
+            )
+            job_id = self.queues.new_job_id(task_id, plan=True)
+            if asked.revise_now and not transition(
+                session,
+                task_id,
+                TaskState.AWAITING_APPROVAL,
+                TaskState.QUEUED,
+                actor=user,
+                reason=f"changes requested for plan v{asked.version}",
+                job_id=job_id,
+            ):
+                raise Conflict(f"{task.key} was decided a moment ago.")
+            key = task.key
+        previous = asked.version - 1
+        if asked.revise_now:
+            self._enqueue(task_id, job_id, plan=True)
+            note = f"the planner is writing v{asked.version}."
+        else:
+            note = f"v{asked.version} follows once the plan being made is done."
+        self._say(
+            task_id, f":pencil2: <@{user}> asked for changes to plan v{previous} of {key}; {note}"
+        )
+        return asked.version
 
     def _requester_of(self, task_id: int) -> str:
         # Read without a lock: the requester of a task never changes.

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -57,6 +58,8 @@ class Task(Base):
     outcome_ts: Mapped[str | None] = mapped_column(String(32), default=None)
     slack_version: Mapped[int] = mapped_column(Integer, default=0)
     plan: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    # The version `plan` is (or, before the first plan, will be); approvals are of one.
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)
     result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     job_id: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -108,9 +111,44 @@ class Approval(Base):
     user_id: Mapped[str] = mapped_column(String(64))
     decision: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str | None] = mapped_column(Text, default=None)
+    # The plan version decided on: an approval of v1 does not count for v2.
+    plan_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    __table_args__ = (UniqueConstraint("task_id", "user_id", "decision"),)
+    __table_args__ = (
+        UniqueConstraint(
+            "task_id",
+            "plan_version",
+            "user_id",
+            "decision",
+            name="uq_approvals_task_version_user_decision",
+        ),
+    )
+
+
+class PlanVersion(Base):
+    """One version of a task's plan: v1, then one per change request.
+
+    A row whose `plan` is still None is a change request the planner has not answered
+    yet; `message_ts` is the Slack message that showed the version, edited to say
+    "Superseded" once a newer one is posted (`superseded_shown`).
+    """
+
+    __tablename__ = "plan_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    plan: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    changes: Mapped[str | None] = mapped_column(Text, default=None)
+    feedback: Mapped[str | None] = mapped_column(Text, default=None)
+    requested_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    message_ts: Mapped[str | None] = mapped_column(String(32), default=None)
+    superseded_shown: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    planned_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (UniqueConstraint("task_id", "version", name="uq_plan_versions_task_version"),)
 
 
 class SlackDelivery(Base):

@@ -48,11 +48,13 @@ CANCELLABLE = frozenset(
 
 ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     TaskState.QUEUED: frozenset({TaskState.PLANNING, TaskState.CANCELLED, TaskState.FAILED}),
+    # Back to queued: a change was asked for while the plan was being made.
     TaskState.PLANNING: frozenset(
-        {TaskState.AWAITING_APPROVAL, TaskState.FAILED, TaskState.CANCELLED}
+        {TaskState.AWAITING_APPROVAL, TaskState.QUEUED, TaskState.FAILED, TaskState.CANCELLED}
     ),
+    # Back to queued: Request changes sends the plan to the planner for its next version.
     TaskState.AWAITING_APPROVAL: frozenset(
-        {TaskState.APPROVED, TaskState.REJECTED, TaskState.CANCELLED}
+        {TaskState.APPROVED, TaskState.REJECTED, TaskState.QUEUED, TaskState.CANCELLED}
     ),
     TaskState.APPROVED: frozenset({TaskState.EXECUTING, TaskState.CANCELLED, TaskState.FAILED}),
     TaskState.EXECUTING: frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED}),

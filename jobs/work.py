@@ -37,7 +37,7 @@ from agents.workspace import (
     conventional_subject,
     git,
 )
-from jobs import origin, scope
+from jobs import origin, revisions, scope
 from jobs.aws import actions as aws_actions
 from jobs.config import RepoConfig
 from jobs.context import JobContext, current
@@ -307,7 +307,12 @@ def plan_task(task_id: int) -> None:
     watch = _Watch(ctx, task_id)
     try:
         repo = _repo(ctx, task)
-        brief = brief_for(task, repo)
+        # A change asked of the last plan makes this its next version (jobs.revisions).
+        with ctx.db.session() as session:
+            revision = revisions.revision_for(session, task)
+            version = task.plan_version if revision is None else revision.version
+            asked = revisions.change_requests(session, task_id, upto=version)
+        brief = dataclasses.replace(brief_for(task, repo), change_requests=asked, revision=revision)
         pair = ctx.agents(repo)
         watch.progress("Preparing the workspace")
         workspace = ctx.workspaces.prepare(brief.repo, task.key)
@@ -316,7 +321,7 @@ def plan_task(task_id: int) -> None:
         if watch.cancelled():
             return
         # Commit and push are fenced: a newer job's PLAN.md and pull request win.
-        _record_plan(ctx, task, workspace, outcome.plan)
+        _record_plan(ctx, task, workspace, outcome.plan, version)
     except AgentError as exc:
         watch.flush()
         _fail(ctx, task_id, TaskState.PLANNING, f"Planning failed: {exc}")
@@ -324,29 +329,49 @@ def plan_task(task_id: int) -> None:
     previous = dict(task.result or {})
     result = {
         **previous,
-        **_publish_plan(ctx, task, repo, outcome.plan),
+        **_publish_plan(ctx, task, repo, outcome.plan, version),
         "agent_runs": [*previous.get("agent_runs", []), _run_record("plan", outcome.run)],
     }
+    columns: dict[str, Any] = {
+        "plan": outcome.plan.model_dump(),
+        "plan_version": version,
+        "result": result,
+        "agent_cost_usd": task.agent_cost_usd + outcome.run.cost_usd,
+    }
+    revise_again = False
     with ctx.db.session() as session:
-        moved = _own(session, task_id) is not None and transition(
-            session,
-            task_id,
-            TaskState.PLANNING,
-            TaskState.AWAITING_APPROVAL,
-            reason="plan ready",
-            plan=outcome.plan.model_dump(),
-            result=result,
-            agent_cost_usd=task.agent_cost_usd + outcome.run.cost_usd,
-        )
-    if moved:
+        owned = _own(session, task_id)
+        moved = False
+        if owned is not None:
+            if version > owned.plan_version:
+                columns["plan_ts"] = None  # a new version: a new message in the thread
+            # A change asked for while this plan was being made is planned at once.
+            revise_again = revisions.record_plan(session, owned, version, outcome.plan) is not None
+            if revise_again:
+                columns["job_id"] = ctx.queues.new_job_id(task_id, plan=True)
+            moved = transition(
+                session,
+                task_id,
+                TaskState.PLANNING,
+                TaskState.QUEUED if revise_again else TaskState.AWAITING_APPROVAL,
+                reason="plan ready" if not revise_again else f"plan v{version} ready; revising it",
+                **columns,
+            )
+    if moved and revise_again:
+        _moved(ctx, TaskState.QUEUED)
+        ctx.queues.enqueue_phase_and_sync(task_id, str(columns["job_id"]), plan=True)
+    elif moved:
         _moved(ctx, TaskState.AWAITING_APPROVAL)
         ctx.notifier.sync(task_id)
 
 
-def _record_plan(ctx: JobContext, task: Task, workspace: Path, plan: Plan) -> None:
+def _record_plan(ctx: JobContext, task: Task, workspace: Path, plan: Plan, version: int) -> None:
     """Commit PLAN.md on the task's branch and push it, so the plan is reviewable."""
-    (workspace / PLAN_FILE).write_text(render_plan_markdown(task.key, task.description, plan))
-    ctx.workspaces.commit_all(workspace, f"docs: plan for {task.key}\n\nTask: {task.key}")
+    (workspace / PLAN_FILE).write_text(
+        render_plan_markdown(task.key, task.description, plan, version=version)
+    )
+    which = f"plan v{version}" if version > 1 else "plan"
+    ctx.workspaces.commit_all(workspace, f"docs: {which} for {task.key}\n\nTask: {task.key}")
     ctx.workspaces.push(workspace, task.key)
 
 
@@ -376,7 +401,9 @@ def _pull_links(ctx: JobContext, task_id: int, pull_repo: str) -> dict[str, str 
     }
 
 
-def _publish_plan(ctx: JobContext, task: Task, repo: RepoConfig, plan: Plan) -> dict[str, Any]:
+def _publish_plan(
+    ctx: JobContext, task: Task, repo: RepoConfig, plan: Plan, version: int = 1
+) -> dict[str, Any]:
     """Open (or refresh) the task's draft pull request carrying the plan."""
     target = _github_for(ctx, repo)
     if target is None:
@@ -389,7 +416,12 @@ def _publish_plan(ctx: JobContext, task: Task, repo: RepoConfig, plan: Plan) -> 
             base=repo.default_branch,
             title=pull_title(plan),
             body=render_pull_body(
-                task.key, task.description, plan, None, **_pull_links(ctx, task.id, name)
+                task.key,
+                task.description,
+                plan,
+                None,
+                version=version,
+                **_pull_links(ctx, task.id, name),
             ),
             draft=True,
         )
@@ -423,7 +455,12 @@ def _publish_ready(
             base=repo.default_branch,
             title=pull_title(plan),
             body=render_pull_body(
-                task.key, task.description, plan, verification, **_pull_links(ctx, task.id, name)
+                task.key,
+                task.description,
+                plan,
+                verification,
+                version=task.plan_version,
+                **_pull_links(ctx, task.id, name),
             ),
             draft=False,
         )
@@ -466,6 +503,7 @@ def render_pull_body(
     *,
     closes: str | None = None,
     thread: str | None = None,
+    version: int = 1,
 ) -> str:
     """The pull request's body: the request, the plan, and what the bot itself verified.
 
@@ -476,8 +514,10 @@ def render_pull_body(
         verification: The bot's own test runs, once it has verified the fix.
         closes: The issue the task came from (`#7` or `owner/name#7`); merging closes it.
         thread: The link to the task's Slack thread.
+        version: Which version of the plan it is (v2 after a change was asked for).
     """
     steps = [f"{n}. **{s.kind}**: {s.description}" for n, s in enumerate(plan.steps, 1)]
+    changed = [f"**What changed:** {_no_mentions(plan.changes)}", ""] if plan.changes else []
     origin_lines = [f"Closes {closes}"] if closes else []
     if thread:
         origin_lines.append(f"Slack thread (plan, approval, progress): {thread}")
@@ -488,7 +528,8 @@ def render_pull_body(
         "### Request",
         _fenced(description[:3000]),
         "",
-        "### Plan",
+        "### Plan" + (f" (v{version})" if version > 1 else ""),
+        *changed,
         f"**Summary:** {_no_mentions(plan.summary)}",
         "",
         f"**Root cause:** {_no_mentions(plan.root_cause)}",
@@ -564,13 +605,15 @@ def _drop_test_run_output(workspace: Path, made: list[FileChange], keep: set[str
         log.info("left %s out of the commit: the test command wrote it", change.path)
 
 
-def render_plan_markdown(key: str, description: str, plan: Plan) -> str:
-    """PLAN.md as committed on the task's branch."""
+def render_plan_markdown(key: str, description: str, plan: Plan, *, version: int = 1) -> str:
+    """PLAN.md as committed on the task's branch (the latest version of the plan)."""
+    changed = ["## What changed", plan.changes, ""] if plan.changes else []
     lines = [
-        f"# Plan for {key}",
+        f"# Plan v{version} for {key}" if version > 1 else f"# Plan for {key}",
         "",
         f"> {description.splitlines()[0][:300] if description else ''}",
         "",
+        *changed,
         "## Summary",
         plan.summary,
         "",
@@ -617,7 +660,9 @@ def execute_task(task_id: int) -> None:
     repo: RepoConfig | None = None
     try:
         repo = _repo(ctx, task)
-        brief = brief_for(task, repo)
+        with ctx.db.session() as session:
+            asked = revisions.change_requests(session, task_id, upto=task.plan_version)
+        brief = dataclasses.replace(brief_for(task, repo), change_requests=asked)
         plan = approved_plan(task.plan)
         pair = ctx.agents(repo)
         watch.progress("Preparing the workspace")

@@ -65,6 +65,25 @@ PLAN = {
     "estimated_minutes": 10,
 }
 
+# A change asked for on PLAN ("also 25% off 80.00 is 60.00") makes this one its v2.
+TEST_QUARTER_OFF = """
+
+def test_quarter_off_80_is_60():
+    assert apply_discount(80.0, 25) == 60.0
+"""
+
+PLAN_WITH_QUARTER = {
+    **PLAN,
+    "steps": [
+        {
+            "kind": "test",
+            "description": "Add tests/test_discount.py: 10% off 200 is 180, 25% off 80 is 60.",
+        },
+        {"kind": "implement", "description": "Compute the discount as price * percent / 100."},
+        {"kind": "verify", "description": "Run the whole suite; all tests pass."},
+    ],
+}
+
 # Specific scenarios first: the first whose words all appear is the one followed.
 SCRIPT = {
     "scenarios": [
@@ -117,6 +136,21 @@ SCRIPT = {
             "plan": {"summary": "no steps at all"},
             "red": [],
             "green": [],
+        },
+        {
+            "match": ["discount", "60.00"],
+            "plan": PLAN_WITH_QUARTER,
+            "changes": "The failing test also checks that 25% off 80.00 is 60.00.",
+            "red": [
+                {"write": "tests/test_discount.py", "content": TEST_DISCOUNT + TEST_QUARTER_OFF}
+            ],
+            "green": [
+                {
+                    "replace": "pricing.py",
+                    "old": "return round(price - percent, 2)",
+                    "new": "return round(price * (1 - percent / 100), 2)",
+                }
+            ],
         },
         {
             "match": ["discount"],

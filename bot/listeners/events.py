@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.commands import SUBCOMMANDS
+from bot.listeners import thread_replies
 from bot.listeners.commands import perform
 from bot.services import Services
-from jobs.models import Task
-from jobs.running import RunningTasks, task_in_thread
-from jobs.states import TaskState
 from jobs.thread_reply import enqueue_reply
 
 # The bot's own mention (and any before it) opens the text: `<@U0BOT> run …`.
@@ -93,51 +89,6 @@ def reply_to_mention(
     )
 
 
-# -- replies in a task's thread --------------------------------------------------------
-
-ThreadRoute = Callable[[Services, dict[str, Any], Task, str], None]
-
-
-def to_running_agent(services: Services, event: dict[str, Any], task: Task, words: str) -> None:
-    """While the agent runs: the requester's or an approver's words reach it, and are
-    acknowledged; anyone else's are ignored quietly."""
-    running = RunningTasks(services.db, services.redis, services.access)
-    if running.author(task, str(event["user"])) is None:
-        return
-    if services.config.agent.kind == "codex":
-        # `codex exec` reads its stdin only before it starts.
-        note = "Codex takes no messages while it runs; nothing was passed on."
-    elif running.send(task, str(event["user"]), words):
-        note = (
-            "Passed to the agent; it reads it at its next step. The approved plan still "
-            "decides what may change."
-        )
-    else:
-        return
-    reply_to_mention(services, event, f":speech_balloon: {note}", public=True)
-
-
-# A mention in a task's thread goes by the task's state; a state without a route (or a
-# reply that starts with a command word) is read as a command, as anywhere else.
-THREAD_ROUTES: dict[TaskState, ThreadRoute] = {
-    TaskState.EXECUTING: to_running_agent,
-}
-
-
-def route_thread_mention(services: Services, event: dict[str, Any], words: str) -> bool:
-    """Hand a mention in a task's thread to its state's route; False when none takes it."""
-    thread_ts = event.get("thread_ts")
-    first = words.split(maxsplit=1)[0].lower() if words else ""
-    if not thread_ts or first in SUBCOMMANDS:
-        return False
-    task = task_in_thread(services.db, str(event["channel"]), str(thread_ts))
-    route = None if task is None else THREAD_ROUTES.get(task.task_state)
-    if task is None or route is None:
-        return False
-    route(services, event, task, words)
-    return True
-
-
 def register(app: App, services: Services) -> None:
     """Register the event listeners."""
 
@@ -145,10 +96,10 @@ def register(app: App, services: Services) -> None:
     def app_mention(event: dict[str, Any]) -> None:
         if event.get("bot_id"):
             return  # another app's message; never answer bots (no loops)
-        answer = Ack()  # type: ignore[no-untyped-call]
         words = command_text(str(event.get("text") or ""))
-        if route_thread_mention(services, event, words):
-            return
+        if thread_replies.route(services, event, words):
+            return  # a reply to a task in its thread, routed by the task's state
+        answer = Ack()  # type: ignore[no-untyped-call]
         perform(services, answer, words, str(event["user"]), str(event["channel"]))
         said = answer_of(answer)
         if said is not None:

@@ -37,6 +37,36 @@ def task_id_of(value: Any) -> int:
     return task_id
 
 
+def plan_ref(value: Any) -> tuple[int, int | None] | None:
+    """The task and plan version a plan button's value names (`12:2`, or a bare `12`).
+
+    A bare task id (a button that predates plan versions) means the latest version.
+    """
+    text = value.strip() if isinstance(value, str) else None
+    if not text:
+        return None
+    head, colon, tail = text.partition(":")
+    task_id = row_id(head)
+    if task_id is None:
+        return None
+    if not colon:
+        return task_id, None
+    version = row_id(tail)
+    return None if version is None else (task_id, version)
+
+
+def plan_ref_of(value: Any) -> tuple[int, int | None]:
+    """Like `plan_ref`, refusing a value that names no task.
+
+    Raises:
+        BadRequest: The value is not a plan button's.
+    """
+    ref = plan_ref(value)
+    if ref is None:
+        raise BadRequest(NO_TASK)
+    return ref
+
+
 def channel_of(body: dict[str, Any]) -> str | None:
     """The channel a click came from (None in a DM-less or malformed payload)."""
     channel = body.get("channel")
@@ -69,6 +99,13 @@ def modal_task_id(view: dict[str, Any]) -> int | None:
     """The task a reason modal is about (first in its metadata), or None when it names none."""
     metadata = view.get("private_metadata")
     return row_id(metadata.split("|", 1)[0]) if isinstance(metadata, str) else None
+
+
+def modal_plan_version(view: dict[str, Any]) -> int | None:
+    """The plan version a modal was opened on (third in its metadata), or None (the latest)."""
+    metadata = view.get("private_metadata")
+    parts = metadata.split("|") if isinstance(metadata, str) else []
+    return row_id(parts[2]) if len(parts) > 2 else None
 
 
 def modal_input(view: dict[str, Any]) -> tuple[int, str]:

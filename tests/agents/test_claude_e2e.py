@@ -36,6 +36,7 @@ from jobs.models import Task
 from jobs.tasks import get_task
 from sandbox.fakeslack import FakeSlack
 from sandbox.sample import PLAN, TEST_DISCOUNT
+from tests.bot.test_events import mention
 from tests.conftest import (
     APPROVER,
     APPROVER_2,
@@ -55,7 +56,6 @@ from tests.fakes.claude_cli import ensure_claude_cli
 from tests.fakes.github_server import FakeGitHub
 from tests.procs import sandboxed
 from tests.slackclient import SlackUser, texts
-from tests.bot.test_events import mention
 
 MODEL = "claude-sonnet-4-5"
 BUGGY = "return round(price - percent, 2)"

@@ -141,10 +141,11 @@ def test_a_plan_of_very_many_steps_is_cut_to_fifty_blocks_keeping_its_buttons() 
         assert block is not None
         block.validate_json()
     assert blocks.LEFT_OUT in str(rendered)
-    # The decision survives the cut: the last block holds Approve, Approve with comment, Reject.
+    # The decision survives the cut: the last block holds the plan's four buttons.
     assert [e["action_id"] for e in rendered[-1]["elements"]] == [
         blocks.APPROVE,
         blocks.APPROVE_WITH_COMMENT,
+        blocks.REQUEST_CHANGES,
         blocks.REJECT,
     ]
     assert "*Test command*" in str(rendered) and "Approvals needed" in str(rendered)

@@ -24,10 +24,10 @@ from jobs.config import AgentbotConfig
 from jobs.models import Task
 from sandbox.fakeslack import FakeSlack, Message
 from sandbox.sample import PLAN, TEST_DISCOUNT
-from tests.conftest import APPROVER, REQUESTER, STRANGER, git
-from tests.slackclient import SlackUser, texts
 from tests.bot.test_events import mention
 from tests.bot.test_metrics import scrape
+from tests.conftest import APPROVER, REQUESTER, STRANGER, git
+from tests.slackclient import SlackUser, texts
 
 FIX = {
     "replace": "pricing.py",
