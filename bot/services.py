@@ -152,6 +152,9 @@ class Services:
     """Everything a process needs, built once from settings."""
 
     settings: Settings
+    # The file as the settings read it, handed down; a field so that a test (or the
+    # sandbox) can run the same wiring under another configuration.
+    config: AgentbotConfig
     db: Database
     redis: Redis
     queues: Queues
@@ -161,11 +164,6 @@ class Services:
     # Why the AWS reports cannot run yet (an estate still being set up), or None when
     # they can. Asked before every `/agent aws …`; a sentence means nothing is queued.
     aws_pending: Callable[[], str | None] = field(default=lambda: None)
-
-    @property
-    def config(self) -> AgentbotConfig:
-        """The configuration file, as the settings read it."""
-        return self.settings.config
 
 
 def build_services(settings: Settings) -> Services:
@@ -184,6 +182,7 @@ def build_services(settings: Settings) -> Services:
     access = AccessPolicy(config.access, GroupDirectory(slack).members)
     return Services(
         settings=settings,
+        config=config,
         db=db,
         redis=redis,
         queues=queues,

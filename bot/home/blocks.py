@@ -17,6 +17,7 @@ from bot.blocks import (
     APPROVE_WITH_COMMENT,
     CANCEL,
     REJECT,
+    REQUEST_CHANGES,
     RETRY,
     STATE_EMOJI,
     button,
@@ -27,6 +28,9 @@ from bot.blocks import (
     header,
     mention,
     plain_clip,
+    plan_heading,
+    plan_value,
+    plan_version,
     section,
 )
 from jobs.home import CostSummary, HomeData, OpsFigures, ScanSummary, TeamFigures
@@ -78,7 +82,8 @@ def _waiting(data: HomeData) -> list[Block]:
     for task in data.waiting:
         blocks.append(
             section(
-                f"*{task_link(task)}*\nby {mention(task.requester)} · `{escape(task.repo)}` · "
+                f"*{task_link(task)}*\n{plan_heading(task.key, plan_version(task))} · by "
+                f"{mention(task.requester)} · `{escape(task.repo)}` · "
                 f"waiting {elapsed(task, data.now)}"
             )
         )
@@ -91,9 +96,12 @@ def _waiting(data: HomeData) -> list[Block]:
             ActionsBlock(
                 block_id=f"home-plan-{task.id}",
                 elements=[
-                    button("Approve", APPROVE, str(task.id), style="primary"),
-                    button("Approve with comment…", APPROVE_WITH_COMMENT, str(task.id)),
-                    button("Reject…", REJECT, str(task.id), style="danger"),
+                    # The version rides on the button: a Home drawn before a revision
+                    # cannot approve the newer plan unseen.
+                    button("Approve", APPROVE, plan_value(task), style="primary"),
+                    button("Approve with comment…", APPROVE_WITH_COMMENT, plan_value(task)),
+                    button("Request changes…", REQUEST_CHANGES, plan_value(task)),
+                    button("Reject…", REJECT, plan_value(task), style="danger"),
                 ],
             )
         )

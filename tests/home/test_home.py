@@ -58,7 +58,7 @@ def test_approver_approves_from_home_and_the_task_executes(
     home = view_text(user.home(APPROVER))
     assert "Waiting for you" in home and "T-1 · fix the discount calculation" in home
 
-    response = user.click_home(APPROVER, blocks.APPROVE, "1")
+    response = user.click_home(APPROVER, blocks.APPROVE, "1:1")
     assert response.status == 200
     user.work()
 
@@ -92,7 +92,7 @@ def test_own_plan_is_not_waiting_for_its_requester_when_self_approval_is_off(
         for e in b["elements"]
         if e.get("action_id") == blocks.APPROVE
     }
-    assert values == {"2"}
+    assert values == {"2:1"}
     other = user.home(APPROVER_2)["blocks"]
     assert {
         e.get("value")
@@ -100,7 +100,7 @@ def test_own_plan_is_not_waiting_for_its_requester_when_self_approval_is_off(
         if b.get("type") == "actions"
         for e in b["elements"]
         if e.get("action_id") == blocks.APPROVE
-    } == {"1", "2"}
+    } == {"1:1", "2:1"}
     requester = view_text(user.home(REQUESTER))
     assert "Only approvers decide plans" in requester
     assert "T-2 · fix the totals" in requester and "Cancel" in requester
@@ -283,7 +283,7 @@ def test_reject_and_cancel_work_from_home(
         user.open_home(person)
     user.work("default")
 
-    assert user.click_home(APPROVER, blocks.REJECT, "1").status == 200
+    assert user.click_home(APPROVER, blocks.REJECT, "1:1").status == 200
     modal = slack.views[-1]
     assert modal["callback_id"] == blocks.REJECT_VIEW
     assert user.submit_view(modal, APPROVER, "not this quarter").status == 200
@@ -317,3 +317,45 @@ def test_a_failed_task_shows_its_error_and_retries_from_home(
     user.work()
     assert state_of(services) == TaskState.AWAITING_APPROVAL
     assert "Retry" not in view_text(user.home(REQUESTER))
+
+
+def test_request_changes_from_home_revises_the_plan_and_a_stale_home_cannot_approve(
+    user: SlackUser, services: Services, slack: FakeSlack
+) -> None:
+    """Request changes… on Home opens the thread's modal and makes Plan v2; Home then shows
+    v2, and an Approve still carrying v1 (a Home drawn before the revision) is refused."""
+    planned(user)
+    user.open_home(APPROVER)
+    user.work("default")
+    stale = user.home(APPROVER)
+    assert "Plan for T-1" in view_text(stale)
+
+    assert user.click_home(APPROVER, blocks.REQUEST_CHANGES, "1:1").status == 200
+    modal = slack.views[-1]
+    assert modal["callback_id"] == blocks.CHANGES_VIEW
+    change = "Also cover 25% off 80.00, which must give 60.00."
+    assert user.submit_view(modal, APPROVER, change).status == 200
+    user.work("default", "plan")
+    user.work("default")
+
+    with services.db.session() as session:
+        task = get_task(session, 1)
+        assert task.task_state == TaskState.AWAITING_APPROVAL and task.plan_version == 2
+    assert any(m.text == "Plan v2 for T-1" for m in user.thread())
+    assert "Plan v2 for T-1" in view_text(user.home(APPROVER))
+
+    button = next(
+        e
+        for b in stale["blocks"]
+        if b.get("type") == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == blocks.APPROVE
+    )
+    assert button["value"] == "1:1"
+    user.deliver(_payload(user.home_click_body(APPROVER, stale, button, "home-plan-1")))
+    user.work("default")
+    assert state_of(services) == TaskState.AWAITING_APPROVAL
+    assert "Plan v1 of T-1 was superseded by v2" in view_text(user.home(APPROVER))
+
+    assert user.click_home(APPROVER, blocks.APPROVE, "1:2").status == 200
+    assert state_of(services) == TaskState.APPROVED

@@ -33,13 +33,13 @@ def test_first_of_two_approvals_from_home(
         user.open_home(person)
     user.work("default")
 
-    assert user.click_home(APPROVER, blocks.APPROVE, "1").status == 200
+    assert user.click_home(APPROVER, blocks.APPROVE, "1:1").status == 200
     user.work("default")
     first = view_text(user.home(APPROVER))
     assert "Your approval of T-1 is recorded (1 of 2)." in first
     assert "You approved; it waits for another approver." in first
     assert ":warning:" not in first
 
-    assert user.click_home(APPROVER_2, blocks.APPROVE, "1").status == 200
+    assert user.click_home(APPROVER_2, blocks.APPROVE, "1:1").status == 200
     with services.db.session() as session:
         assert get_task(session, 1).task_state == TaskState.APPROVED
