@@ -16,6 +16,7 @@ const EMOJI = {
   rotating_light: "🚨", sleeping: "😴", small_red_triangle: "🔺", small_red_triangle_down: "🔻",
   sparkles: "✨", stopwatch: "⏱️", tada: "🎉", warning: "⚠️", wastebasket: "🗑️",
   white_check_mark: "✅", white_circle: "⚪", x: "❌", zzz: "💤", package: "📦",
+  octagonal_sign: "🛑", pencil2: "✏️", speech_balloon: "💬",
   card_file_box: "🗃️", desktop_computer: "🖥️", floppy_disk: "💾", globe_with_meridians: "🌐",
   electric_plug: "🔌", satellite: "📡", chart: "💹", receipt: "🧾", hourglass_done: "⌛",
   arrow_down_small: "🔽", arrow_up_small: "🔼", paperclip: "📎", thread: "🧵", clipboard: "📋",

@@ -166,7 +166,7 @@ def test_the_gunicorn_master_loads_no_orm_no_aws_sdk_and_no_rich(
     probe = subprocess.run(
         [sys.executable, "-c", MASTER_PROBE, ",".join([*HEAVY, "sqlalchemy.orm", "sqlalchemy"])],
         env=env,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         capture_output=True,
         text=True,
         timeout=60,
