@@ -61,6 +61,7 @@ def test_retry_with_a_valid_approved_plan_executes_it_again(user: SlackUser) -> 
     with user.services.db.session() as session:
         task = get_task(session, 1)
         approvals = list(session.execute(select(Approval.user_id)).scalars())
-    assert task.state == "approved" and task.plan == {**PLAN, "changes": ""} and task.approved_at is not None
+    assert task.state == "approved" and task.plan == {**PLAN, "changes": ""}
+    assert task.approved_at is not None
     assert approvals == [APPROVER]
     assert user.services.queues.lengths()["execute"] == 1
