@@ -224,6 +224,17 @@ def plan_value(task: Task) -> str:
     return f"{task.id}:{plan_version(task)}"
 
 
+def plan_buttons(task: Task) -> list[ButtonElement]:
+    """The decisions on a plan, each carrying the version it decides: in the thread and on Home."""
+    value = plan_value(task)
+    return [
+        button("Approve", APPROVE, value, style="primary"),
+        button("Approve with comment…", APPROVE_WITH_COMMENT, value),
+        button("Request changes…", REQUEST_CHANGES, value),
+        button("Reject…", REJECT, value, style="danger"),
+    ]
+
+
 def plan_heading(key: str, version: int) -> str:
     """`Plan for T-3`, then `Plan v2 for T-3` once a change was asked for."""
     return f"Plan for {key}" if version <= 1 else f"Plan v{version} for {key}"
@@ -430,12 +441,7 @@ def _decision_blocks(task: Task, approvals: Sequence[Approval], required: int) -
         blocks.append(
             ActionsBlock(
                 block_id=f"plan-{task.id}-decision",
-                elements=[
-                    button("Approve", APPROVE, plan_value(task), style="primary"),
-                    button("Approve with comment…", APPROVE_WITH_COMMENT, plan_value(task)),
-                    button("Request changes…", REQUEST_CHANGES, plan_value(task)),
-                    button("Reject…", REJECT, plan_value(task), style="danger"),
-                ],
+                elements=plan_buttons(task),
             )
         )
     elif state == TaskState.CANCELLED and not approved:

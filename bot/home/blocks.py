@@ -13,11 +13,7 @@ from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock
 from slack_sdk.models.views import View
 
 from bot.blocks import (
-    APPROVE,
-    APPROVE_WITH_COMMENT,
     CANCEL,
-    REJECT,
-    REQUEST_CHANGES,
     RETRY,
     STATE_EMOJI,
     button,
@@ -28,8 +24,8 @@ from bot.blocks import (
     header,
     mention,
     plain_clip,
+    plan_buttons,
     plan_heading,
-    plan_value,
     plan_version,
     section,
 )
@@ -95,14 +91,9 @@ def _waiting(data: HomeData) -> list[Block]:
         blocks.append(
             ActionsBlock(
                 block_id=f"home-plan-{task.id}",
-                elements=[
-                    # The version rides on the button: a Home drawn before a revision
-                    # cannot approve the newer plan unseen.
-                    button("Approve", APPROVE, plan_value(task), style="primary"),
-                    button("Approve with comment…", APPROVE_WITH_COMMENT, plan_value(task)),
-                    button("Request changes…", REQUEST_CHANGES, plan_value(task)),
-                    button("Reject…", REJECT, plan_value(task), style="danger"),
-                ],
+                # The version rides on the buttons: a Home drawn before a revision
+                # cannot approve the newer plan unseen.
+                elements=plan_buttons(task),
             )
         )
     return blocks
